@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    fastsam_track::cli::main()
+}

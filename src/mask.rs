@@ -1,0 +1,513 @@
+//! Binary instance masks in compact form.
+//!
+//! A [`Mask`] covers an image of `img_w x img_h` pixels but stores only the pixels inside a
+//! rectangle (its region of interest), and may defer even that: a model can hand out a lazy
+//! [`MaskSource`] (for FastSAM: the box plus the proto-resolution logits crop) which is rendered
+//! at most once, on first use. Full-frame pixels are produced only on request
+//! ([`Mask::to_bitmap`], [`Mask::to_rle`]).
+//!
+//! RLE follows COCO's *uncompressed* convention: column-major order (index = `x*h + y`), runs
+//! alternate starting with zeros (the first count may be 0), `size = [h, w]`.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+/// An integer pixel rectangle: columns `x..x+w`, rows `y..y+h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct PixelRect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl PixelRect {
+    pub fn new(x: u32, y: u32, w: u32, h: u32) -> Self {
+        Self { x, y, w, h }
+    }
+    pub fn area(&self) -> u64 {
+        self.w as u64 * self.h as u64
+    }
+    pub fn is_empty(&self) -> bool {
+        self.w == 0 || self.h == 0
+    }
+    pub fn right(&self) -> u32 {
+        self.x + self.w
+    }
+    pub fn bottom(&self) -> u32 {
+        self.y + self.h
+    }
+    /// Intersection, or `None` when the rectangles do not overlap.
+    pub fn intersect(&self, o: &PixelRect) -> Option<PixelRect> {
+        let x0 = self.x.max(o.x);
+        let y0 = self.y.max(o.y);
+        let x1 = self.right().min(o.right());
+        let y1 = self.bottom().min(o.bottom());
+        (x1 > x0 && y1 > y0).then(|| PixelRect::new(x0, y0, x1 - x0, y1 - y0))
+    }
+    /// The pixel rectangle covered by a continuous box, clamped to `w x h`
+    /// (pixel `i` is covered when `x1 <= i < x2`, as Ultralytics crops masks).
+    pub fn from_box_clamped(x1: f32, y1: f32, x2: f32, y2: f32, w: u32, h: u32) -> PixelRect {
+        let cx0 = x1.max(0.0).ceil().min(w as f32) as u32;
+        let cy0 = y1.max(0.0).ceil().min(h as f32) as u32;
+        let cx1 = x2.max(0.0).ceil().min(w as f32) as u32;
+        let cy1 = y2.max(0.0).ceil().min(h as f32) as u32;
+        PixelRect::new(cx0, cy0, cx1.saturating_sub(cx0), cy1.saturating_sub(cy0))
+    }
+}
+
+/// A full-frame binary bitmap, row-major, one byte per pixel (0 or 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bitmap {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl Bitmap {
+    pub fn zeros(width: u32, height: u32) -> Self {
+        Self { width, height, data: vec![0; width as usize * height as usize] }
+    }
+    #[inline]
+    pub fn get(&self, x: u32, y: u32) -> bool {
+        self.data[y as usize * self.width as usize + x as usize] != 0
+    }
+    pub fn area(&self) -> u64 {
+        self.data.iter().filter(|&&v| v != 0).count() as u64
+    }
+    /// Intersection over union with another bitmap of the same size (0 when both are empty).
+    pub fn iou(&self, other: &Bitmap) -> f64 {
+        assert_eq!((self.width, self.height), (other.width, other.height), "bitmap sizes differ");
+        let (mut inter, mut uni) = (0u64, 0u64);
+        for (&a, &b) in self.data.iter().zip(&other.data) {
+            let (a, b) = (a != 0, b != 0);
+            inter += (a && b) as u64;
+            uni += (a || b) as u64;
+        }
+        if uni == 0 { 0.0 } else { inter as f64 / uni as f64 }
+    }
+    pub fn to_rle(&self) -> Rle {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut enc = RleEncoder::new();
+        for x in 0..w {
+            for y in 0..h {
+                enc.push(self.data[y * w + x] != 0, 1);
+            }
+        }
+        enc.finish(self.height, self.width)
+    }
+}
+
+/// A binary mask stored only inside `rect` of an `img_w x img_h` image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoiBitmap {
+    pub img_w: u32,
+    pub img_h: u32,
+    pub rect: PixelRect,
+    /// `rect.w * rect.h` bytes, row-major inside `rect`, 0 or 1.
+    pub data: Vec<u8>,
+}
+
+impl RoiBitmap {
+    pub fn empty(img_w: u32, img_h: u32) -> Self {
+        Self { img_w, img_h, rect: PixelRect::default(), data: Vec::new() }
+    }
+    /// Value at image coordinates (false outside the ROI).
+    #[inline]
+    pub fn get(&self, x: u32, y: u32) -> bool {
+        let r = &self.rect;
+        if x < r.x || y < r.y || x >= r.right() || y >= r.bottom() {
+            return false;
+        }
+        self.data[((y - r.y) * r.w + (x - r.x)) as usize] != 0
+    }
+    pub fn area(&self) -> u64 {
+        self.data.iter().filter(|&&v| v != 0).count() as u64
+    }
+    /// Tight bounding rectangle of the set pixels (`None` when empty).
+    pub fn tight_rect(&self) -> Option<PixelRect> {
+        let r = self.rect;
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0u32, 0u32);
+        for yy in 0..r.h {
+            let row = &self.data[(yy * r.w) as usize..((yy + 1) * r.w) as usize];
+            if let Some(first) = row.iter().position(|&v| v != 0) {
+                let last = row.iter().rposition(|&v| v != 0).unwrap_or(first);
+                x0 = x0.min(first as u32);
+                x1 = x1.max(last as u32 + 1);
+                y0 = y0.min(yy);
+                y1 = yy + 1;
+            }
+        }
+        (x0 != u32::MAX).then(|| PixelRect::new(r.x + x0, r.y + y0, x1 - x0, y1 - y0))
+    }
+    /// Intersection over union, computed only where the two ROIs overlap.
+    pub fn iou(&self, other: &RoiBitmap) -> f64 {
+        let inter = self.intersection_area(other, 0, 0);
+        let uni = self.area() + other.area() - inter;
+        if uni == 0 { 0.0 } else { inter as f64 / uni as f64 }
+    }
+    /// Number of set pixels shared with `other` shifted by `(dx, dy)` pixels.
+    pub fn intersection_area(&self, other: &RoiBitmap, dx: i32, dy: i32) -> u64 {
+        let (a, b) = (&self.rect, &other.rect);
+        let bx0 = b.x as i64 + dx as i64;
+        let by0 = b.y as i64 + dy as i64;
+        let x0 = (a.x as i64).max(bx0);
+        let y0 = (a.y as i64).max(by0);
+        let x1 = (a.right() as i64).min(bx0 + b.w as i64);
+        let y1 = (a.bottom() as i64).min(by0 + b.h as i64);
+        if x1 <= x0 || y1 <= y0 {
+            return 0;
+        }
+        let mut n = 0u64;
+        for y in y0..y1 {
+            let ra = ((y - a.y as i64) * a.w as i64) as usize;
+            let rb = ((y - by0) * b.w as i64) as usize;
+            let sa = &self.data[ra + (x0 - a.x as i64) as usize..ra + (x1 - a.x as i64) as usize];
+            let sb = &other.data[rb + (x0 - bx0) as usize..rb + (x1 - bx0) as usize];
+            n += sa.iter().zip(sb).filter(|(p, q)| **p != 0 && **q != 0).count() as u64;
+        }
+        n
+    }
+    /// The full-frame bitmap at the image's own size.
+    pub fn to_full(&self) -> Bitmap {
+        let mut bm = Bitmap::zeros(self.img_w, self.img_h);
+        let r = self.rect;
+        for yy in 0..r.h {
+            let src = &self.data[(yy * r.w) as usize..((yy + 1) * r.w) as usize];
+            let off = ((r.y + yy) * self.img_w + r.x) as usize;
+            bm.data[off..off + r.w as usize].copy_from_slice(src);
+        }
+        bm
+    }
+    /// COCO uncompressed RLE at the image's own size, in O(img_w + ROI area).
+    pub fn to_rle(&self) -> Rle {
+        let r = self.rect;
+        let h = self.img_h;
+        let mut enc = RleEncoder::new();
+        for x in 0..self.img_w {
+            if r.is_empty() || x < r.x || x >= r.right() {
+                enc.push(false, h);
+                continue;
+            }
+            enc.push(false, r.y);
+            let col = x - r.x;
+            for yy in 0..r.h {
+                enc.push(self.data[(yy * r.w + col) as usize] != 0, 1);
+            }
+            enc.push(false, h - r.bottom());
+        }
+        enc.finish(self.img_h, self.img_w)
+    }
+}
+
+/// COCO-style uncompressed RLE (column-major, runs start with zeros).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rle {
+    /// `[height, width]`.
+    pub size: [u32; 2],
+    pub counts: Vec<u32>,
+}
+
+/// Errors decoding an RLE mask.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid RLE: counts sum to {sum}, but size {h}x{w} needs {expected}")]
+pub struct RleError {
+    pub sum: u64,
+    pub h: u32,
+    pub w: u32,
+    pub expected: u64,
+}
+
+impl Rle {
+    pub fn height(&self) -> u32 {
+        self.size[0]
+    }
+    pub fn width(&self) -> u32 {
+        self.size[1]
+    }
+    pub fn area(&self) -> u64 {
+        self.counts.iter().skip(1).step_by(2).map(|&c| c as u64).sum()
+    }
+    fn check(&self) -> Result<(), RleError> {
+        let sum: u64 = self.counts.iter().map(|&c| c as u64).sum();
+        let expected = self.size[0] as u64 * self.size[1] as u64;
+        if sum != expected {
+            return Err(RleError { sum, h: self.size[0], w: self.size[1], expected });
+        }
+        Ok(())
+    }
+    pub fn to_bitmap(&self) -> Result<Bitmap, RleError> {
+        self.check()?;
+        let (h, w) = (self.size[0] as usize, self.size[1] as usize);
+        let mut bm = Bitmap::zeros(w as u32, h as u32);
+        let mut idx = 0usize;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if i % 2 == 1 {
+                for k in idx..idx + c as usize {
+                    let (x, y) = (k / h, k % h);
+                    bm.data[y * w + x] = 1;
+                }
+            }
+            idx += c as usize;
+        }
+        Ok(bm)
+    }
+    /// Decode into a [`RoiBitmap`] cropped to the set pixels.
+    pub fn to_roi(&self) -> Result<RoiBitmap, RleError> {
+        let full = self.to_bitmap()?;
+        Ok(RoiBitmap::from_full(&full))
+    }
+    /// IoU of two RLEs of the same size, computed on the runs.
+    pub fn iou(&self, other: &Rle) -> Result<f64, RleError> {
+        self.check()?;
+        other.check()?;
+        let ia = runs(&self.counts);
+        let ib = runs(&other.counts);
+        let inter = intersect_runs(&ia, &ib);
+        let uni = self.area() + other.area() - inter;
+        Ok(if uni == 0 { 0.0 } else { inter as f64 / uni as f64 })
+    }
+}
+
+fn runs(counts: &[u32]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(counts.len() / 2);
+    let mut pos = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        if i % 2 == 1 && c > 0 {
+            out.push((pos, pos + c as u64));
+        }
+        pos += c as u64;
+    }
+    out
+}
+
+fn intersect_runs(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if hi > lo {
+            n += hi - lo;
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    n
+}
+
+impl RoiBitmap {
+    /// Crop a full-frame bitmap to the tight rectangle of its set pixels.
+    pub fn from_full(bm: &Bitmap) -> RoiBitmap {
+        let whole = RoiBitmap {
+            img_w: bm.width,
+            img_h: bm.height,
+            rect: PixelRect::new(0, 0, bm.width, bm.height),
+            data: bm.data.clone(),
+        };
+        match whole.tight_rect() {
+            None => RoiBitmap::empty(bm.width, bm.height),
+            Some(r) => {
+                let mut data = Vec::with_capacity(r.area() as usize);
+                for y in r.y..r.bottom() {
+                    let off = (y * bm.width) as usize;
+                    data.extend_from_slice(&bm.data[off + r.x as usize..off + r.right() as usize]);
+                }
+                RoiBitmap { img_w: bm.width, img_h: bm.height, rect: r, data }
+            }
+        }
+    }
+}
+
+struct RleEncoder {
+    counts: Vec<u32>,
+    cur: bool,
+    run: u32,
+}
+
+impl RleEncoder {
+    fn new() -> Self {
+        Self { counts: Vec::new(), cur: false, run: 0 }
+    }
+    #[inline]
+    fn push(&mut self, v: bool, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if v != self.cur {
+            self.counts.push(self.run);
+            self.cur = v;
+            self.run = 0;
+        }
+        self.run += n;
+    }
+    fn finish(mut self, h: u32, w: u32) -> Rle {
+        self.counts.push(self.run);
+        Rle { size: [h, w], counts: self.counts }
+    }
+}
+
+/// A deferred mask: renders its pixels (at the original image size) on demand.
+pub trait MaskSource: Send + Sync + fmt::Debug {
+    /// `(width, height)` of the image the mask belongs to.
+    fn image_size(&self) -> (u32, u32);
+    /// Render the mask at the original image size, inside a rectangle that bounds it.
+    fn render_roi(&self) -> RoiBitmap;
+}
+
+struct MaskInner {
+    img_w: u32,
+    img_h: u32,
+    source: Option<Box<dyn MaskSource>>,
+    roi: OnceLock<RoiBitmap>,
+}
+
+/// A cheaply clonable, lazily rendered binary mask at the original image size.
+#[derive(Clone)]
+pub struct Mask(Arc<MaskInner>);
+
+impl fmt::Debug for Mask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mask")
+            .field("size", &(self.0.img_w, self.0.img_h))
+            .field("rendered", &self.0.roi.get().is_some())
+            .finish()
+    }
+}
+
+impl Mask {
+    /// A mask whose pixels are already known.
+    pub fn from_roi(roi: RoiBitmap) -> Self {
+        let (img_w, img_h) = (roi.img_w, roi.img_h);
+        let cell = OnceLock::new();
+        let _ = cell.set(roi);
+        Mask(Arc::new(MaskInner { img_w, img_h, source: None, roi: cell }))
+    }
+    /// A mask rendered on first use.
+    pub fn lazy(source: Box<dyn MaskSource>) -> Self {
+        let (img_w, img_h) = source.image_size();
+        Mask(Arc::new(MaskInner { img_w, img_h, source: Some(source), roi: OnceLock::new() }))
+    }
+    pub fn from_rle(rle: &Rle) -> Result<Self, RleError> {
+        Ok(Self::from_roi(rle.to_roi()?))
+    }
+    /// `(width, height)` of the image.
+    pub fn image_size(&self) -> (u32, u32) {
+        (self.0.img_w, self.0.img_h)
+    }
+    /// The pixels, rendered once and cached.
+    pub fn roi(&self) -> &RoiBitmap {
+        self.0.roi.get_or_init(|| match &self.0.source {
+            Some(s) => s.render_roi(),
+            None => RoiBitmap::empty(self.0.img_w, self.0.img_h),
+        })
+    }
+    pub fn area(&self) -> u64 {
+        self.roi().area()
+    }
+    pub fn to_rle(&self) -> Rle {
+        self.roi().to_rle()
+    }
+    pub fn iou(&self, other: &Mask) -> f64 {
+        self.roi().iou(other.roi())
+    }
+    /// A full-frame bitmap at `width x height` (nearest-neighbour sampling at pixel centres).
+    pub fn to_bitmap(&self, width: u32, height: u32) -> Bitmap {
+        let roi = self.roi();
+        if (width, height) == (self.0.img_w, self.0.img_h) {
+            return roi.to_full();
+        }
+        let mut bm = Bitmap::zeros(width, height);
+        let sx = self.0.img_w as f64 / width.max(1) as f64;
+        let sy = self.0.img_h as f64 / height.max(1) as f64;
+        for y in 0..height {
+            let oy = (((y as f64 + 0.5) * sy) as u32).min(self.0.img_h.saturating_sub(1));
+            for x in 0..width {
+                let ox = (((x as f64 + 0.5) * sx) as u32).min(self.0.img_w.saturating_sub(1));
+                if roi.get(ox, oy) {
+                    bm.data[(y * width + x) as usize] = 1;
+                }
+            }
+        }
+        bm
+    }
+}
+
+impl Serialize for Mask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_rle().serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Bitmap {
+        // 5 wide, 4 high; an L shape.
+        let mut bm = Bitmap::zeros(5, 4);
+        for (x, y) in [(1, 1), (1, 2), (2, 2), (3, 2)] {
+            bm.data[y * 5 + x] = 1;
+        }
+        bm
+    }
+
+    #[test]
+    fn rle_round_trip_and_column_major() {
+        let bm = sample();
+        let rle = bm.to_rle();
+        // column 0: 4 zeros; column 1: y=0 zero, y=1,2 ones, y=3 zero; ...
+        assert_eq!(rle.counts, vec![5, 2, 3, 1, 3, 1, 7]);
+        assert_eq!(rle.counts.iter().sum::<u32>(), 20);
+        assert_eq!(rle.to_bitmap().unwrap(), bm);
+        let roi = RoiBitmap::from_full(&bm);
+        assert_eq!(roi.rect, PixelRect::new(1, 1, 3, 2));
+        assert_eq!(roi.to_rle(), rle);
+        assert_eq!(roi.to_full(), bm);
+    }
+
+    #[test]
+    fn rle_starting_with_ones_has_zero_first_count() {
+        let mut bm = Bitmap::zeros(2, 2);
+        bm.data[0] = 1;
+        assert_eq!(bm.to_rle().counts, vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn iou_agrees_across_representations() {
+        let a = sample();
+        let mut b = Bitmap::zeros(5, 4);
+        for (x, y) in [(1, 1), (2, 1), (2, 2)] {
+            b.data[y * 5 + x] = 1;
+        }
+        // inter = {(1,1),(2,2)} = 2, union = 4 + 3 - 2 = 5
+        assert!((a.iou(&b) - 0.4).abs() < 1e-12);
+        let (ra, rb) = (RoiBitmap::from_full(&a), RoiBitmap::from_full(&b));
+        assert!((ra.iou(&rb) - 0.4).abs() < 1e-12);
+        assert!((a.to_rle().iou(&b.to_rle()).unwrap() - 0.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn shifted_intersection() {
+        let a = RoiBitmap::from_full(&sample());
+        // shifting a copy by (+1, 0): overlap of the horizontal bar {(1,2),(2,2),(3,2)} with
+        // {(2,2),(3,2),(4,2)} is 2 pixels, plus (1,1)->(2,1) which is not set in a: total 2
+        assert_eq!(a.intersection_area(&a, 1, 0), 2);
+        assert_eq!(a.intersection_area(&a, 0, 0), 4);
+        assert_eq!(a.intersection_area(&a, 10, 0), 0);
+    }
+
+    #[test]
+    fn bad_rle_is_an_error() {
+        let rle = Rle { size: [2, 2], counts: vec![1, 1] };
+        assert!(rle.to_bitmap().is_err());
+    }
+
+    #[test]
+    fn resize_bitmap_nearest() {
+        let m = Mask::from_roi(RoiBitmap::from_full(&sample()));
+        let big = m.to_bitmap(10, 8);
+        assert_eq!(big.area(), 16);
+        assert!(big.get(2, 2) && big.get(3, 3) && !big.get(0, 0));
+    }
+}
