@@ -457,7 +457,7 @@ mod tests {
         let bm = sample();
         let rle = bm.to_rle();
         // column 0: 4 zeros; column 1: y=0 zero, y=1,2 ones, y=3 zero; ...
-        assert_eq!(rle.counts, vec![5, 2, 3, 1, 3, 1, 7]);
+        assert_eq!(rle.counts, vec![5, 2, 3, 1, 3, 1, 5]);
         assert_eq!(rle.counts.iter().sum::<u32>(), 20);
         assert_eq!(rle.to_bitmap().unwrap(), bm);
         let roi = RoiBitmap::from_full(&bm);
