@@ -22,4 +22,4 @@ pub mod video;
 
 pub use error::{Error, Result};
 pub use mask::{Bitmap, Mask, MaskSource, PixelRect, Rle, RoiBitmap};
-pub use types::{BBox, Detection, ImageView, PixelFormat, Segmenter};
+pub use types::{BBox, Detection, ImageView, PixelFormat, SegmentTimings, Segmenter};

@@ -101,6 +101,19 @@ pub trait Segmenter: Send {
 
     /// A short human-readable description (model file, provider, input size).
     fn describe(&self) -> String;
+
+    /// Time spent in the last call, split into pre-processing, inference and post-processing.
+    fn last_timings(&self) -> SegmentTimings {
+        SegmentTimings::default()
+    }
+}
+
+/// Per-call timing of a [`Segmenter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SegmentTimings {
+    pub pre: std::time::Duration,
+    pub infer: std::time::Duration,
+    pub post: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -5,27 +5,47 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod common;
+pub mod eval_mot;
+pub mod model_cmd;
+pub mod run;
+pub mod segment;
+pub mod track_detections;
+
 /// Real-time video segmentation and tracking with FastSAM.
 ///
-/// Run `fastsam-track VIDEO` to segment and track every object in a video, or use one of the
-/// subcommands below.
+/// `fastsam-track VIDEO` segments and tracks every object in a video (file, URI or RTSP) and
+/// writes VIDEO_STEM.tracked.mp4. The subcommands below expose the individual stages.
 #[derive(Debug, Parser)]
-#[command(name = "fastsam-track", version, about, long_about = None)]
+#[command(
+    name = "fastsam-track",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  fastsam-track samples/synth_track_a.mp4 --model FastSAM-s\n  fastsam-track segment photo.jpg --point 320,240\n  fastsam-track track-detections det.txt -o tracks.txt\n  fastsam-track eval-mot --gt gt.txt --pred tracks.txt"
+)]
 pub struct Cli {
     /// Log verbosity: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: run::RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Segment images with FastSAM and write an overlay PNG and a JSON file per image.
+    /// Segment images with FastSAM; write an overlay PNG and a JSON file per image.
     Segment(segment::SegmentArgs),
+    /// Run the tracker on precomputed detections (MOTChallenge det.txt or CSV).
+    TrackDetections(track_detections::TrackDetectionsArgs),
+    /// Compute CLEAR MOT and identity metrics of tracks against ground truth.
+    EvalMot(eval_mot::EvalMotArgs),
+    /// Download official FastSAM checkpoints and convert them to ONNX.
+    Model(model_cmd::ModelCmdArgs),
 }
-
-pub mod segment;
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::{EnvFilter, fmt};
@@ -43,7 +63,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Segment(a) => segment::run(a),
+        Some(Command::Segment(a)) => segment::run(a),
+        Some(Command::TrackDetections(a)) => track_detections::run(a),
+        Some(Command::EvalMot(a)) => eval_mot::run(a),
+        Some(Command::Model(a)) => model_cmd::run(a),
+        None => run::run(cli.run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
