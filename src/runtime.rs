@@ -96,3 +96,13 @@ pub fn init(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok(LOADED.get_or_init(|| (path, env)).0.clone())
 }
+
+/// The process-wide ONNX Runtime environment that sessions are built from (loads the library first if
+/// needed; ort allows only one environment per process).
+pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environment, RuntimeError> {
+    let path = init(explicit)?;
+    LOADED
+        .get()
+        .map(|(_, env)| env.clone())
+        .ok_or_else(|| RuntimeError::Load { path, message: "environment missing after initialisation".into() })
+}
