@@ -401,8 +401,30 @@ impl FastSam {
 
     /// Preprocess and run the network; the outputs are then available from [`FastSam::raw_outputs`].
     pub fn infer(&mut self, image: &ImageView<'_>) -> Result<Letterbox, ModelError> {
-        let t0 = Instant::now();
         let lb = self.letterbox_for(image.width, image.height);
+        self.infer_with(image, &lb)?;
+        Ok(lb)
+    }
+
+    /// Like [`FastSam::infer`] with an explicit letterbox geometry (e.g. full-square padding on a
+    /// dynamic-shape model, as Ultralytics does for static exports).
+    pub fn infer_with(&mut self, image: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
+        if let Some((h, w)) = self.sig.fixed_hw
+            && (lb.input_h, lb.input_w) != (h, w)
+        {
+            return Err(ModelError::InvalidOption(format!(
+                "letterbox input {}x{} does not fit the model's fixed {w}x{h} input",
+                lb.input_w, lb.input_h
+            )));
+        }
+        if lb.input_h % self.stride != 0 || lb.input_w % self.stride != 0 {
+            return Err(ModelError::InvalidOption(format!(
+                "letterbox input {}x{} is not a multiple of the stride {}",
+                lb.input_w, lb.input_h, self.stride
+            )));
+        }
+        let t0 = Instant::now();
+        let lb = *lb;
         self.pre.run(image, &lb)?;
         let t1 = Instant::now();
         let (h, w) = (lb.input_h as usize, lb.input_w as usize);
@@ -434,7 +456,7 @@ impl FastSam {
         self.last_dims = (anchors, nm, mh, mw);
         let t2 = Instant::now();
         self.timings = SegmentTimings { pre: t1 - t0, infer: t2 - t1, post: Default::default() };
-        Ok(lb)
+        Ok(())
     }
 
     /// The raw outputs of the last [`FastSam::infer`] call.
@@ -445,19 +467,26 @@ impl FastSam {
 
     /// Segment one image and keep the intermediate values of each detection.
     pub fn segment_raw(&mut self, image: &ImageView<'_>) -> Result<(Letterbox, Vec<RawDetection>), ModelError> {
+        let lb = self.letterbox_for(image.width, image.height);
+        let dets = self.segment_raw_with(image, &lb)?;
+        Ok((lb, dets))
+    }
+
+    /// [`FastSam::segment_raw`] with an explicit letterbox geometry.
+    pub fn segment_raw_with(&mut self, image: &ImageView<'_>, lb: &Letterbox) -> Result<Vec<RawDetection>, ModelError> {
         let cfg = PostConfig {
             conf: self.opts.conf,
             iou: self.opts.iou,
             max_det: self.opts.max_det,
             retina_masks: self.opts.retina_masks,
         };
-        let lb = self.infer(image)?;
+        self.infer_with(image, lb)?;
         let t = Instant::now();
         let (anchors, nm, mh, mw) = self.last_dims;
         let protos = Protos { nm, mh, mw, data: &self.protos };
-        let dets = self.post.run(&self.out0, anchors, &protos, &lb, &cfg)?;
+        let dets = self.post.run(&self.out0, anchors, &protos, lb, &cfg)?;
         self.timings.post = t.elapsed();
-        Ok((lb, dets))
+        Ok(dets)
     }
 }
 
