@@ -36,13 +36,13 @@ fn find_in_dir(dir: &Path) -> Option<PathBuf> {
 /// Candidate directories, in search order (excluding explicit paths).
 pub fn candidate_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(d) = exe.parent() {
-            dirs.push(d.to_path_buf());
-            dirs.push(d.join("onnxruntime"));
-            for anc in d.ancestors().skip(1).take(6) {
-                dirs.push(anc.join("third_party/onnxruntime"));
-            }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(d) = exe.parent()
+    {
+        dirs.push(d.to_path_buf());
+        dirs.push(d.join("onnxruntime"));
+        for anc in d.ancestors().skip(1).take(6) {
+            dirs.push(anc.join("third_party/onnxruntime"));
         }
     }
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/onnxruntime"));
