@@ -223,12 +223,38 @@ fn compute_logits(protos: &Protos<'_>, coeffs: &[f32], x0: u32, x1: u32, y0: u32
     let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
     let mut data = vec![0f32; w * h];
     let plane = protos.mh * protos.mw;
-    for (k, &c) in coeffs.iter().enumerate().take(protos.nm) {
-        let p = &protos.data[k * plane..(k + 1) * plane];
+    let nm = protos.nm.min(coeffs.len());
+    let row_of = |k: usize, yy: usize| -> &[f32] {
+        let start = k * plane + (y0 as usize + yy) * protos.mw + x0 as usize;
+        &protos.data[start..start + w]
+    };
+    // Channels in blocks of 8 per pass over the row (one load/store of the accumulator per 8
+    // channels); the additions stay in channel order, so the result equals the plain loop.
+    let mut k = 0;
+    while k + 8 <= nm {
+        let c: [f32; 8] = std::array::from_fn(|i| coeffs[k + i]);
         for yy in 0..h {
-            let src = &p[(y0 as usize + yy) * protos.mw + x0 as usize..][..w];
+            let p: [&[f32]; 8] = std::array::from_fn(|i| row_of(k + i, yy));
             let dst = &mut data[yy * w..(yy + 1) * w];
-            for (d, &s) in dst.iter_mut().zip(src) {
+            for (x, d) in dst.iter_mut().enumerate() {
+                let mut acc = *d;
+                acc += c[0] * p[0][x];
+                acc += c[1] * p[1][x];
+                acc += c[2] * p[2][x];
+                acc += c[3] * p[3][x];
+                acc += c[4] * p[4][x];
+                acc += c[5] * p[5][x];
+                acc += c[6] * p[6][x];
+                acc += c[7] * p[7][x];
+                *d = acc;
+            }
+        }
+        k += 8;
+    }
+    for (k, &c) in coeffs.iter().enumerate().take(nm).skip(k) {
+        for yy in 0..h {
+            let src = row_of(k, yy);
+            for (d, &s) in data[yy * w..(yy + 1) * w].iter_mut().zip(src) {
                 *d += c * s;
             }
         }
@@ -329,10 +355,12 @@ impl ProtoMask {
             let dst = &mut roi.data[row * w..(row + 1) * w];
             for (d, &v) in dst.iter_mut().zip(vals) {
                 *d = (v > 0.0) as u8;
-                any |= v > 0.0;
             }
             true
         });
+        if !early {
+            any = roi.data.contains(&1);
+        }
         (roi, any)
     }
 
@@ -383,11 +411,17 @@ impl ProtoMask {
             h: sy1 - sy0,
             data: vec![0.0; ((sx1 - sx0) * (sy1 - sy0)) as usize],
         };
-        for y in sy0..sy1 {
-            for x in sx0..sx1 {
-                if native.get(x, y) {
-                    src.data[((y - sy0) * src.w + (x - sx0)) as usize] = 1.0;
-                }
+        // copy the set pixels of the native ROI that the taps read
+        let nr = native.rect;
+        let (cx0, cx1) = (sx0.max(nr.x), sx1.min(nr.right()));
+        for y in sy0.max(nr.y)..sy1.min(nr.bottom()) {
+            if cx1 <= cx0 {
+                break;
+            }
+            let srow = &native.data[((y - nr.y) * nr.w + (cx0 - nr.x)) as usize..][..(cx1 - cx0) as usize];
+            let drow = &mut src.data[((y - sy0) * src.w + (cx0 - sx0)) as usize..][..(cx1 - cx0) as usize];
+            for (d, &v) in drow.iter_mut().zip(srow) {
+                *d = v as f32;
             }
         }
         let w = rect.w as usize;
