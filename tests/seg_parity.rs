@@ -78,7 +78,8 @@ fn run_post(case: &Case, retina: bool) -> Vec<fastsam_track::model::RawDetection
     let o0 = read_f32(&case.path("output0.npy")).unwrap();
     let o1 = read_f32(&case.path("output1.npy")).unwrap();
     assert_eq!(o1.shape.len(), 4);
-    let protos = Protos { nm: o1.shape[1], mh: o1.shape[2], mw: o1.shape[3], data: &o1.data };
+    let protos =
+        Protos { nm: o1.shape[1], mh: o1.shape[2], mw: o1.shape[3], data: std::sync::Arc::new(o1.data.clone()) };
     let p = &case.json["params"];
     let cfg = PostConfig {
         conf: p["conf"].as_f64().unwrap() as f32,

@@ -20,13 +20,14 @@ use super::letterbox::{Letterbox, round_half_even};
 use crate::mask::{MaskSource, PixelRect, RoiBitmap};
 use crate::types::BBox;
 
-/// Prototype tensor `[nm, mh, mw]` (one image), CHW float32.
-#[derive(Debug, Clone, Copy)]
-pub struct Protos<'a> {
+/// Prototype tensor `[nm, mh, mw]` (one image), CHW float32, shared with the lazy masks of the
+/// frame (the model reuses the buffer once no mask holds it any more).
+#[derive(Debug, Clone)]
+pub struct Protos {
     pub nm: usize,
     pub mh: usize,
     pub mw: usize,
-    pub data: &'a [f32],
+    pub data: Arc<Vec<f32>>,
 }
 
 /// One bilinear source tap: `value = l0 * src[i0] + l1 * src[i1]` (full source-grid indices).
@@ -72,9 +73,6 @@ impl Grid {
         let o = ((y - self.y0) * self.w) as usize;
         &self.data[o..o + self.w as usize]
     }
-    fn max(&self) -> f32 {
-        self.data.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-    }
 }
 
 /// The source window `[min i0, max i1]` that a run of taps reads.
@@ -84,26 +82,45 @@ fn tap_span(t: &[Tap]) -> (u32, u32) {
     (lo, hi + 1)
 }
 
+/// Something that yields source rows for [`resample_rows`]: a materialised [`Grid`] or logits
+/// computed row by row on demand.
+trait RowSource {
+    /// The row `j` (full-grid index), starting at full-grid column `x0()`.
+    fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32];
+    fn x0(&self) -> u32;
+}
+
+impl RowSource for Grid {
+    fn row<'s>(&'s self, j: u32, _: &'s mut Vec<f32>) -> &'s [f32] {
+        Grid::row(self, j)
+    }
+    fn x0(&self) -> u32 {
+        self.x0
+    }
+}
+
 /// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, values)`; return
 /// false to stop). Arithmetic as PyTorch's CPU kernel: `h0*(w0*a + w1*b) + h1*(w0*c + w1*d)`,
-/// with the horizontal passes cached per source row.
-fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, &[f32]) -> bool) {
+/// with the horizontal passes cached per source row (each source row is requested once).
+fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, &[f32]) -> bool) {
     if xt.is_empty() || yt.is_empty() {
         return;
     }
     let w = xt.len();
     let (ylo, yhi) = tap_span(yt);
     let nrows = (yhi - ylo) as usize;
+    let sx0 = src.x0();
     let mut cache = vec![0f32; nrows * w];
     let mut done = vec![false; nrows];
     let mut out = vec![0f32; w];
+    let mut scratch = Vec::new();
     let mut ensure = |j: u32, cache: &mut Vec<f32>| {
         let k = (j - ylo) as usize;
         if !done[k] {
-            let srow = src.row(j);
+            let srow = src.row(j, &mut scratch);
             let dst = &mut cache[k * w..(k + 1) * w];
             for (d, t) in dst.iter_mut().zip(xt) {
-                *d = t.l0 * srow[(t.i0 - src.x0) as usize] + t.l1 * srow[(t.i1 - src.x0) as usize];
+                *d = t.l0 * srow[(t.i0 - sx0) as usize] + t.l1 * srow[(t.i1 - sx0) as usize];
             }
             done[k] = true;
         }
@@ -126,6 +143,7 @@ fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usiz
 #[derive(Debug)]
 pub struct FrameGeometry {
     pub lb: Letterbox,
+    pub protos: Protos,
     pub retina: bool,
     pub mh: u32,
     pub mw: u32,
@@ -169,11 +187,13 @@ fn gcd(a: i64, b: i64) -> i64 {
 }
 
 impl FrameGeometry {
-    pub fn new(lb: Letterbox, mh: u32, mw: u32, retina: bool) -> Self {
+    pub fn new(lb: Letterbox, protos: Protos, retina: bool) -> Self {
+        let (mh, mw) = (protos.mh as u32, protos.mw as u32);
         let (iw, ih) = (lb.input_w, lb.input_h);
         let (ow, oh) = (lb.orig_w, lb.orig_h);
         let mut g = FrameGeometry {
             lb,
+            protos,
             retina,
             mh,
             mw,
@@ -209,69 +229,70 @@ impl FrameGeometry {
     }
 }
 
-/// One detection's mask, computed lazily from a prototype-resolution logits window.
+/// One detection's mask, computed lazily from the frame's prototypes and its coefficients.
 #[derive(Debug)]
 pub struct ProtoMask {
     geom: Arc<FrameGeometry>,
-    /// Logits `coeffs · protos` on the prototype cells the box needs.
-    logits: Grid,
+    coeffs: Vec<f32>,
+    /// Prototype cells the box needs: columns `x0..x1`, rows `y0..y1`.
+    win: (u32, u32, u32, u32),
     /// Output rectangle: input pixels (retina=false) or original pixels (retina=true).
     rect: PixelRect,
 }
 
-fn compute_logits(protos: &Protos<'_>, coeffs: &[f32], x0: u32, x1: u32, y0: u32, y1: u32) -> Grid {
-    let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
-    let mut data = vec![0f32; w * h];
+/// Logits `coeffs · protos` of one prototype row over columns `x0..x0+out.len()`. Channels are
+/// accumulated in blocks of 8 per pass, in channel order.
+fn logits_row(protos: &Protos, coeffs: &[f32], j: u32, x0: u32, out: &mut [f32]) {
+    let w = out.len();
     let plane = protos.mh * protos.mw;
     let nm = protos.nm.min(coeffs.len());
-    let row_of = |k: usize, yy: usize| -> &[f32] {
-        let start = k * plane + (y0 as usize + yy) * protos.mw + x0 as usize;
-        &protos.data[start..start + w]
+    let data = &protos.data[..];
+    let row_of = |k: usize| -> &[f32] {
+        let start = k * plane + j as usize * protos.mw + x0 as usize;
+        &data[start..start + w]
     };
-    // Channels in blocks of 8 per pass over the row (one load/store of the accumulator per 8
-    // channels); the additions stay in channel order, so the result equals the plain loop.
+    out.fill(0.0);
     let mut k = 0;
     while k + 8 <= nm {
         let c: [f32; 8] = std::array::from_fn(|i| coeffs[k + i]);
-        for yy in 0..h {
-            let p: [&[f32]; 8] = std::array::from_fn(|i| row_of(k + i, yy));
-            let dst = &mut data[yy * w..(yy + 1) * w];
-            for (x, d) in dst.iter_mut().enumerate() {
-                let mut acc = *d;
-                acc += c[0] * p[0][x];
-                acc += c[1] * p[1][x];
-                acc += c[2] * p[2][x];
-                acc += c[3] * p[3][x];
-                acc += c[4] * p[4][x];
-                acc += c[5] * p[5][x];
-                acc += c[6] * p[6][x];
-                acc += c[7] * p[7][x];
-                *d = acc;
-            }
+        let p: [&[f32]; 8] = std::array::from_fn(|i| row_of(k + i));
+        for (x, d) in out.iter_mut().enumerate() {
+            let mut acc = *d;
+            acc += c[0] * p[0][x];
+            acc += c[1] * p[1][x];
+            acc += c[2] * p[2][x];
+            acc += c[3] * p[3][x];
+            acc += c[4] * p[4][x];
+            acc += c[5] * p[5][x];
+            acc += c[6] * p[6][x];
+            acc += c[7] * p[7][x];
+            *d = acc;
         }
         k += 8;
     }
     for (k, &c) in coeffs.iter().enumerate().take(nm).skip(k) {
-        for yy in 0..h {
-            let src = row_of(k, yy);
-            for (d, &s) in data[yy * w..(yy + 1) * w].iter_mut().zip(src) {
-                *d += c * s;
-            }
+        for (d, &s) in out.iter_mut().zip(row_of(k)) {
+            *d += c * s;
         }
     }
-    Grid { x0, y0, w: w as u32, h: h as u32, data }
+}
+
+impl RowSource for ProtoMask {
+    fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+        let (x0, x1, _, _) = self.win;
+        scratch.resize((x1 - x0) as usize, 0.0);
+        logits_row(&self.geom.protos, &self.coeffs, j, x0, scratch);
+        scratch
+    }
+    fn x0(&self) -> u32 {
+        self.win.0
+    }
 }
 
 impl ProtoMask {
     /// `input_box`: the NMS box in input pixels; `orig_box`: the box scaled to original pixels
     /// (before FastSAM's border adjustment). `coeffs`: the detection's mask coefficients.
-    pub fn new(
-        geom: Arc<FrameGeometry>,
-        protos: &Protos<'_>,
-        coeffs: &[f32],
-        input_box: &BBox,
-        orig_box: &BBox,
-    ) -> Self {
+    pub fn new(geom: Arc<FrameGeometry>, coeffs: &[f32], input_box: &BBox, orig_box: &BBox) -> Self {
         let lb = geom.lb;
         let (rect, xs, ys): (PixelRect, (u32, u32), (u32, u32));
         if !geom.retina {
@@ -297,9 +318,18 @@ impl ProtoMask {
                 (xs, ys) = (gx, gy);
             }
         }
-        let logits =
-            if rect.is_empty() { Grid::default() } else { compute_logits(protos, coeffs, xs.0, xs.1, ys.0, ys.1) };
-        ProtoMask { geom, logits, rect }
+        ProtoMask { geom, coeffs: coeffs.to_vec(), win: (xs.0, xs.1, ys.0, ys.1), rect }
+    }
+
+    /// The logits on the whole prototype window, materialised.
+    fn logits_grid(&self) -> Grid {
+        let (x0, x1, y0, y1) = self.win;
+        let w = (x1 - x0) as usize;
+        let mut data = vec![0f32; w * (y1 - y0) as usize];
+        for (j, row) in (y0..y1).zip(data.chunks_exact_mut(w.max(1))) {
+            logits_row(&self.geom.protos, &self.coeffs, j, x0, row);
+        }
+        Grid { x0, y0, w: x1 - x0, h: y1 - y0, data }
     }
 
     /// The output rectangle of [`ProtoMask::native_mask`]: input pixels for retina=false, original
@@ -316,8 +346,7 @@ impl ProtoMask {
         let r = self.rect;
         let mut roi =
             RoiBitmap { img_w, img_h, rect: r, data: if early { Vec::new() } else { vec![0; r.area() as usize] } };
-        if r.is_empty() || self.logits.max() <= 0.0 {
-            // a bilinear mix of non-positive logits is never positive
+        if r.is_empty() {
             return (roi, false);
         }
         let (xt, yt) = if g.retina {
@@ -325,29 +354,9 @@ impl ProtoMask {
         } else {
             (&g.in_x[r.x as usize..r.right() as usize], &g.in_y[r.y as usize..r.bottom() as usize])
         };
-        let src_owned;
-        let src = if g.retina && g.f > 1 {
-            // materialise the needed window of the f-times upsampled logits
-            let (gx0, gx1) = tap_span(xt);
-            let (gy0, gy1) = tap_span(yt);
-            let mut data = Vec::with_capacity(((gx1 - gx0) * (gy1 - gy0)) as usize);
-            resample_rows(
-                &self.logits,
-                &g.g_x[gx0 as usize..gx1 as usize],
-                &g.g_y[gy0 as usize..gy1 as usize],
-                |_, row| {
-                    data.extend_from_slice(row);
-                    true
-                },
-            );
-            src_owned = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
-            &src_owned
-        } else {
-            &self.logits
-        };
         let mut any = false;
         let w = r.w as usize;
-        resample_rows(src, xt, yt, |row, vals| {
+        let mut row_fn = |row: usize, vals: &[f32]| {
             if early {
                 any = vals.iter().any(|&v| v > 0.0);
                 return !any;
@@ -357,7 +366,22 @@ impl ProtoMask {
                 *d = (v > 0.0) as u8;
             }
             true
-        });
+        };
+        if g.retina && g.f > 1 {
+            // materialise the needed window of the f-times upsampled logits
+            let (gx0, gx1) = tap_span(xt);
+            let (gy0, gy1) = tap_span(yt);
+            let mut data = Vec::with_capacity(((gx1 - gx0) * (gy1 - gy0)) as usize);
+            let logits = self.logits_grid();
+            resample_rows(&logits, &g.g_x[gx0 as usize..gx1 as usize], &g.g_y[gy0 as usize..gy1 as usize], |_, row| {
+                data.extend_from_slice(row);
+                true
+            });
+            let grid = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
+            resample_rows(&grid, xt, yt, &mut row_fn);
+        } else {
+            resample_rows(self, xt, yt, &mut row_fn);
+        }
         if !early {
             any = roi.data.contains(&1);
         }
@@ -502,17 +526,21 @@ mod tests {
         assert_eq!(rows, y1 - y0);
     }
 
+    fn protos() -> Protos {
+        Protos { nm: 1, mh: 160, mw: 160, data: Arc::new(vec![0.0; 160 * 160]) }
+    }
+
     #[test]
     fn native_factor_follows_padding() {
         // 810x1080 on 160x160 protos: padding 160 input px (40 proto cells) -> f = 1
         let lb = Letterbox::new(810, 1080, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 1);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 1);
         // 100x98 -> 640: content 640x627, padding 13 -> odd -> f = 4
         let lb = Letterbox::new(100, 98, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 4);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 4);
         // padding 2 input px (0.5 proto cell) -> f = 2... 4*160 - 638 = 2: 2 | 1 = 3 -> gcd 1 -> f = 4
         // padding 8 -> 8|4 = 12 -> gcd 4 -> f = 1; padding 2*odd... 6 | 3 = 7 -> f = 4; 4 | 2 = 6 -> gcd 2 -> f = 2
         let lb = Letterbox::new(640, 636, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 2);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 2);
     }
 }

@@ -288,7 +288,7 @@ pub struct FastSam {
     pre: Preprocessor,
     post: Postprocessor,
     out0: Vec<f32>,
-    protos: Vec<f32>,
+    protos: std::sync::Arc<Vec<f32>>,
     last_dims: (usize, usize, usize, usize),
     timings: SegmentTimings,
 }
@@ -364,7 +364,7 @@ impl FastSam {
             pre: Preprocessor::new(),
             post: Postprocessor::new(),
             out0: Vec::new(),
-            protos: Vec::new(),
+            protos: Default::default(),
             last_dims: (0, 0, 0, 0),
             timings: SegmentTimings::default(),
         })
@@ -450,8 +450,14 @@ impl FastSam {
         }
         self.out0.clear();
         self.out0.extend_from_slice(d0);
-        self.protos.clear();
-        self.protos.extend_from_slice(d1);
+        // reuse the prototype buffer unless masks of an earlier frame still hold it
+        match std::sync::Arc::get_mut(&mut self.protos) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(d1);
+            }
+            None => self.protos = std::sync::Arc::new(d1.to_vec()),
+        }
         drop(outputs);
         self.last_dims = (anchors, nm, mh, mw);
         let t2 = Instant::now();
@@ -462,7 +468,7 @@ impl FastSam {
     /// The raw outputs of the last [`FastSam::infer`] call.
     pub fn raw_outputs(&self) -> RawOutputs<'_> {
         let (anchors, nm, mh, mw) = self.last_dims;
-        RawOutputs { out0: &self.out0, anchors, protos: Protos { nm, mh, mw, data: &self.protos } }
+        RawOutputs { out0: &self.out0, anchors, protos: Protos { nm, mh, mw, data: self.protos.clone() } }
     }
 
     /// Segment one image and keep the intermediate values of each detection.
@@ -483,7 +489,7 @@ impl FastSam {
         self.infer_with(image, lb)?;
         let t = Instant::now();
         let (anchors, nm, mh, mw) = self.last_dims;
-        let protos = Protos { nm, mh, mw, data: &self.protos };
+        let protos = Protos { nm, mh, mw, data: self.protos.clone() };
         let dets = self.post.run(&self.out0, anchors, &protos, lb, &cfg)?;
         self.timings.post = t.elapsed();
         Ok(dets)
@@ -496,7 +502,7 @@ pub struct RawOutputs<'a> {
     /// `output0` as `[rows, anchors]`.
     pub out0: &'a [f32],
     pub anchors: usize,
-    pub protos: Protos<'a>,
+    pub protos: Protos,
 }
 
 /// Register the execution provider for `device`; returns the provider's name.
