@@ -66,8 +66,8 @@ fn letterbox_matches_golden_input() {
         pre.run(&ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap(), &lb).unwrap();
         let plane = (iw * ih) as usize;
         for (i, px) in got.chunks_exact(3).enumerate().step_by(997) {
-            for c in 0..3 {
-                assert_eq!(pre.tensor[c * plane + i], px[c] as f32 / 255.0);
+            for (c, &v) in px.iter().enumerate() {
+                assert_eq!(pre.tensor[c * plane + i], v as f32 / 255.0);
             }
         }
     }

@@ -17,15 +17,8 @@ use crate::types::{ImageView, PixelFormat};
 pub fn round_half_even(v: f64) -> i64 {
     let f = v.floor();
     let diff = v - f;
-    let r = if diff > 0.5 {
-        f + 1.0
-    } else if diff < 0.5 {
-        f
-    } else if (f as i64) % 2 == 0 {
-        f
-    } else {
-        f + 1.0
-    };
+    let up = diff > 0.5 || (diff == 0.5 && (f as i64) % 2 != 0);
+    let r = if up { f + 1.0 } else { f };
     r as i64
 }
 

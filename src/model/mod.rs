@@ -208,6 +208,9 @@ pub fn check_signature(path: &Path, session: &Session) -> Result<ModelSignature,
     if idims.len() != 4 || !(idims[1] == 3 || idims[1] < 0) {
         return Err(fail(" (the input must be an NCHW image tensor with 3 channels)"));
     }
+    if idims[0] > 1 {
+        return Err(fail(" (the batch dimension must be 1 or dynamic; re-export with batch=1)"));
+    }
     if outs.len() != 2 {
         let hint = if outs.len() == 1 {
             match float_dims(&outs[0].1).map(|d| d.len()) {
@@ -240,7 +243,7 @@ pub fn check_signature(path: &Path, session: &Session) -> Result<ModelSignature,
     }
     let fixed_hw = (idims[2] > 0 && idims[3] > 0).then_some((idims[2] as u32, idims[3] as u32));
     if let Some((h, w)) = fixed_hw {
-        if h % 32 != 0 || w % 32 != 0 {
+        if !h.is_multiple_of(32) || !w.is_multiple_of(32) {
             return Err(fail(" (the input size must be a multiple of 32)"));
         }
         if (pro[2] > 0 && pro[2] != h as i64 / 4) || (pro[3] > 0 && pro[3] != w as i64 / 4) {
@@ -417,7 +420,7 @@ impl FastSam {
                 lb.input_w, lb.input_h
             )));
         }
-        if lb.input_h % self.stride != 0 || lb.input_w % self.stride != 0 {
+        if !lb.input_h.is_multiple_of(self.stride) || !lb.input_w.is_multiple_of(self.stride) {
             return Err(ModelError::InvalidOption(format!(
                 "letterbox input {}x{} is not a multiple of the stride {}",
                 lb.input_w, lb.input_h, self.stride

@@ -91,7 +91,7 @@ impl Postprocessor {
         cfg: &PostConfig,
     ) -> Result<Vec<RawDetection>, ModelError> {
         let a = num_anchors;
-        if a == 0 || out0.len() % a != 0 {
+        if a == 0 || !out0.len().is_multiple_of(a) {
             return Err(ModelError::Output(format!(
                 "output0 has {} values, not a multiple of {a} anchors",
                 out0.len()
