@@ -99,10 +99,37 @@ impl RowSource for Grid {
     }
 }
 
-/// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, values)`; return
+/// One output row of [`resample_rows`]: `value[x] = l0 * a[x] + l1 * b[x]`, where `a` and `b` are
+/// the horizontally interpolated source rows.
+struct RowPair<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    l0: f32,
+    l1: f32,
+}
+
+impl RowPair<'_> {
+    /// The interpolated values.
+    fn values(&self, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(self.a.iter().zip(self.b).map(|(&p, &q)| self.l0 * p + self.l1 * q));
+    }
+    /// `value > thr` as 0/1 bytes, in one pass.
+    fn threshold(&self, thr: f32, out: &mut [u8]) {
+        let (l0, l1) = (self.l0, self.l1);
+        for ((d, &p), &q) in out.iter_mut().zip(self.a).zip(self.b) {
+            *d = (l0 * p + l1 * q > thr) as u8;
+        }
+    }
+    fn any_above(&self, thr: f32) -> bool {
+        self.a.iter().zip(self.b).any(|(&p, &q)| self.l0 * p + self.l1 * q > thr)
+    }
+}
+
+/// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, pair)`; return
 /// false to stop). Arithmetic as PyTorch's CPU kernel: `h0*(w0*a + w1*b) + h1*(w0*c + w1*d)`,
 /// with the horizontal passes cached per source row (each source row is requested once).
-fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, &[f32]) -> bool) {
+fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, RowPair<'_>) -> bool) {
     if xt.is_empty() || yt.is_empty() {
         return;
     }
@@ -112,7 +139,6 @@ fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl 
     let sx0 = src.x0();
     let mut cache = vec![0f32; nrows * w];
     let mut done = vec![false; nrows];
-    let mut out = vec![0f32; w];
     let mut scratch = Vec::new();
     let mut ensure = |j: u32, cache: &mut Vec<f32>| {
         let k = (j - ylo) as usize;
@@ -130,10 +156,7 @@ fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl 
         let k0 = ensure(t.i0, &mut cache);
         let k1 = ensure(t.i1, &mut cache);
         let (a, b) = (&cache[k0 * w..(k0 + 1) * w], &cache[k1 * w..(k1 + 1) * w]);
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = t.l0 * p + t.l1 * q;
-        }
-        if !row_fn(r, &out) {
+        if !row_fn(r, RowPair { a, b, l0: t.l0, l1: t.l1 }) {
             return;
         }
     }
@@ -356,15 +379,12 @@ impl ProtoMask {
         };
         let mut any = false;
         let w = r.w as usize;
-        let mut row_fn = |row: usize, vals: &[f32]| {
+        let mut row_fn = |row: usize, pair: RowPair<'_>| {
             if early {
-                any = vals.iter().any(|&v| v > 0.0);
+                any = pair.any_above(0.0);
                 return !any;
             }
-            let dst = &mut roi.data[row * w..(row + 1) * w];
-            for (d, &v) in dst.iter_mut().zip(vals) {
-                *d = (v > 0.0) as u8;
-            }
+            pair.threshold(0.0, &mut roi.data[row * w..(row + 1) * w]);
             true
         };
         if g.retina && g.f > 1 {
@@ -373,10 +393,17 @@ impl ProtoMask {
             let (gy0, gy1) = tap_span(yt);
             let mut data = Vec::with_capacity(((gx1 - gx0) * (gy1 - gy0)) as usize);
             let logits = self.logits_grid();
-            resample_rows(&logits, &g.g_x[gx0 as usize..gx1 as usize], &g.g_y[gy0 as usize..gy1 as usize], |_, row| {
-                data.extend_from_slice(row);
-                true
-            });
+            let mut vals = Vec::new();
+            resample_rows(
+                &logits,
+                &g.g_x[gx0 as usize..gx1 as usize],
+                &g.g_y[gy0 as usize..gy1 as usize],
+                |_, pair| {
+                    pair.values(&mut vals);
+                    data.extend_from_slice(&vals);
+                    true
+                },
+            );
             let grid = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
             resample_rows(&grid, xt, yt, &mut row_fn);
         } else {
@@ -449,10 +476,8 @@ impl ProtoMask {
             }
         }
         let w = rect.w as usize;
-        resample_rows(&src, xt, yt, |row, vals| {
-            for (d, &v) in out.data[row * w..(row + 1) * w].iter_mut().zip(vals) {
-                *d = (v > 0.5) as u8;
-            }
+        resample_rows(&src, xt, yt, |row, pair| {
+            pair.threshold(0.5, &mut out.data[row * w..(row + 1) * w]);
             true
         });
         out
@@ -518,7 +543,9 @@ mod tests {
             }
         }
         let mut rows = 0;
-        resample_rows(&g, &xt[x0..x1], &yt[y0..y1], |r, vals| {
+        let mut vals = Vec::new();
+        resample_rows(&g, &xt[x0..x1], &yt[y0..y1], |r, pair| {
+            pair.values(&mut vals);
             assert_eq!(vals, &full[(y0 + r) * ow + x0..(y0 + r) * ow + x1]);
             rows += 1;
             true
