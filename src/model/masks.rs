@@ -570,4 +570,84 @@ mod tests {
         let lb = Letterbox::new(640, 636, 640, 640, false, 32);
         assert_eq!(FrameGeometry::new(lb, protos(), true).f, 2);
     }
+
+    /// Independent reference: PyTorch `F.interpolate(bilinear, align_corners=False)` written out
+    /// directly, with explicit scales.
+    fn interp(src: &[f32], sw: usize, sh: usize, ow: usize, oh: usize, scale_x: f32, scale_y: f32) -> Vec<f32> {
+        let tap = |d: usize, inp: usize, scale: f32| {
+            let s = (scale * (d as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (s.floor() as usize).min(inp - 1);
+            let i1 = if i0 < inp - 1 { i0 + 1 } else { i0 };
+            let l1 = (s - i0 as f32).clamp(0.0, 1.0);
+            (i0, i1, 1.0 - l1, l1)
+        };
+        let mut out = vec![0f32; ow * oh];
+        for y in 0..oh {
+            let (y0, y1, h0, h1) = tap(y, sh, scale_y);
+            for x in 0..ow {
+                let (x0, x1, w0, w1) = tap(x, sw, scale_x);
+                let v = |j: usize, i: usize| src[j * sw + i];
+                out[y * ow + x] = h0 * (w0 * v(y0, x0) + w1 * v(y0, x1)) + h1 * (w0 * v(y1, x0) + w1 * v(y1, x1));
+            }
+        }
+        out
+    }
+
+    /// Full-frame Ultralytics pipeline (all logits, full upsampling, crop) against the windowed
+    /// lazy masks, for retina on (with the f = 4 pre-upsample branch) and off.
+    #[test]
+    fn windowed_masks_equal_full_frame_reference() {
+        let (nm, mh, mw) = (4usize, 16usize, 16usize);
+        let mut seed = 12345u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let data: Vec<f32> = (0..nm * mh * mw).map(|_| rnd()).collect();
+        let coeffs: Vec<f32> = (0..nm).map(|_| rnd() * 4.0).collect();
+        let protos = Protos { nm, mh, mw, data: Arc::new(data.clone()) };
+        let (ow, oh) = (100usize, 98usize);
+        let lb = Letterbox::new(ow as u32, oh as u32, 64, 64, false, 32);
+        assert_eq!((lb.new_w, lb.new_h, lb.pad_top, lb.pad_bottom), (64, 63, 0, 1));
+        let logits: Vec<f32> =
+            (0..mh * mw).map(|c| (0..nm).fold(0f32, |acc, k| acc + coeffs[k] * data[k * mh * mw + c])).collect();
+        let in_box = BBox::new(3.3, 10.0, 50.7, 60.2);
+        let orig_box = BBox::new(5.2, 15.5, 79.9, 93.0);
+        let crop = |m: &mut Vec<u8>, w: usize, b: &BBox| {
+            for (i, v) in m.iter_mut().enumerate() {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                if !(x >= b.x1 && x < b.x2 && y >= b.y1 && y < b.y2) {
+                    *v = 0;
+                }
+            }
+        };
+
+        // retina=false: upsample logits to 64x64, > 0, crop with the input box
+        let up = interp(&logits, mw, mh, 64, 64, 0.25, 0.25);
+        let mut want: Vec<u8> = up.iter().map(|&v| (v > 0.0) as u8).collect();
+        crop(&mut want, 64, &in_box);
+        let geom = Arc::new(FrameGeometry::new(lb, protos.clone(), false));
+        let m = ProtoMask::new(geom, &coeffs, &in_box, &orig_box);
+        assert_eq!(m.native_mask().to_full().data, want);
+        // original size: crop the padding rows (content 63x64 at top 0), resize, > 0.5
+        let content: Vec<f32> = want[..63 * 64].iter().map(|&v| v as f32).collect();
+        let big = interp(&content, 64, 63, ow, oh, 64.0 / ow as f32, 63.0 / oh as f32);
+        let want_orig: Vec<u8> = big.iter().map(|&v| (v > 0.5) as u8).collect();
+        assert_eq!(m.orig_mask().to_full().data, want_orig);
+        assert!(want_orig.iter().any(|&v| v == 1) && want_orig.iter().any(|&v| v == 0));
+
+        // retina=true: f = 4 (1 px of padding = 1/4 prototype cell)
+        let geom = Arc::new(FrameGeometry::new(lb, protos, true));
+        assert_eq!(geom.f, 4);
+        let g = interp(&logits, mw, mh, 64, 64, 0.25, 0.25);
+        // scale_masks on the 64x64 grid for 98x100: content 63x64 at (0, 0)
+        let content: Vec<f32> = g[..63 * 64].to_vec();
+        let big = interp(&content, 64, 63, ow, oh, 64.0 / ow as f32, 63.0 / oh as f32);
+        let mut want: Vec<u8> = big.iter().map(|&v| (v > 0.0) as u8).collect();
+        crop(&mut want, ow, &orig_box);
+        let m = ProtoMask::new(geom, &coeffs, &in_box, &orig_box);
+        assert_eq!(m.native_mask().to_full().data, want);
+        assert_eq!(m.orig_mask().to_full().data, want);
+        assert!(want.contains(&1) && !m.is_empty());
+    }
 }
