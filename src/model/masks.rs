@@ -634,7 +634,7 @@ mod tests {
         let big = interp(&content, 64, 63, ow, oh, 64.0 / ow as f32, 63.0 / oh as f32);
         let want_orig: Vec<u8> = big.iter().map(|&v| (v > 0.5) as u8).collect();
         assert_eq!(m.orig_mask().to_full().data, want_orig);
-        assert!(want_orig.iter().any(|&v| v == 1) && want_orig.iter().any(|&v| v == 0));
+        assert!(want_orig.contains(&1) && want_orig.contains(&0));
 
         // retina=true: f = 4 (1 px of padding = 1/4 prototype cell)
         let geom = Arc::new(FrameGeometry::new(lb, protos, true));
