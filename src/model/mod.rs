@@ -564,3 +564,24 @@ impl Segmenter for FastSam {
         self.timings
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imgsz_metadata_forms() {
+        assert_eq!(parse_imgsz("[640, 640]"), Some((640, 640)));
+        assert_eq!(parse_imgsz("[768, 1024]"), Some((768, 1024)));
+        assert_eq!(parse_imgsz("320"), Some((320, 320)));
+        assert_eq!(parse_imgsz("[a, 1]"), None);
+        assert_eq!(parse_imgsz("[1, 2, 3]"), None);
+    }
+
+    #[test]
+    fn device_round_trips_through_text() {
+        for d in [Device::Cpu, Device::Cuda(0), Device::Cuda(3), Device::TensorRt(1), Device::Auto] {
+            assert_eq!(d.to_string().parse::<Device>().unwrap(), d);
+        }
+    }
+}
