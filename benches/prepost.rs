@@ -52,7 +52,7 @@ fn post_cfg(retina: bool) -> PostConfig {
 
 fn bench_post(c: &mut Criterion, name: &str, t: &Tensors, cfg: PostConfig, render: bool) {
     let (nm, mh, mw) = t.dims;
-    let protos = Protos { nm, mh, mw, data: &t.protos };
+    let protos = Protos { nm, mh, mw, data: std::sync::Arc::new(t.protos.clone()) };
     let mut pp = Postprocessor::new();
     let n = pp.run(&t.out0, t.anchors, &protos, &t.lb, &cfg).unwrap().len();
     c.bench_function(&format!("{name} ({n} dets)"), |b| {

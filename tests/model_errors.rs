@@ -112,6 +112,10 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
 /// A graph with one (unused) image input `images[1,3,64,64]` and constant outputs of the given
 /// shapes (filled with `fill`).
 fn constant_model(outputs: &[(&str, &[i64])], fill: f32) -> Vec<u8> {
+    constant_model_with_input(&[1, 3, 64, 64], outputs, fill)
+}
+
+fn constant_model_with_input(input: &[i64], outputs: &[(&str, &[i64])], fill: f32) -> Vec<u8> {
     let node = |name: &str, dims: &[i64]| NodeProto {
         input: vec![],
         output: vec![name.into()],
@@ -129,7 +133,7 @@ fn constant_model(outputs: &[(&str, &[i64])], fill: f32) -> Vec<u8> {
     let graph = GraphProto {
         node: outputs.iter().map(|(n, d)| node(n, d)).collect(),
         name: "g".into(),
-        input: vec![value_info("images", &[1, 3, 64, 64])],
+        input: vec![value_info("images", input)],
         output: outputs.iter().map(|(n, d)| value_info(n, d)).collect(),
     };
     ModelProto {
@@ -178,7 +182,8 @@ fn valid_minimal_signature_loads_and_runs() {
 #[test]
 fn wrong_signatures_name_expected_and_found() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, Vec<(&str, &[i64])>, &str); 4] = [
+    type Outputs<'a> = Vec<(&'a str, &'a [i64])>;
+    let cases: [(&str, Outputs, &str); 4] = [
         ("detect.onnx", vec![("output0", &[1, 5, A])], "detection-only"),
         ("classify.onnx", vec![("output0", &[1, 1000])], "classification"),
         ("badproto.onnx", vec![("output0", &[1, 37, A]), ("output1", &[1, 32, 8, 8])], "quarter"),
@@ -193,6 +198,11 @@ fn wrong_signatures_name_expected_and_found() {
         assert!(msg.contains("found images[1,3,64,64]"), "{msg}");
         assert!(msg.contains(hint), "{name}: {msg}");
     }
+    // a fixed batch of 2 cannot take one image at a time
+    let outs: Outputs = vec![("output0", &[2, 37, A]), ("output1", &[2, 32, 16, 16])];
+    let p = write(dir.path(), "batch2.onnx", &constant_model_with_input(&[2, 3, 64, 64], &outs, 0.0));
+    let msg = load_err(&p, cpu()).to_string();
+    assert!(msg.contains("found images[2,3,64,64]") && msg.contains("batch"), "{msg}");
 }
 
 #[test]

@@ -67,4 +67,12 @@ fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
     let (lb, dets) = m.segment_raw(&img).unwrap();
     assert_eq!((lb.input_w, lb.input_h), (1024, 576));
     assert!(dets.iter().all(|d| d.bbox.x2 <= w as f32 && d.bbox.y2 <= h as f32));
+
+    // without --imgsz, a dynamic model uses its `imgsz` metadata (FastSAM-n-synth: [320, 320])
+    if let Some(n) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") {
+        let mut m = FastSam::load(&n, opts(true)).unwrap();
+        assert_eq!(m.target(), ((320, 320), true));
+        let (lb, _) = m.segment_raw(&img).unwrap();
+        assert_eq!((lb.input_w, lb.input_h), (320, 192));
+    }
 }

@@ -66,8 +66,8 @@ fn letterbox_matches_golden_input() {
         pre.run(&ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap(), &lb).unwrap();
         let plane = (iw * ih) as usize;
         for (i, px) in got.chunks_exact(3).enumerate().step_by(997) {
-            for c in 0..3 {
-                assert_eq!(pre.tensor[c * plane + i], px[c] as f32 / 255.0);
+            for (c, &v) in px.iter().enumerate() {
+                assert_eq!(pre.tensor[c * plane + i], v as f32 / 255.0);
             }
         }
     }
@@ -78,7 +78,8 @@ fn run_post(case: &Case, retina: bool) -> Vec<fastsam_track::model::RawDetection
     let o0 = read_f32(&case.path("output0.npy")).unwrap();
     let o1 = read_f32(&case.path("output1.npy")).unwrap();
     assert_eq!(o1.shape.len(), 4);
-    let protos = Protos { nm: o1.shape[1], mh: o1.shape[2], mw: o1.shape[3], data: &o1.data };
+    let protos =
+        Protos { nm: o1.shape[1], mh: o1.shape[2], mw: o1.shape[3], data: std::sync::Arc::new(o1.data.clone()) };
     let p = &case.json["params"];
     let cfg = PostConfig {
         conf: p["conf"].as_f64().unwrap() as f32,

@@ -17,15 +17,8 @@ use crate::types::{ImageView, PixelFormat};
 pub fn round_half_even(v: f64) -> i64 {
     let f = v.floor();
     let diff = v - f;
-    let r = if diff > 0.5 {
-        f + 1.0
-    } else if diff < 0.5 {
-        f
-    } else if (f as i64) % 2 == 0 {
-        f
-    } else {
-        f + 1.0
-    };
+    let up = diff > 0.5 || (diff == 0.5 && (f as i64) % 2 != 0);
+    let r = if up { f + 1.0 } else { f };
     r as i64
 }
 
@@ -113,13 +106,7 @@ impl Preprocessor {
         lb: &Letterbox,
         f: impl FnOnce(&[u8], usize) -> R,
     ) -> Result<R, ModelError> {
-        check_view(img)?;
-        if (lb.orig_w, lb.orig_h) != (img.width, img.height) {
-            return Err(ModelError::Preprocess(format!(
-                "letterbox was computed for {}x{} but the image is {}x{}",
-                lb.orig_w, lb.orig_h, img.width, img.height
-            )));
-        }
+        check_input(img, lb)?;
         if (lb.new_w, lb.new_h) == (img.width, img.height) {
             return Ok(f(img.data, img.stride));
         }
@@ -145,6 +132,7 @@ impl Preprocessor {
 
     /// Letterbox `img` into [`Preprocessor::tensor`] (`3 x input_h x input_w`, RGB, `/255`).
     pub fn run(&mut self, img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
+        check_input(img, lb)?;
         let mut tensor = std::mem::take(&mut self.tensor);
         let (w, h) = (lb.input_w as usize, lb.input_h as usize);
         let plane = w * h;
@@ -194,6 +182,7 @@ impl Preprocessor {
     /// The letterboxed image as packed 8-bit RGB (`input_w x input_h`), e.g. to compare with
     /// Ultralytics' network input.
     pub fn letterboxed_rgb8(&mut self, img: &ImageView<'_>, lb: &Letterbox) -> Result<Vec<u8>, ModelError> {
+        check_input(img, lb)?;
         let (w, h) = (lb.input_w as usize, lb.input_h as usize);
         let mut out = vec![114u8; w * h * 3];
         let order: [usize; 3] = match img.format {
@@ -214,6 +203,19 @@ impl Preprocessor {
         })?;
         Ok(out)
     }
+}
+
+/// The image buffer is consistent and the geometry was made for it (checked before any buffer is
+/// sized from the geometry).
+fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
+    check_view(img)?;
+    if (lb.orig_w, lb.orig_h) != (img.width, img.height) {
+        return Err(ModelError::Preprocess(format!(
+            "letterbox was computed for {}x{} but the image is {}x{}",
+            lb.orig_w, lb.orig_h, img.width, img.height
+        )));
+    }
+    Ok(())
 }
 
 fn check_view(img: &ImageView<'_>) -> Result<(), ModelError> {
@@ -243,6 +245,23 @@ fn lut() -> &'static [f32; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_images_are_errors_not_panics() {
+        let mut pre = Preprocessor::new();
+        let empty = ImageView { width: 0, height: 0, stride: 0, format: PixelFormat::Rgb8, data: &[] };
+        let lb = Letterbox::new(0, 0, 640, 640, false, 32);
+        assert!(matches!(pre.run(&empty, &lb), Err(ModelError::Preprocess(_))));
+        let data = vec![0u8; 10 * 10 * 3];
+        let short = ImageView { width: 10, height: 11, stride: 30, format: PixelFormat::Rgb8, data: &data };
+        let lb = Letterbox::new(10, 11, 64, 64, false, 32);
+        assert!(matches!(pre.run(&short, &lb), Err(ModelError::Preprocess(_))));
+        let ok = ImageView::packed(10, 10, PixelFormat::Rgb8, &data).unwrap();
+        assert!(matches!(pre.run(&ok, &lb), Err(ModelError::Preprocess(_))), "geometry for another size");
+        let lb = Letterbox::new(10, 10, 64, 64, false, 32);
+        pre.run(&ok, &lb).unwrap();
+        assert_eq!(pre.tensor.len(), 3 * 64 * 64);
+    }
 
     #[test]
     fn banker_rounding() {

@@ -20,13 +20,14 @@ use super::letterbox::{Letterbox, round_half_even};
 use crate::mask::{MaskSource, PixelRect, RoiBitmap};
 use crate::types::BBox;
 
-/// Prototype tensor `[nm, mh, mw]` (one image), CHW float32.
-#[derive(Debug, Clone, Copy)]
-pub struct Protos<'a> {
+/// Prototype tensor `[nm, mh, mw]` (one image), CHW float32, shared with the lazy masks of the
+/// frame (the model reuses the buffer once no mask holds it any more).
+#[derive(Debug, Clone)]
+pub struct Protos {
     pub nm: usize,
     pub mh: usize,
     pub mw: usize,
-    pub data: &'a [f32],
+    pub data: Arc<Vec<f32>>,
 }
 
 /// One bilinear source tap: `value = l0 * src[i0] + l1 * src[i1]` (full source-grid indices).
@@ -72,9 +73,6 @@ impl Grid {
         let o = ((y - self.y0) * self.w) as usize;
         &self.data[o..o + self.w as usize]
     }
-    fn max(&self) -> f32 {
-        self.data.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-    }
 }
 
 /// The source window `[min i0, max i1]` that a run of taps reads.
@@ -84,26 +82,71 @@ fn tap_span(t: &[Tap]) -> (u32, u32) {
     (lo, hi + 1)
 }
 
-/// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, values)`; return
+/// Something that yields source rows for [`resample_rows`]: a materialised [`Grid`] or logits
+/// computed row by row on demand.
+trait RowSource {
+    /// The row `j` (full-grid index), starting at full-grid column `x0()`.
+    fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32];
+    fn x0(&self) -> u32;
+}
+
+impl RowSource for Grid {
+    fn row<'s>(&'s self, j: u32, _: &'s mut Vec<f32>) -> &'s [f32] {
+        Grid::row(self, j)
+    }
+    fn x0(&self) -> u32 {
+        self.x0
+    }
+}
+
+/// One output row of [`resample_rows`]: `value[x] = l0 * a[x] + l1 * b[x]`, where `a` and `b` are
+/// the horizontally interpolated source rows.
+struct RowPair<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    l0: f32,
+    l1: f32,
+}
+
+impl RowPair<'_> {
+    /// The interpolated values.
+    fn values(&self, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(self.a.iter().zip(self.b).map(|(&p, &q)| self.l0 * p + self.l1 * q));
+    }
+    /// `value > thr` as 0/1 bytes, in one pass.
+    fn threshold(&self, thr: f32, out: &mut [u8]) {
+        let (l0, l1) = (self.l0, self.l1);
+        for ((d, &p), &q) in out.iter_mut().zip(self.a).zip(self.b) {
+            *d = (l0 * p + l1 * q > thr) as u8;
+        }
+    }
+    fn any_above(&self, thr: f32) -> bool {
+        self.a.iter().zip(self.b).any(|(&p, &q)| self.l0 * p + self.l1 * q > thr)
+    }
+}
+
+/// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, pair)`; return
 /// false to stop). Arithmetic as PyTorch's CPU kernel: `h0*(w0*a + w1*b) + h1*(w0*c + w1*d)`,
-/// with the horizontal passes cached per source row.
-fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, &[f32]) -> bool) {
+/// with the horizontal passes cached per source row (each source row is requested once).
+fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, RowPair<'_>) -> bool) {
     if xt.is_empty() || yt.is_empty() {
         return;
     }
     let w = xt.len();
     let (ylo, yhi) = tap_span(yt);
     let nrows = (yhi - ylo) as usize;
+    let sx0 = src.x0();
     let mut cache = vec![0f32; nrows * w];
     let mut done = vec![false; nrows];
-    let mut out = vec![0f32; w];
+    let mut scratch = Vec::new();
     let mut ensure = |j: u32, cache: &mut Vec<f32>| {
         let k = (j - ylo) as usize;
         if !done[k] {
-            let srow = src.row(j);
+            let srow = src.row(j, &mut scratch);
             let dst = &mut cache[k * w..(k + 1) * w];
             for (d, t) in dst.iter_mut().zip(xt) {
-                *d = t.l0 * srow[(t.i0 - src.x0) as usize] + t.l1 * srow[(t.i1 - src.x0) as usize];
+                *d = t.l0 * srow[(t.i0 - sx0) as usize] + t.l1 * srow[(t.i1 - sx0) as usize];
             }
             done[k] = true;
         }
@@ -113,10 +156,7 @@ fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usiz
         let k0 = ensure(t.i0, &mut cache);
         let k1 = ensure(t.i1, &mut cache);
         let (a, b) = (&cache[k0 * w..(k0 + 1) * w], &cache[k1 * w..(k1 + 1) * w]);
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = t.l0 * p + t.l1 * q;
-        }
-        if !row_fn(r, &out) {
+        if !row_fn(r, RowPair { a, b, l0: t.l0, l1: t.l1 }) {
             return;
         }
     }
@@ -126,6 +166,7 @@ fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usiz
 #[derive(Debug)]
 pub struct FrameGeometry {
     pub lb: Letterbox,
+    pub protos: Protos,
     pub retina: bool,
     pub mh: u32,
     pub mw: u32,
@@ -169,11 +210,13 @@ fn gcd(a: i64, b: i64) -> i64 {
 }
 
 impl FrameGeometry {
-    pub fn new(lb: Letterbox, mh: u32, mw: u32, retina: bool) -> Self {
+    pub fn new(lb: Letterbox, protos: Protos, retina: bool) -> Self {
+        let (mh, mw) = (protos.mh as u32, protos.mw as u32);
         let (iw, ih) = (lb.input_w, lb.input_h);
         let (ow, oh) = (lb.orig_w, lb.orig_h);
         let mut g = FrameGeometry {
             lb,
+            protos,
             retina,
             mh,
             mw,
@@ -209,43 +252,70 @@ impl FrameGeometry {
     }
 }
 
-/// One detection's mask, computed lazily from a prototype-resolution logits window.
+/// One detection's mask, computed lazily from the frame's prototypes and its coefficients.
 #[derive(Debug)]
 pub struct ProtoMask {
     geom: Arc<FrameGeometry>,
-    /// Logits `coeffs · protos` on the prototype cells the box needs.
-    logits: Grid,
+    coeffs: Vec<f32>,
+    /// Prototype cells the box needs: columns `x0..x1`, rows `y0..y1`.
+    win: (u32, u32, u32, u32),
     /// Output rectangle: input pixels (retina=false) or original pixels (retina=true).
     rect: PixelRect,
 }
 
-fn compute_logits(protos: &Protos<'_>, coeffs: &[f32], x0: u32, x1: u32, y0: u32, y1: u32) -> Grid {
-    let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
-    let mut data = vec![0f32; w * h];
+/// Logits `coeffs · protos` of one prototype row over columns `x0..x0+out.len()`. Channels are
+/// accumulated in blocks of 8 per pass, in channel order.
+fn logits_row(protos: &Protos, coeffs: &[f32], j: u32, x0: u32, out: &mut [f32]) {
+    let w = out.len();
     let plane = protos.mh * protos.mw;
-    for (k, &c) in coeffs.iter().enumerate().take(protos.nm) {
-        let p = &protos.data[k * plane..(k + 1) * plane];
-        for yy in 0..h {
-            let src = &p[(y0 as usize + yy) * protos.mw + x0 as usize..][..w];
-            let dst = &mut data[yy * w..(yy + 1) * w];
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d += c * s;
-            }
+    let nm = protos.nm.min(coeffs.len());
+    let data = &protos.data[..];
+    let row_of = |k: usize| -> &[f32] {
+        let start = k * plane + j as usize * protos.mw + x0 as usize;
+        &data[start..start + w]
+    };
+    out.fill(0.0);
+    let mut k = 0;
+    while k + 8 <= nm {
+        let c: [f32; 8] = std::array::from_fn(|i| coeffs[k + i]);
+        let p: [&[f32]; 8] = std::array::from_fn(|i| row_of(k + i));
+        for (x, d) in out.iter_mut().enumerate() {
+            let mut acc = *d;
+            acc += c[0] * p[0][x];
+            acc += c[1] * p[1][x];
+            acc += c[2] * p[2][x];
+            acc += c[3] * p[3][x];
+            acc += c[4] * p[4][x];
+            acc += c[5] * p[5][x];
+            acc += c[6] * p[6][x];
+            acc += c[7] * p[7][x];
+            *d = acc;
+        }
+        k += 8;
+    }
+    for (k, &c) in coeffs.iter().enumerate().take(nm).skip(k) {
+        for (d, &s) in out.iter_mut().zip(row_of(k)) {
+            *d += c * s;
         }
     }
-    Grid { x0, y0, w: w as u32, h: h as u32, data }
+}
+
+impl RowSource for ProtoMask {
+    fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+        let (x0, x1, _, _) = self.win;
+        scratch.resize((x1 - x0) as usize, 0.0);
+        logits_row(&self.geom.protos, &self.coeffs, j, x0, scratch);
+        scratch
+    }
+    fn x0(&self) -> u32 {
+        self.win.0
+    }
 }
 
 impl ProtoMask {
     /// `input_box`: the NMS box in input pixels; `orig_box`: the box scaled to original pixels
     /// (before FastSAM's border adjustment). `coeffs`: the detection's mask coefficients.
-    pub fn new(
-        geom: Arc<FrameGeometry>,
-        protos: &Protos<'_>,
-        coeffs: &[f32],
-        input_box: &BBox,
-        orig_box: &BBox,
-    ) -> Self {
+    pub fn new(geom: Arc<FrameGeometry>, coeffs: &[f32], input_box: &BBox, orig_box: &BBox) -> Self {
         let lb = geom.lb;
         let (rect, xs, ys): (PixelRect, (u32, u32), (u32, u32));
         if !geom.retina {
@@ -271,9 +341,18 @@ impl ProtoMask {
                 (xs, ys) = (gx, gy);
             }
         }
-        let logits =
-            if rect.is_empty() { Grid::default() } else { compute_logits(protos, coeffs, xs.0, xs.1, ys.0, ys.1) };
-        ProtoMask { geom, logits, rect }
+        ProtoMask { geom, coeffs: coeffs.to_vec(), win: (xs.0, xs.1, ys.0, ys.1), rect }
+    }
+
+    /// The logits on the whole prototype window, materialised.
+    fn logits_grid(&self) -> Grid {
+        let (x0, x1, y0, y1) = self.win;
+        let w = (x1 - x0) as usize;
+        let mut data = vec![0f32; w * (y1 - y0) as usize];
+        for (j, row) in (y0..y1).zip(data.chunks_exact_mut(w.max(1))) {
+            logits_row(&self.geom.protos, &self.coeffs, j, x0, row);
+        }
+        Grid { x0, y0, w: x1 - x0, h: y1 - y0, data }
     }
 
     /// The output rectangle of [`ProtoMask::native_mask`]: input pixels for retina=false, original
@@ -290,8 +369,7 @@ impl ProtoMask {
         let r = self.rect;
         let mut roi =
             RoiBitmap { img_w, img_h, rect: r, data: if early { Vec::new() } else { vec![0; r.area() as usize] } };
-        if r.is_empty() || self.logits.max() <= 0.0 {
-            // a bilinear mix of non-positive logits is never positive
+        if r.is_empty() {
             return (roi, false);
         }
         let (xt, yt) = if g.retina {
@@ -299,40 +377,41 @@ impl ProtoMask {
         } else {
             (&g.in_x[r.x as usize..r.right() as usize], &g.in_y[r.y as usize..r.bottom() as usize])
         };
-        let src_owned;
-        let src = if g.retina && g.f > 1 {
+        let mut any = false;
+        let w = r.w as usize;
+        let mut row_fn = |row: usize, pair: RowPair<'_>| {
+            if early {
+                any = pair.any_above(0.0);
+                return !any;
+            }
+            pair.threshold(0.0, &mut roi.data[row * w..(row + 1) * w]);
+            true
+        };
+        if g.retina && g.f > 1 {
             // materialise the needed window of the f-times upsampled logits
             let (gx0, gx1) = tap_span(xt);
             let (gy0, gy1) = tap_span(yt);
             let mut data = Vec::with_capacity(((gx1 - gx0) * (gy1 - gy0)) as usize);
+            let logits = self.logits_grid();
+            let mut vals = Vec::new();
             resample_rows(
-                &self.logits,
+                &logits,
                 &g.g_x[gx0 as usize..gx1 as usize],
                 &g.g_y[gy0 as usize..gy1 as usize],
-                |_, row| {
-                    data.extend_from_slice(row);
+                |_, pair| {
+                    pair.values(&mut vals);
+                    data.extend_from_slice(&vals);
                     true
                 },
             );
-            src_owned = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
-            &src_owned
+            let grid = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
+            resample_rows(&grid, xt, yt, &mut row_fn);
         } else {
-            &self.logits
-        };
-        let mut any = false;
-        let w = r.w as usize;
-        resample_rows(src, xt, yt, |row, vals| {
-            if early {
-                any = vals.iter().any(|&v| v > 0.0);
-                return !any;
-            }
-            let dst = &mut roi.data[row * w..(row + 1) * w];
-            for (d, &v) in dst.iter_mut().zip(vals) {
-                *d = (v > 0.0) as u8;
-                any |= v > 0.0;
-            }
-            true
-        });
+            resample_rows(self, xt, yt, &mut row_fn);
+        }
+        if !early {
+            any = roi.data.contains(&1);
+        }
         (roi, any)
     }
 
@@ -383,18 +462,22 @@ impl ProtoMask {
             h: sy1 - sy0,
             data: vec![0.0; ((sx1 - sx0) * (sy1 - sy0)) as usize],
         };
-        for y in sy0..sy1 {
-            for x in sx0..sx1 {
-                if native.get(x, y) {
-                    src.data[((y - sy0) * src.w + (x - sx0)) as usize] = 1.0;
-                }
+        // copy the set pixels of the native ROI that the taps read
+        let nr = native.rect;
+        let (cx0, cx1) = (sx0.max(nr.x), sx1.min(nr.right()));
+        for y in sy0.max(nr.y)..sy1.min(nr.bottom()) {
+            if cx1 <= cx0 {
+                break;
+            }
+            let srow = &native.data[((y - nr.y) * nr.w + (cx0 - nr.x)) as usize..][..(cx1 - cx0) as usize];
+            let drow = &mut src.data[((y - sy0) * src.w + (cx0 - sx0)) as usize..][..(cx1 - cx0) as usize];
+            for (d, &v) in drow.iter_mut().zip(srow) {
+                *d = v as f32;
             }
         }
         let w = rect.w as usize;
-        resample_rows(&src, xt, yt, |row, vals| {
-            for (d, &v) in out.data[row * w..(row + 1) * w].iter_mut().zip(vals) {
-                *d = (v > 0.5) as u8;
-            }
+        resample_rows(&src, xt, yt, |row, pair| {
+            pair.threshold(0.5, &mut out.data[row * w..(row + 1) * w]);
             true
         });
         out
@@ -460,7 +543,9 @@ mod tests {
             }
         }
         let mut rows = 0;
-        resample_rows(&g, &xt[x0..x1], &yt[y0..y1], |r, vals| {
+        let mut vals = Vec::new();
+        resample_rows(&g, &xt[x0..x1], &yt[y0..y1], |r, pair| {
+            pair.values(&mut vals);
             assert_eq!(vals, &full[(y0 + r) * ow + x0..(y0 + r) * ow + x1]);
             rows += 1;
             true
@@ -468,17 +553,101 @@ mod tests {
         assert_eq!(rows, y1 - y0);
     }
 
+    fn protos() -> Protos {
+        Protos { nm: 1, mh: 160, mw: 160, data: Arc::new(vec![0.0; 160 * 160]) }
+    }
+
     #[test]
     fn native_factor_follows_padding() {
         // 810x1080 on 160x160 protos: padding 160 input px (40 proto cells) -> f = 1
         let lb = Letterbox::new(810, 1080, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 1);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 1);
         // 100x98 -> 640: content 640x627, padding 13 -> odd -> f = 4
         let lb = Letterbox::new(100, 98, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 4);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 4);
         // padding 2 input px (0.5 proto cell) -> f = 2... 4*160 - 638 = 2: 2 | 1 = 3 -> gcd 1 -> f = 4
         // padding 8 -> 8|4 = 12 -> gcd 4 -> f = 1; padding 2*odd... 6 | 3 = 7 -> f = 4; 4 | 2 = 6 -> gcd 2 -> f = 2
         let lb = Letterbox::new(640, 636, 640, 640, false, 32);
-        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 2);
+        assert_eq!(FrameGeometry::new(lb, protos(), true).f, 2);
+    }
+
+    /// Independent reference: PyTorch `F.interpolate(bilinear, align_corners=False)` written out
+    /// directly, with explicit scales.
+    fn interp(src: &[f32], sw: usize, sh: usize, ow: usize, oh: usize, scale_x: f32, scale_y: f32) -> Vec<f32> {
+        let tap = |d: usize, inp: usize, scale: f32| {
+            let s = (scale * (d as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (s.floor() as usize).min(inp - 1);
+            let i1 = if i0 < inp - 1 { i0 + 1 } else { i0 };
+            let l1 = (s - i0 as f32).clamp(0.0, 1.0);
+            (i0, i1, 1.0 - l1, l1)
+        };
+        let mut out = vec![0f32; ow * oh];
+        for y in 0..oh {
+            let (y0, y1, h0, h1) = tap(y, sh, scale_y);
+            for x in 0..ow {
+                let (x0, x1, w0, w1) = tap(x, sw, scale_x);
+                let v = |j: usize, i: usize| src[j * sw + i];
+                out[y * ow + x] = h0 * (w0 * v(y0, x0) + w1 * v(y0, x1)) + h1 * (w0 * v(y1, x0) + w1 * v(y1, x1));
+            }
+        }
+        out
+    }
+
+    /// Full-frame Ultralytics pipeline (all logits, full upsampling, crop) against the windowed
+    /// lazy masks, for retina on (with the f = 4 pre-upsample branch) and off.
+    #[test]
+    fn windowed_masks_equal_full_frame_reference() {
+        let (nm, mh, mw) = (4usize, 16usize, 16usize);
+        let mut seed = 12345u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let data: Vec<f32> = (0..nm * mh * mw).map(|_| rnd()).collect();
+        let coeffs: Vec<f32> = (0..nm).map(|_| rnd() * 4.0).collect();
+        let protos = Protos { nm, mh, mw, data: Arc::new(data.clone()) };
+        let (ow, oh) = (100usize, 98usize);
+        let lb = Letterbox::new(ow as u32, oh as u32, 64, 64, false, 32);
+        assert_eq!((lb.new_w, lb.new_h, lb.pad_top, lb.pad_bottom), (64, 63, 0, 1));
+        let logits: Vec<f32> =
+            (0..mh * mw).map(|c| (0..nm).fold(0f32, |acc, k| acc + coeffs[k] * data[k * mh * mw + c])).collect();
+        let in_box = BBox::new(3.3, 10.0, 50.7, 60.2);
+        let orig_box = BBox::new(5.2, 15.5, 79.9, 93.0);
+        let crop = |m: &mut Vec<u8>, w: usize, b: &BBox| {
+            for (i, v) in m.iter_mut().enumerate() {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                if !(x >= b.x1 && x < b.x2 && y >= b.y1 && y < b.y2) {
+                    *v = 0;
+                }
+            }
+        };
+
+        // retina=false: upsample logits to 64x64, > 0, crop with the input box
+        let up = interp(&logits, mw, mh, 64, 64, 0.25, 0.25);
+        let mut want: Vec<u8> = up.iter().map(|&v| (v > 0.0) as u8).collect();
+        crop(&mut want, 64, &in_box);
+        let geom = Arc::new(FrameGeometry::new(lb, protos.clone(), false));
+        let m = ProtoMask::new(geom, &coeffs, &in_box, &orig_box);
+        assert_eq!(m.native_mask().to_full().data, want);
+        // original size: crop the padding rows (content 63x64 at top 0), resize, > 0.5
+        let content: Vec<f32> = want[..63 * 64].iter().map(|&v| v as f32).collect();
+        let big = interp(&content, 64, 63, ow, oh, 64.0 / ow as f32, 63.0 / oh as f32);
+        let want_orig: Vec<u8> = big.iter().map(|&v| (v > 0.5) as u8).collect();
+        assert_eq!(m.orig_mask().to_full().data, want_orig);
+        assert!(want_orig.contains(&1) && want_orig.contains(&0));
+
+        // retina=true: f = 4 (1 px of padding = 1/4 prototype cell)
+        let geom = Arc::new(FrameGeometry::new(lb, protos, true));
+        assert_eq!(geom.f, 4);
+        let g = interp(&logits, mw, mh, 64, 64, 0.25, 0.25);
+        // scale_masks on the 64x64 grid for 98x100: content 63x64 at (0, 0)
+        let content: Vec<f32> = g[..63 * 64].to_vec();
+        let big = interp(&content, 64, 63, ow, oh, 64.0 / ow as f32, 63.0 / oh as f32);
+        let mut want: Vec<u8> = big.iter().map(|&v| (v > 0.0) as u8).collect();
+        crop(&mut want, ow, &orig_box);
+        let m = ProtoMask::new(geom, &coeffs, &in_box, &orig_box);
+        assert_eq!(m.native_mask().to_full().data, want);
+        assert_eq!(m.orig_mask().to_full().data, want);
+        assert!(want.contains(&1) && !m.is_empty());
     }
 }

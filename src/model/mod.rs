@@ -208,6 +208,9 @@ pub fn check_signature(path: &Path, session: &Session) -> Result<ModelSignature,
     if idims.len() != 4 || !(idims[1] == 3 || idims[1] < 0) {
         return Err(fail(" (the input must be an NCHW image tensor with 3 channels)"));
     }
+    if idims[0] > 1 {
+        return Err(fail(" (the batch dimension must be 1 or dynamic; re-export with batch=1)"));
+    }
     if outs.len() != 2 {
         let hint = if outs.len() == 1 {
             match float_dims(&outs[0].1).map(|d| d.len()) {
@@ -240,7 +243,7 @@ pub fn check_signature(path: &Path, session: &Session) -> Result<ModelSignature,
     }
     let fixed_hw = (idims[2] > 0 && idims[3] > 0).then_some((idims[2] as u32, idims[3] as u32));
     if let Some((h, w)) = fixed_hw {
-        if h % 32 != 0 || w % 32 != 0 {
+        if !h.is_multiple_of(32) || !w.is_multiple_of(32) {
             return Err(fail(" (the input size must be a multiple of 32)"));
         }
         if (pro[2] > 0 && pro[2] != h as i64 / 4) || (pro[3] > 0 && pro[3] != w as i64 / 4) {
@@ -288,7 +291,7 @@ pub struct FastSam {
     pre: Preprocessor,
     post: Postprocessor,
     out0: Vec<f32>,
-    protos: Vec<f32>,
+    protos: std::sync::Arc<Vec<f32>>,
     last_dims: (usize, usize, usize, usize),
     timings: SegmentTimings,
 }
@@ -364,7 +367,7 @@ impl FastSam {
             pre: Preprocessor::new(),
             post: Postprocessor::new(),
             out0: Vec::new(),
-            protos: Vec::new(),
+            protos: Default::default(),
             last_dims: (0, 0, 0, 0),
             timings: SegmentTimings::default(),
         })
@@ -417,7 +420,7 @@ impl FastSam {
                 lb.input_w, lb.input_h
             )));
         }
-        if lb.input_h % self.stride != 0 || lb.input_w % self.stride != 0 {
+        if !lb.input_h.is_multiple_of(self.stride) || !lb.input_w.is_multiple_of(self.stride) {
             return Err(ModelError::InvalidOption(format!(
                 "letterbox input {}x{} is not a multiple of the stride {}",
                 lb.input_w, lb.input_h, self.stride
@@ -450,8 +453,14 @@ impl FastSam {
         }
         self.out0.clear();
         self.out0.extend_from_slice(d0);
-        self.protos.clear();
-        self.protos.extend_from_slice(d1);
+        // reuse the prototype buffer unless masks of an earlier frame still hold it
+        match std::sync::Arc::get_mut(&mut self.protos) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(d1);
+            }
+            None => self.protos = std::sync::Arc::new(d1.to_vec()),
+        }
         drop(outputs);
         self.last_dims = (anchors, nm, mh, mw);
         let t2 = Instant::now();
@@ -462,7 +471,7 @@ impl FastSam {
     /// The raw outputs of the last [`FastSam::infer`] call.
     pub fn raw_outputs(&self) -> RawOutputs<'_> {
         let (anchors, nm, mh, mw) = self.last_dims;
-        RawOutputs { out0: &self.out0, anchors, protos: Protos { nm, mh, mw, data: &self.protos } }
+        RawOutputs { out0: &self.out0, anchors, protos: Protos { nm, mh, mw, data: self.protos.clone() } }
     }
 
     /// Segment one image and keep the intermediate values of each detection.
@@ -483,7 +492,7 @@ impl FastSam {
         self.infer_with(image, lb)?;
         let t = Instant::now();
         let (anchors, nm, mh, mw) = self.last_dims;
-        let protos = Protos { nm, mh, mw, data: &self.protos };
+        let protos = Protos { nm, mh, mw, data: self.protos.clone() };
         let dets = self.post.run(&self.out0, anchors, &protos, lb, &cfg)?;
         self.timings.post = t.elapsed();
         Ok(dets)
@@ -496,7 +505,7 @@ pub struct RawOutputs<'a> {
     /// `output0` as `[rows, anchors]`.
     pub out0: &'a [f32],
     pub anchors: usize,
-    pub protos: Protos<'a>,
+    pub protos: Protos,
 }
 
 /// Register the execution provider for `device`; returns the provider's name.
@@ -553,5 +562,26 @@ impl Segmenter for FastSam {
 
     fn last_timings(&self) -> SegmentTimings {
         self.timings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imgsz_metadata_forms() {
+        assert_eq!(parse_imgsz("[640, 640]"), Some((640, 640)));
+        assert_eq!(parse_imgsz("[768, 1024]"), Some((768, 1024)));
+        assert_eq!(parse_imgsz("320"), Some((320, 320)));
+        assert_eq!(parse_imgsz("[a, 1]"), None);
+        assert_eq!(parse_imgsz("[1, 2, 3]"), None);
+    }
+
+    #[test]
+    fn device_round_trips_through_text() {
+        for d in [Device::Cpu, Device::Cuda(0), Device::Cuda(3), Device::TensorRt(1), Device::Auto] {
+            assert_eq!(d.to_string().parse::<Device>().unwrap(), d);
+        }
     }
 }

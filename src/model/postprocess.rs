@@ -86,12 +86,12 @@ impl Postprocessor {
         &mut self,
         out0: &[f32],
         num_anchors: usize,
-        protos: &Protos<'_>,
+        protos: &Protos,
         lb: &Letterbox,
         cfg: &PostConfig,
     ) -> Result<Vec<RawDetection>, ModelError> {
         let a = num_anchors;
-        if a == 0 || out0.len() % a != 0 {
+        if a == 0 || !out0.len().is_multiple_of(a) {
             return Err(ModelError::Output(format!(
                 "output0 has {} values, not a multiple of {a} anchors",
                 out0.len()
@@ -158,7 +158,7 @@ impl Postprocessor {
         }
 
         // 3./4. boxes to original pixels, masks, empty filter, FastSAM adjustments
-        let geom = Arc::new(FrameGeometry::new(*lb, protos.mh as u32, protos.mw as u32, cfg.retina_masks));
+        let geom = Arc::new(FrameGeometry::new(*lb, protos.clone(), cfg.retina_masks));
         let sb = ScaleBoxes::new(lb);
         let mut coeffs = vec![0f32; nm];
         let mut out = Vec::with_capacity(self.keep.len());
@@ -170,7 +170,7 @@ impl Postprocessor {
             }
             let input_box = BBox::new(c.b[0], c.b[1], c.b[2], c.b[3]);
             let scaled = sb.apply(&input_box);
-            let mask = ProtoMask::new(geom.clone(), protos, &coeffs, &input_box, &scaled);
+            let mask = ProtoMask::new(geom.clone(), &coeffs, &input_box, &scaled);
             if mask.is_empty() {
                 continue;
             }
@@ -284,7 +284,7 @@ mod tests {
         put(&mut out0, 0, [20.0, 20.0, 20.0, 20.0, 0.8, 1.0]);
         put(&mut out0, 1, [21.0, 20.0, 20.0, 20.0, 0.9, 1.0]); // IoU with 0 ~ 0.9
         put(&mut out0, 2, [50.0, 50.0, 10.0, 10.0, 0.5, 1.0]);
-        let protos = Protos { nm, mh: 16, mw: 16, data: &[1.0; 256] };
+        let protos = Protos { nm, mh: 16, mw: 16, data: Arc::new(vec![1.0; 256]) };
         let lb = Letterbox::new(64, 64, 64, 64, false, 32);
         let mut pp = Postprocessor::new();
         let cfg = PostConfig { conf: 0.4, iou: 0.5, max_det: 300, retina_masks: false };
@@ -296,7 +296,7 @@ mod tests {
         let cfg = PostConfig { max_det: 2, ..cfg };
         assert_eq!(pp.run(&out0, a, &protos, &lb, &cfg).unwrap().len(), 2);
         // negative logits everywhere: every mask is empty, every detection dropped
-        let protos = Protos { nm, mh: 16, mw: 16, data: &[-1.0; 256] };
+        let protos = Protos { nm, mh: 16, mw: 16, data: Arc::new(vec![-1.0; 256]) };
         assert!(pp.run(&out0, a, &protos, &lb, &cfg).unwrap().is_empty());
     }
 }
