@@ -10,12 +10,8 @@ pub use mot::{MotMetrics, evaluate};
 /// Errors of the evaluation stage and of the track/detection file readers.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read or write {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Parse { path: String, line: usize, message: String },
     #[error(
