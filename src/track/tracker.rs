@@ -104,7 +104,7 @@ fn decimal_f64(x: f32) -> f64 {
 }
 
 /// ByteTrack multi-object tracker. See the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ByteTracker {
     cfg: TrackerConfig,
     max_time_lost: u64,

@@ -241,7 +241,7 @@ pub fn random_scene(p: &SceneParams, seed: u64) -> Scene {
 /// one (B) hides the other while they overlap.
 pub fn crossing_scene(num_frames: usize, speed: f64, dy: f64, with_masks: bool, seed: u64) -> Scene {
     let mut rng = Rng::new(seed);
-    let (w, h) = (50.0, 120.0);
+    let w = 50.0;
     let mut frames = Vec::new();
     let mut gt = Vec::new();
     let mut source = Vec::new();
