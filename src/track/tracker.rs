@@ -135,6 +135,8 @@ pub struct ByteTracker {
     removed: Vec<usize>,
     boxes_a: Vec<[f32; 4]>,
     boxes_b: Vec<[f32; 4]>,
+    order: Vec<usize>,
+    mark: Vec<bool>,
 }
 
 impl ByteTracker {
@@ -170,6 +172,8 @@ impl ByteTracker {
             removed: Vec::new(),
             boxes_a: Vec::new(),
             boxes_b: Vec::new(),
+            order: Vec::new(),
+            mark: Vec::new(),
         }
     }
 
@@ -491,13 +495,28 @@ impl ByteTracker {
         self.cost.clear();
         self.cost.resize(n * m, 1.0);
         let mask_mode = self.mask_mode();
+        // Only pairs whose boxes overlap can have a cost below 1 (IoU 0 gives exactly 1, fused
+        // or not): sweep the detections sorted by x1 over each track's x-range.
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..m);
+        order.sort_unstable_by(|&p, &q| self.boxes_b[p][0].total_cmp(&self.boxes_b[q][0]));
+        let max_w = self.boxes_b.iter().map(|b| b[2] - b[0]).fold(0.0f32, f32::max);
         for i in 0..n {
-            for j in 0..m {
-                let iou = iou_f32(&self.boxes_a[i], &self.boxes_b[j]);
+            let a = self.boxes_a[i];
+            let lo_x = a[0] - max_w - 1.0;
+            let start = order.partition_point(|&j| self.boxes_b[j][0] <= lo_x);
+            for &j in &order[start..] {
+                let b = self.boxes_b[j];
+                if b[0] >= a[2] {
+                    break;
+                }
+                let iou = iou_f32(&a, &b);
                 let sim = if mask_mode && iou > 0.0 { self.mask_similarity(tracks[i], &dets[j], iou) } else { iou };
                 self.cost[i * m + j] = 1.0 - sim;
             }
         }
+        self.order = order;
         if fuse {
             let scores: Vec<f32> = dets.iter().map(|d| d.score).collect();
             fuse_score(&mut self.cost, &scores);
@@ -531,20 +550,20 @@ impl ByteTracker {
         let mut tracked = std::mem::take(&mut self.tracked);
         tracked.retain(|&s| self.t(s).state == State::Tracked);
         // Newly started tracks (the other activated ones are already in `tracked`), then re-found.
-        for k in 0..self.activated.len() {
-            let s = self.activated[k];
-            if !tracked.contains(&s) {
-                tracked.push(s);
-            }
+        let mut mark = std::mem::take(&mut self.mark);
+        mark.clear();
+        mark.resize(self.slots.len(), false);
+        for &s in &tracked {
+            mark[s] = true;
         }
-        for k in 0..self.refind.len() {
-            let s = self.refind[k];
-            if !tracked.contains(&s) {
+        for &s in self.activated.iter().chain(self.refind.iter()) {
+            if !mark[s] {
+                mark[s] = true;
                 tracked.push(s);
             }
         }
         let mut lost = std::mem::take(&mut self.lost);
-        lost.retain(|s| !tracked.contains(s));
+        lost.retain(|&s| !mark[s]);
         lost.extend_from_slice(&self.lost_new);
         lost.retain(|&s| !self.t(s).removed_once);
 
@@ -586,16 +605,17 @@ impl ByteTracker {
             self.tm(s).removed_once = true;
         }
         // Free every slot that is in neither list.
-        let mut live = vec![false; self.slots.len()];
+        mark.iter_mut().for_each(|m| *m = false);
         for &s in tracked.iter().chain(lost.iter()) {
-            live[s] = true;
+            mark[s] = true;
         }
-        for (s, l) in live.iter().enumerate() {
+        for (s, l) in mark.iter().enumerate() {
             if !l && self.slots[s].is_some() {
                 self.slots[s] = None;
                 self.free.push(s);
             }
         }
+        self.mark = mark;
         self.tracked = tracked;
         self.lost = lost;
     }
