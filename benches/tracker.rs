@@ -7,7 +7,6 @@ use fastsam_track::track::{Association, ByteTracker, TrackerConfig};
 use fastsam_track::{BBox, Detection, Mask};
 
 #[path = "../tests/common/scenes.rs"]
-#[allow(dead_code)]
 mod scenes;
 
 fn frame(n: usize, f: usize, masks: bool, rng: &mut scenes::Rng) -> Vec<Detection> {

@@ -70,8 +70,8 @@ fn check_sequence(name: &str) {
         assert_eq!(o.track_id, g.track_id, "{name} row {k} (frame {frame}, det {}): track id", g.det_index);
         assert!((o.score as f64 - g.score).abs() < 1e-6, "{name} row {k}: score");
         let b = [o.bbox.x1 as f64, o.bbox.y1 as f64, o.bbox.x2 as f64, o.bbox.y2 as f64];
-        for c in 0..4 {
-            max_err = max_err.max((b[c] - g.bbox[c]).abs());
+        for (x, y) in b.iter().zip(&g.bbox) {
+            max_err = max_err.max((x - y).abs());
         }
     }
     eprintln!("{name}: {} rows, max box error {max_err:.2e} px", ours.len());

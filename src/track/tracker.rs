@@ -82,7 +82,7 @@ impl Det {
         let cy = (b.y1 + b.y2) / 2.0;
         let w = b.x2 - b.x1;
         let h = b.y2 - b.y1;
-        if !(w > 0.0 && h > 0.0) || !(cx.is_finite() && cy.is_finite() && w.is_finite() && h.is_finite()) {
+        if !(w > 0.0 && h > 0.0 && cx.is_finite() && cy.is_finite() && w.is_finite() && h.is_finite()) {
             return None;
         }
         let tlx = (cx as f64 - w as f64 / 2.0) as f32;
@@ -502,7 +502,7 @@ impl ByteTracker {
         order.extend(0..m);
         order.sort_unstable_by(|&p, &q| self.boxes_b[p][0].total_cmp(&self.boxes_b[q][0]));
         let max_w = self.boxes_b.iter().map(|b| b[2] - b[0]).fold(0.0f32, f32::max);
-        for i in 0..n {
+        for (i, &track) in tracks.iter().enumerate() {
             let a = self.boxes_a[i];
             let lo_x = a[0] - max_w - 1.0;
             let start = order.partition_point(|&j| self.boxes_b[j][0] <= lo_x);
@@ -512,7 +512,7 @@ impl ByteTracker {
                     break;
                 }
                 let iou = iou_f32(&a, &b);
-                let sim = if mask_mode && iou > 0.0 { self.mask_similarity(tracks[i], &dets[j], iou) } else { iou };
+                let sim = if mask_mode && iou > 0.0 { self.mask_similarity(track, &dets[j], iou) } else { iou };
                 self.cost[i * m + j] = 1.0 - sim;
             }
         }
