@@ -1,5 +1,5 @@
 //! One `ByteTracker::update` with N confirmed tracks and N detections (N = 10, 100, 500), for
-//! box and mask association. Objects sit on a grid in a 1920x1080 frame and move a few pixels
+//! box, mask and fused association. Objects sit on a grid in a 1920x1080 frame and move a few pixels
 //! per frame; masks are filled ellipses. The tracker state is cloned outside the timed region.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -28,7 +28,7 @@ fn frame(n: usize, f: usize, masks: bool, rng: &mut scenes::Rng) -> Vec<Detectio
 
 fn bench_update(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracker_update");
-    for assoc in [Association::Box, Association::Mask] {
+    for assoc in [Association::Box, Association::Mask, Association::Fused] {
         for n in [10usize, 100, 500] {
             let masks = assoc != Association::Box;
             let mut rng = scenes::Rng::new(n as u64);
