@@ -137,6 +137,7 @@ pub struct ByteTracker {
     boxes_b: Vec<[f32; 4]>,
     order: Vec<usize>,
     mark: Vec<bool>,
+    scores: Vec<f32>,
 }
 
 impl ByteTracker {
@@ -174,6 +175,7 @@ impl ByteTracker {
             boxes_b: Vec::new(),
             order: Vec::new(),
             mark: Vec::new(),
+            scores: Vec::new(),
         }
     }
 
@@ -518,8 +520,11 @@ impl ByteTracker {
         }
         self.order = order;
         if fuse {
-            let scores: Vec<f32> = dets.iter().map(|d| d.score).collect();
+            let mut scores = std::mem::take(&mut self.scores);
+            scores.clear();
+            scores.extend(dets.iter().map(|d| d.score));
             fuse_score(&mut self.cost, &scores);
+            self.scores = scores;
         }
         self.cost64.clear();
         self.cost64.extend(self.cost.iter().map(|&c| c as f64));
