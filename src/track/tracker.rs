@@ -138,6 +138,10 @@ pub struct ByteTracker {
     order: Vec<usize>,
     mark: Vec<bool>,
     scores: Vec<f32>,
+    buf_u_det: Vec<usize>,
+    buf_r_tracked: Vec<usize>,
+    buf_rest: Vec<Det>,
+    buf_u_rest: Vec<usize>,
 }
 
 impl ByteTracker {
@@ -176,6 +180,10 @@ impl ByteTracker {
             order: Vec::new(),
             mark: Vec::new(),
             scores: Vec::new(),
+            buf_u_det: Vec::new(),
+            buf_r_tracked: Vec::new(),
+            buf_rest: Vec::new(),
+            buf_u_rest: Vec::new(),
         }
     }
 
@@ -280,8 +288,17 @@ impl ByteTracker {
         let pool = std::mem::take(&mut self.pool);
         let high = std::mem::take(&mut self.high);
         self.associate(&pool, &high, self.cfg.fuse_score, self.match_limit);
-        let mut u_track: Vec<usize> = self.assignment.unmatched_rows.clone();
-        let u_det: Vec<usize> = self.assignment.unmatched_cols.clone();
+        let mut u_det = std::mem::take(&mut self.buf_u_det);
+        u_det.clear();
+        u_det.extend_from_slice(&self.assignment.unmatched_cols);
+        let mut r_tracked = std::mem::take(&mut self.buf_r_tracked);
+        r_tracked.clear();
+        for &i in &self.assignment.unmatched_rows {
+            // Step 4 takes the unmatched pool tracks that are in the Tracked state.
+            if self.t(pool[i]).state == State::Tracked {
+                r_tracked.push(pool[i]);
+            }
+        }
         let matches = std::mem::take(&mut self.assignment.matches);
         for &(ti, di) in &matches {
             let s = pool[ti];
@@ -296,10 +313,8 @@ impl ByteTracker {
         self.assignment.matches = matches;
 
         // 4. Second association: remaining tracked tracks x low detections (1 - IoU only).
-        let r_tracked: Vec<usize> =
-            u_track.drain(..).map(|i| pool[i]).filter(|&s| self.t(s).state == State::Tracked).collect();
         let low = std::mem::take(&mut self.low);
-        let mut lost_now: Vec<usize> = Vec::new();
+        let lost_from = self.lost_new.len();
         if !r_tracked.is_empty() && !low.is_empty() {
             self.associate(&r_tracked, &low, false, self.second_limit);
             let matches = std::mem::take(&mut self.assignment.matches);
@@ -309,20 +324,24 @@ impl ByteTracker {
                 self.activated.push(s);
             }
             self.assignment.matches = matches;
-            lost_now.extend(self.assignment.unmatched_rows.iter().map(|&i| r_tracked[i]));
+            self.lost_new.extend(self.assignment.unmatched_rows.iter().map(|&i| r_tracked[i]));
         } else {
-            lost_now.extend_from_slice(&r_tracked);
+            self.lost_new.extend_from_slice(&r_tracked);
         }
-        for &s in &lost_now {
+        for k in lost_from..self.lost_new.len() {
+            let s = self.lost_new[k];
             self.tm(s).state = State::Lost;
-            self.lost_new.push(s);
         }
 
         // 5. Unconfirmed tracks x remaining high detections.
-        let rest: Vec<Det> = u_det.iter().map(|&i| high[i]).collect();
+        let mut rest = std::mem::take(&mut self.buf_rest);
+        rest.clear();
+        rest.extend(u_det.iter().map(|&i| high[i]));
         let unconfirmed = std::mem::take(&mut self.unconfirmed);
-        let u_rest: Vec<usize> = if unconfirmed.is_empty() {
-            (0..rest.len()).collect()
+        let mut u_rest = std::mem::take(&mut self.buf_u_rest);
+        u_rest.clear();
+        if unconfirmed.is_empty() {
+            u_rest.extend(0..rest.len());
         } else {
             self.associate(&unconfirmed, &rest, self.cfg.fuse_score, self.unconfirmed_limit);
             let matches = std::mem::take(&mut self.assignment.matches);
@@ -337,8 +356,8 @@ impl ByteTracker {
                 self.slots[s].as_mut().expect("live").state = State::Removed;
                 self.removed.push(s);
             }
-            self.assignment.unmatched_cols.clone()
-        };
+            u_rest.extend_from_slice(&self.assignment.unmatched_cols);
+        }
 
         // 6. New tracks.
         for &i in &u_rest {
@@ -362,6 +381,10 @@ impl ByteTracker {
         }
 
         self.merge();
+        self.buf_u_det = u_det;
+        self.buf_r_tracked = r_tracked;
+        self.buf_rest = rest;
+        self.buf_u_rest = u_rest;
         self.pool = pool;
         self.high = high;
         self.low = low;
