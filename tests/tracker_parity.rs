@@ -51,7 +51,8 @@ fn check_sequence(name: &str) {
     let Some(dir) = fastsam_track::assets::require(&format!("golden/tracker/{name}/tracks.csv")) else { return };
     let dir = dir.parent().unwrap().to_path_buf();
     let seq = eval::read_detections(&dir.join("detections.csv")).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     assert_eq!(seq.first_frame, meta["first_frame"].as_i64().unwrap());
     assert_eq!(seq.frames.len() as i64, meta["num_frames"].as_i64().unwrap());
     assert_eq!(seq.num_detections() as i64, meta["num_detections"].as_i64().unwrap());
@@ -69,8 +70,8 @@ fn check_sequence(name: &str) {
         assert_eq!(o.track_id, g.track_id, "{name} row {k} (frame {frame}, det {}): track id", g.det_index);
         assert!((o.score as f64 - g.score).abs() < 1e-6, "{name} row {k}: score");
         let b = [o.bbox.x1 as f64, o.bbox.y1 as f64, o.bbox.x2 as f64, o.bbox.y2 as f64];
-        for c in 0..4 {
-            max_err = max_err.max((b[c] - g.bbox[c]).abs());
+        for (x, y) in b.iter().zip(&g.bbox) {
+            max_err = max_err.max((x - y).abs());
         }
     }
     eprintln!("{name}: {} rows, max box error {max_err:.2e} px", ours.len());

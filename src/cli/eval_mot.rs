@@ -1,8 +1,64 @@
-//! `fastsam-track` subcommand (placeholder, to be implemented).
+//! `fastsam-track eval-mot --gt gt.txt --pred tracks.txt [--json]`: CLEAR MOT and identity
+//! metrics (py-motmetrics 1.4.0 semantics) of MOTChallenge tracks against ground truth.
+
+use std::path::PathBuf;
+
+use crate::eval;
 
 #[derive(Debug, clap::Args)]
-pub struct EvalMotArgs {}
+pub struct EvalMotArgs {
+    /// Ground truth, MOTChallenge format (frame,id,x,y,w,h,conf,...).
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Tracker output, MOTChallenge format.
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// IoU needed for a match (motmetrics distth = 1 - iou).
+    #[arg(long, default_value_t = 0.5)]
+    pub iou: f64,
+    /// Drop ground-truth rows whose 7th column (conf / consider flag) is below this (motmetrics
+    /// min_confidence; use 1 for MOTChallenge gt with ignore regions).
+    #[arg(long, default_value_t = -1.0)]
+    pub gt_min_conf: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: EvalMotArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
+    if !(args.iou > 0.0 && args.iou <= 1.0) {
+        anyhow::bail!("--iou {} is out of range: use a value in (0, 1]", args.iou);
+    }
+    let gt: Vec<_> = eval::read_mot(&args.gt)?.into_iter().filter(|r| r.conf >= args.gt_min_conf).collect();
+    let pred = eval::read_mot(&args.pred)?;
+    let m = eval::evaluate(&gt, &pred, args.iou)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(());
+    }
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    let table: [(&str, String); 16] = [
+        ("IDF1", pct(m.idf1)),
+        ("IDP", pct(m.idp)),
+        ("IDR", pct(m.idr)),
+        ("Rcll", pct(m.recall)),
+        ("Prcn", pct(m.precision)),
+        ("GT", m.num_unique_objects.to_string()),
+        ("MT", m.mostly_tracked.to_string()),
+        ("PT", m.partially_tracked.to_string()),
+        ("ML", m.mostly_lost.to_string()),
+        ("FP", m.num_false_positives.to_string()),
+        ("FN", m.num_misses.to_string()),
+        ("IDs", m.num_switches.to_string()),
+        ("FM", m.num_fragmentations.to_string()),
+        ("MOTA", pct(m.mota)),
+        ("MOTP", format!("{:.3}", m.motp)),
+        ("frames", m.num_frames.to_string()),
+    ];
+    let head: Vec<String> = table.iter().map(|(k, v)| format!("{k:>w$}", w = v.len().max(k.len()))).collect();
+    let vals: Vec<String> = table.iter().map(|(k, v)| format!("{v:>w$}", w = v.len().max(k.len()))).collect();
+    println!("{}", head.join(" "));
+    println!("{}", vals.join(" "));
+    println!("(MOTP is the mean 1 - IoU of matches, as in py-motmetrics; IoU threshold {})", args.iou);
+    Ok(())
 }

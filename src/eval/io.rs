@@ -27,7 +27,7 @@ pub struct MotRow {
 }
 
 fn read_text(path: &Path) -> Result<String, EvalError> {
-    std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|err| EvalError::Io { path: path.display().to_string(), err })
 }
 
 fn split_fields(line: &str) -> impl Iterator<Item = &str> {
@@ -97,7 +97,7 @@ pub fn format_mot(rows: &[MotRow]) -> String {
 
 /// Write MOTChallenge results.
 pub fn write_mot(path: &Path, rows: &[MotRow]) -> Result<(), EvalError> {
-    std::fs::write(path, format_mot(rows)).map_err(|source| EvalError::Io { path: path.display().to_string(), source })
+    std::fs::write(path, format_mot(rows)).map_err(|err| EvalError::Io { path: path.display().to_string(), err })
 }
 
 /// MOT rows of one frame's tracker output.
@@ -163,12 +163,8 @@ pub fn read_detections(path: &Path) -> Result<DetectionSequence, EvalError> {
                 parse_num(path, i + 1, s, what)
             };
             let frame = get(cf, "frame")? as i64;
-            let b = BBox::new(
-                get(c1, "x1")? as f32,
-                get(c2, "y1")? as f32,
-                get(c3, "x2")? as f32,
-                get(c4, "y2")? as f32,
-            );
+            let b =
+                BBox::new(get(c1, "x1")? as f32, get(c2, "y1")? as f32, get(c3, "x2")? as f32, get(c4, "y2")? as f32);
             rows.push((frame, det(b, get(cs, "score")? as f32)));
         }
     } else {

@@ -10,17 +10,11 @@ pub use mot::{MotMetrics, evaluate};
 /// Errors of the evaluation stage and of the track/detection file readers.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read or write {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Parse { path: String, line: usize, message: String },
-    #[error(
-        "{what} has two rows with id {id} in frame {frame}; each id may appear once per frame (fix the file)"
-    )]
+    #[error("{what} has two rows with id {id} in frame {frame}; each id may appear once per frame (fix the file)")]
     DuplicateId { what: String, frame: i64, id: i64 },
     #[error("{0}")]
     Other(String),

@@ -58,15 +58,14 @@ impl LapSolver {
     }
 
     /// Cost-limited assignment on a row-major `rows x cols` matrix (see the module docs).
-    /// Pairs with `cost >= limit` (or NaN) are never matched.
+    /// Pairs with `cost >= limit` (or NaN) are never matched. Only pairs that are admissible
+    /// (for the respective mode) are ever returned.
     pub fn solve_limited(&mut self, cost: &[f64], rows: usize, cols: usize, limit: f64, out: &mut Assignment) {
         assert_eq!(cost.len(), rows * cols, "cost matrix size");
         let admissible = |c: f64| c < limit;
         // Within a component, a pair's cost relative to leaving both ends unmatched is
         // `cost - limit` (< 0 when admissible); inadmissible pairs get 0, i.e. "no match".
-        self.solve_components(cost, rows, cols, out, admissible, |c| if c < limit { c - limit } else { 0.0 }, |c| {
-            c < limit
-        });
+        self.solve_components(cost, rows, cols, out, admissible, |c| if c < limit { c - limit } else { 0.0 });
     }
 
     /// Maximum-cardinality minimum-cost assignment: pairs with a non-finite cost are forbidden;
@@ -75,9 +74,7 @@ impl LapSolver {
         assert_eq!(cost.len(), rows * cols, "cost matrix size");
         let maxabs = cost.iter().filter(|c| c.is_finite()).fold(0.0f64, |m, c| m.max(c.abs())) + 1.0;
         let big = 2.0 * (rows.min(cols) as f64) * maxabs + 1.0;
-        self.solve_components(cost, rows, cols, out, |c| c.is_finite(), |c| if c.is_finite() { c } else { big }, |c| {
-            c.is_finite()
-        });
+        self.solve_components(cost, rows, cols, out, |c: f64| c.is_finite(), |c| if c.is_finite() { c } else { big });
     }
 
     fn find(&mut self, mut x: usize) -> usize {
@@ -96,7 +93,6 @@ impl LapSolver {
         out: &mut Assignment,
         admissible: impl Fn(f64) -> bool,
         transform: impl Fn(f64) -> f64,
-        keep: impl Fn(f64) -> bool,
     ) {
         out.clear();
         // Union-find over rows (0..rows) and columns (rows..rows+cols).
@@ -172,7 +168,7 @@ impl LapSolver {
                 }
                 let (a, b) = if transpose { (l, k) } else { (k, l) };
                 let (i, j) = (self.comp_rows[c][a], self.comp_cols[c][b]);
-                if keep(cost[i * cols + j]) {
+                if admissible(cost[i * cols + j]) {
                     row_match[i] = j;
                 }
             }
@@ -299,7 +295,15 @@ mod tests {
 
     /// All partial matchings by brute force: returns the minimum of `objective`.
     fn brute(rows: usize, cols: usize, objective: &dyn Fn(&[usize]) -> f64) -> f64 {
-        fn rec(i: usize, rows: usize, cols: usize, cur: &mut Vec<usize>, used: &mut Vec<bool>, f: &dyn Fn(&[usize]) -> f64, best: &mut f64) {
+        fn rec(
+            i: usize,
+            rows: usize,
+            cols: usize,
+            cur: &mut Vec<usize>,
+            used: &mut Vec<bool>,
+            f: &dyn Fn(&[usize]) -> f64,
+            best: &mut f64,
+        ) {
             if i == rows {
                 *best = best.min(f(cur));
                 return;
@@ -353,9 +357,8 @@ mod tests {
             let rows = 1 + (rng.next() * 6.0) as usize;
             let cols = 1 + (rng.next() * 6.0) as usize;
             let sparse = case % 2 == 0;
-            let cost: Vec<f64> = (0..rows * cols)
-                .map(|_| if sparse && rng.next() < 0.5 { 1.0 } else { rng.next() })
-                .collect();
+            let cost: Vec<f64> =
+                (0..rows * cols).map(|_| if sparse && rng.next() < 0.5 { 1.0 } else { rng.next() }).collect();
             let limit = 0.3 + rng.next() * 0.6;
             solver.solve_limited(&cost, rows, cols, limit, &mut out);
             check_consistent(&out, rows, cols);

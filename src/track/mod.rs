@@ -25,12 +25,8 @@ pub use tracker::ByteTracker;
 /// Errors of the tracking stage.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
-    #[error("cannot read tracker config {path}: {source}")]
-    ConfigIo {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read tracker config {path}: {err}")]
+    ConfigIo { path: String, err: std::io::Error },
     #[error("invalid tracker config {path}: {message}")]
     ConfigParse { path: String, message: String },
     #[error("invalid tracker parameter `{name}` = {value}: {fix}")]
@@ -126,7 +122,7 @@ impl TrackerConfig {
     /// Read a TOML file (missing keys take their default) and validate it.
     pub fn from_toml_file(p: &Path) -> Result<Self, TrackError> {
         let path = p.display().to_string();
-        let text = std::fs::read_to_string(p).map_err(|source| TrackError::ConfigIo { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(p).map_err(|err| TrackError::ConfigIo { path: path.clone(), err })?;
         Self::from_toml_str(&text).map_err(|e| match e {
             TrackError::ConfigParse { message, .. } => TrackError::ConfigParse { path, message },
             other => other,

@@ -82,7 +82,7 @@ impl Det {
         let cy = (b.y1 + b.y2) / 2.0;
         let w = b.x2 - b.x1;
         let h = b.y2 - b.y1;
-        if !(w > 0.0 && h > 0.0) || !(cx.is_finite() && cy.is_finite() && w.is_finite() && h.is_finite()) {
+        if !(w > 0.0 && h > 0.0 && cx.is_finite() && cy.is_finite() && w.is_finite() && h.is_finite()) {
             return None;
         }
         let tlx = (cx as f64 - w as f64 / 2.0) as f32;
@@ -104,7 +104,7 @@ fn decimal_f64(x: f32) -> f64 {
 }
 
 /// ByteTrack multi-object tracker. See the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ByteTracker {
     cfg: TrackerConfig,
     max_time_lost: u64,
@@ -135,6 +135,13 @@ pub struct ByteTracker {
     removed: Vec<usize>,
     boxes_a: Vec<[f32; 4]>,
     boxes_b: Vec<[f32; 4]>,
+    order: Vec<usize>,
+    mark: Vec<bool>,
+    scores: Vec<f32>,
+    buf_u_det: Vec<usize>,
+    buf_r_tracked: Vec<usize>,
+    buf_rest: Vec<Det>,
+    buf_u_rest: Vec<usize>,
 }
 
 impl ByteTracker {
@@ -170,6 +177,13 @@ impl ByteTracker {
             removed: Vec::new(),
             boxes_a: Vec::new(),
             boxes_b: Vec::new(),
+            order: Vec::new(),
+            mark: Vec::new(),
+            scores: Vec::new(),
+            buf_u_det: Vec::new(),
+            buf_r_tracked: Vec::new(),
+            buf_rest: Vec::new(),
+            buf_u_rest: Vec::new(),
         }
     }
 
@@ -274,8 +288,17 @@ impl ByteTracker {
         let pool = std::mem::take(&mut self.pool);
         let high = std::mem::take(&mut self.high);
         self.associate(&pool, &high, self.cfg.fuse_score, self.match_limit);
-        let mut u_track: Vec<usize> = self.assignment.unmatched_rows.clone();
-        let u_det: Vec<usize> = self.assignment.unmatched_cols.clone();
+        let mut u_det = std::mem::take(&mut self.buf_u_det);
+        u_det.clear();
+        u_det.extend_from_slice(&self.assignment.unmatched_cols);
+        let mut r_tracked = std::mem::take(&mut self.buf_r_tracked);
+        r_tracked.clear();
+        for &i in &self.assignment.unmatched_rows {
+            // Step 4 takes the unmatched pool tracks that are in the Tracked state.
+            if self.t(pool[i]).state == State::Tracked {
+                r_tracked.push(pool[i]);
+            }
+        }
         let matches = std::mem::take(&mut self.assignment.matches);
         for &(ti, di) in &matches {
             let s = pool[ti];
@@ -290,10 +313,8 @@ impl ByteTracker {
         self.assignment.matches = matches;
 
         // 4. Second association: remaining tracked tracks x low detections (1 - IoU only).
-        let r_tracked: Vec<usize> =
-            u_track.drain(..).map(|i| pool[i]).filter(|&s| self.t(s).state == State::Tracked).collect();
         let low = std::mem::take(&mut self.low);
-        let mut lost_now: Vec<usize> = Vec::new();
+        let lost_from = self.lost_new.len();
         if !r_tracked.is_empty() && !low.is_empty() {
             self.associate(&r_tracked, &low, false, self.second_limit);
             let matches = std::mem::take(&mut self.assignment.matches);
@@ -303,20 +324,24 @@ impl ByteTracker {
                 self.activated.push(s);
             }
             self.assignment.matches = matches;
-            lost_now.extend(self.assignment.unmatched_rows.iter().map(|&i| r_tracked[i]));
+            self.lost_new.extend(self.assignment.unmatched_rows.iter().map(|&i| r_tracked[i]));
         } else {
-            lost_now.extend_from_slice(&r_tracked);
+            self.lost_new.extend_from_slice(&r_tracked);
         }
-        for &s in &lost_now {
+        for k in lost_from..self.lost_new.len() {
+            let s = self.lost_new[k];
             self.tm(s).state = State::Lost;
-            self.lost_new.push(s);
         }
 
         // 5. Unconfirmed tracks x remaining high detections.
-        let rest: Vec<Det> = u_det.iter().map(|&i| high[i]).collect();
+        let mut rest = std::mem::take(&mut self.buf_rest);
+        rest.clear();
+        rest.extend(u_det.iter().map(|&i| high[i]));
         let unconfirmed = std::mem::take(&mut self.unconfirmed);
-        let u_rest: Vec<usize> = if unconfirmed.is_empty() {
-            (0..rest.len()).collect()
+        let mut u_rest = std::mem::take(&mut self.buf_u_rest);
+        u_rest.clear();
+        if unconfirmed.is_empty() {
+            u_rest.extend(0..rest.len());
         } else {
             self.associate(&unconfirmed, &rest, self.cfg.fuse_score, self.unconfirmed_limit);
             let matches = std::mem::take(&mut self.assignment.matches);
@@ -331,8 +356,8 @@ impl ByteTracker {
                 self.slots[s].as_mut().expect("live").state = State::Removed;
                 self.removed.push(s);
             }
-            self.assignment.unmatched_cols.clone()
-        };
+            u_rest.extend_from_slice(&self.assignment.unmatched_cols);
+        }
 
         // 6. New tracks.
         for &i in &u_rest {
@@ -356,6 +381,10 @@ impl ByteTracker {
         }
 
         self.merge();
+        self.buf_u_det = u_det;
+        self.buf_r_tracked = r_tracked;
+        self.buf_rest = rest;
+        self.buf_u_rest = u_rest;
         self.pool = pool;
         self.high = high;
         self.low = low;
@@ -491,16 +520,34 @@ impl ByteTracker {
         self.cost.clear();
         self.cost.resize(n * m, 1.0);
         let mask_mode = self.mask_mode();
-        for i in 0..n {
-            for j in 0..m {
-                let iou = iou_f32(&self.boxes_a[i], &self.boxes_b[j]);
-                let sim = if mask_mode && iou > 0.0 { self.mask_similarity(tracks[i], &dets[j], iou) } else { iou };
+        // Only pairs whose boxes overlap can have a cost below 1 (IoU 0 gives exactly 1, fused
+        // or not): sweep the detections sorted by x1 over each track's x-range.
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..m);
+        order.sort_unstable_by(|&p, &q| self.boxes_b[p][0].total_cmp(&self.boxes_b[q][0]));
+        let max_w = self.boxes_b.iter().map(|b| b[2] - b[0]).fold(0.0f32, f32::max);
+        for (i, &track) in tracks.iter().enumerate() {
+            let a = self.boxes_a[i];
+            let lo_x = a[0] - max_w - 1.0;
+            let start = order.partition_point(|&j| self.boxes_b[j][0] <= lo_x);
+            for &j in &order[start..] {
+                let b = self.boxes_b[j];
+                if b[0] >= a[2] {
+                    break;
+                }
+                let iou = iou_f32(&a, &b);
+                let sim = if mask_mode && iou > 0.0 { self.mask_similarity(track, &dets[j], iou) } else { iou };
                 self.cost[i * m + j] = 1.0 - sim;
             }
         }
+        self.order = order;
         if fuse {
-            let scores: Vec<f32> = dets.iter().map(|d| d.score).collect();
+            let mut scores = std::mem::take(&mut self.scores);
+            scores.clear();
+            scores.extend(dets.iter().map(|d| d.score));
             fuse_score(&mut self.cost, &scores);
+            self.scores = scores;
         }
         self.cost64.clear();
         self.cost64.extend(self.cost.iter().map(|&c| c as f64));
@@ -531,20 +578,20 @@ impl ByteTracker {
         let mut tracked = std::mem::take(&mut self.tracked);
         tracked.retain(|&s| self.t(s).state == State::Tracked);
         // Newly started tracks (the other activated ones are already in `tracked`), then re-found.
-        for k in 0..self.activated.len() {
-            let s = self.activated[k];
-            if !tracked.contains(&s) {
-                tracked.push(s);
-            }
+        let mut mark = std::mem::take(&mut self.mark);
+        mark.clear();
+        mark.resize(self.slots.len(), false);
+        for &s in &tracked {
+            mark[s] = true;
         }
-        for k in 0..self.refind.len() {
-            let s = self.refind[k];
-            if !tracked.contains(&s) {
+        for &s in self.activated.iter().chain(self.refind.iter()) {
+            if !mark[s] {
+                mark[s] = true;
                 tracked.push(s);
             }
         }
         let mut lost = std::mem::take(&mut self.lost);
-        lost.retain(|s| !tracked.contains(s));
+        lost.retain(|&s| !mark[s]);
         lost.extend_from_slice(&self.lost_new);
         lost.retain(|&s| !self.t(s).removed_once);
 
@@ -586,16 +633,17 @@ impl ByteTracker {
             self.tm(s).removed_once = true;
         }
         // Free every slot that is in neither list.
-        let mut live = vec![false; self.slots.len()];
+        mark.iter_mut().for_each(|m| *m = false);
         for &s in tracked.iter().chain(lost.iter()) {
-            live[s] = true;
+            mark[s] = true;
         }
-        for (s, l) in live.iter().enumerate() {
+        for (s, l) in mark.iter().enumerate() {
             if !l && self.slots[s].is_some() {
                 self.slots[s] = None;
                 self.free.push(s);
             }
         }
+        self.mark = mark;
         self.tracked = tracked;
         self.lost = lost;
     }
