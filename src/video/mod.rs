@@ -217,6 +217,20 @@ pub(crate) fn duration_to_clock(d: Duration) -> gstreamer::ClockTime {
     gstreamer::ClockTime::from_nseconds(d.as_nanos() as u64)
 }
 
+/// A segmenter that finds nothing: runs the pipeline's I/O without a model (`--null-model`,
+/// tests, measuring pipeline overhead).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSegmenter;
+
+impl crate::types::Segmenter for NullSegmenter {
+    fn segment(&mut self, _image: ImageView<'_>) -> Result<Vec<crate::types::Detection>, crate::Error> {
+        Ok(Vec::new())
+    }
+    fn describe(&self) -> String {
+        "no model (null segmenter)".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
