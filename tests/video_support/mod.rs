@@ -191,3 +191,96 @@ pub fn read_mot(path: &Path) -> Vec<(u64, u64, BBox)> {
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// Scripted detections for real footage: two ellipses moving along fixed paths, keyed by the
+/// call count (file input never drops frames, so call `n` is frame `n`).
+pub struct PathSegmenter {
+    pub w: u32,
+    pub h: u32,
+    pub calls: u64,
+}
+
+pub fn path_masks(w: u32, h: u32, i: u64) -> Vec<Bitmap> {
+    let f = i as f32;
+    let (wf, hf) = (w as f32, h as f32);
+    let centres = [
+        (0.2 * wf + (f * 1.5) % (0.6 * wf), 0.4 * hf, 0.08 * wf, 0.12 * hf),
+        (0.7 * wf, 0.3 * hf + (f * 0.7) % (0.4 * hf), 0.06 * wf, 0.1 * hf),
+    ];
+    centres
+        .iter()
+        .map(|&(cx, cy, rx, ry)| {
+            let mut bm = Bitmap::zeros(w, h);
+            for y in 0..h {
+                for x in 0..w {
+                    let (dx, dy) = ((x as f32 + 0.5 - cx) / rx, (y as f32 + 0.5 - cy) / ry);
+                    if dx * dx + dy * dy <= 1.0 {
+                        bm.data[(y * w + x) as usize] = 1;
+                    }
+                }
+            }
+            bm
+        })
+        .collect()
+}
+
+impl Segmenter for PathSegmenter {
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::Error> {
+        assert_eq!((image.width, image.height), (self.w, self.h));
+        let i = self.calls;
+        self.calls += 1;
+        Ok(path_masks(self.w, self.h, i)
+            .iter()
+            .map(|m| {
+                let roi = RoiBitmap::from_full(m);
+                let r = roi.rect;
+                Detection {
+                    bbox: BBox::new(r.x as f32, r.y as f32, r.right() as f32, r.bottom() as f32),
+                    score: 0.8,
+                    class_id: 0,
+                    mask: Some(Mask::from_roi(roi)),
+                }
+            })
+            .collect())
+    }
+    fn describe(&self) -> String {
+        "scripted paths".into()
+    }
+}
+
+/// Check that the MOT and JSON Lines files describe the same tracks, frame by frame, for a
+/// video of `frames` frames whose PTS are `pts`. Returns the number of distinct IDs.
+pub fn check_track_files_consistent(mot: &Path, json: &Path, pts: &[Option<Duration>], w: u32, h: u32) -> usize {
+    let rows = read_mot(mot);
+    let lines = read_jsonl(json);
+    assert_eq!(lines.len(), pts.len(), "one JSON line per frame");
+    let mut ids = std::collections::HashSet::new();
+    let mut n_json_objects = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let f = i as u64 + 1;
+        assert_eq!(l["frame"], f);
+        match pts[i] {
+            Some(p) => assert!((l["pts"].as_f64().unwrap() - p.as_secs_f64()).abs() < 1e-6, "frame {f} pts"),
+            None => assert!(l["pts"].is_null()),
+        }
+        let objs = l["objects"].as_array().unwrap();
+        let mot_rows: Vec<_> = rows.iter().filter(|r| r.0 == f).collect();
+        assert_eq!(objs.len(), mot_rows.len(), "frame {f}: MOT and JSON track counts differ");
+        for o in objs {
+            n_json_objects += 1;
+            let id = o["id"].as_u64().unwrap();
+            ids.insert(id);
+            let b: Vec<f32> = o["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let r = mot_rows.iter().find(|r| r.1 == id).unwrap_or_else(|| panic!("frame {f}: id {id} not in MOT"));
+            assert!((r.2.x1 - b[0]).abs() < 0.01 && (r.2.y1 - b[1]).abs() < 0.01, "frame {f} id {id} box");
+            assert!((r.2.width() - b[2]).abs() < 0.01 && (r.2.height() - b[3]).abs() < 0.01, "frame {f} id {id} box");
+            if !o["rle"].is_null() {
+                let rle: fastsam_track::Rle = serde_json::from_value(o["rle"].clone()).unwrap();
+                assert_eq!(rle.size, [h, w], "frame {f}: RLE size is the video size");
+                rle.to_bitmap().expect("RLE counts sum to h*w");
+            }
+        }
+    }
+    assert_eq!(n_json_objects, rows.len(), "MOT has rows for frames not in JSON");
+    ids.len()
+}
