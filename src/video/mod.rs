@@ -70,6 +70,11 @@ pub enum VideoError {
     Template { role: &'static str, template: String, message: String },
     #[error("decode error at frame {frame}: {message}")]
     Decode { frame: u64, message: String },
+    #[error(
+        "input ended at frame {decoded} but its header announces {expected} frames: the file is \
+         truncated or corrupt from frame {} on", decoded + 1
+    )]
+    Truncated { decoded: u64, expected: u64 },
     #[error("encoder error after {frames} frames: {message}")]
     Encode { frames: u64, message: String },
     #[error("{stage} stage failed at frame {frame}: {source}")]

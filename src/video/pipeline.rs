@@ -168,6 +168,7 @@ pub fn run(
         .map_err(|e| crate::Error::io(e.path.display().to_string(), e.source))?;
     let (w, h) = (info.width, info.height);
     let live = info.live;
+    let expected_frames = if live { None } else { info.expected_frames() };
     let errors = FirstError::default();
 
     let (dec_tx, dec_rx) = bounded::<Frame>(cap);
@@ -210,7 +211,6 @@ pub fn run(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::error!("{e}");
                         err = Some(e);
                         break;
                     }
@@ -441,6 +441,17 @@ pub fn run(
         }
         return Err(e);
     }
+    let interrupted = stop.load(Ordering::Relaxed);
+    if let (None, false, Some(expected)) = (&input_error, interrupted, expected_frames) {
+        // A truncated file often just ends early without a decoder error: compare with what the
+        // container announced (tolerance for rounding in duration × fps).
+        if frames_decoded + 2 + expected / 50 < expected {
+            input_error = Some(VideoError::Truncated { decoded: frames_decoded, expected });
+        }
+    }
+    if let Some(e) = &input_error {
+        tracing::error!("{e}");
+    }
     Ok(RunReport {
         frames: frames_done,
         frames_decoded,
@@ -450,7 +461,7 @@ pub fn run(
         seeded_tracks: seeded,
         elapsed: started.elapsed(),
         times,
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted,
         input_error,
         encoder,
         buffer_allocations: pool.allocations(),

@@ -165,6 +165,7 @@ impl VideoSource {
             live,
             uri,
         };
+        tracing::debug!("opened {}: {:?}", input, src.info);
         src.pending = Some(sample);
         Ok(src)
     }
