@@ -128,15 +128,8 @@ impl VideoSource {
             done: false,
             missing: None,
         };
-        let ret = src.pipeline.set_state(gst::State::Playing);
-        match ret {
-            Err(_) => return Err(src.bus_error(0).unwrap_or_else(|| src.not_a_video("could not start decoding"))),
-            Ok(gst::StateChangeSuccess::NoPreroll) if cfg.live.is_none() => {
-                live = true;
-                src.appsink.set_drop(true);
-                src.appsink.set_max_buffers(1);
-            }
-            Ok(_) => {}
+        if src.pipeline.set_state(gst::State::Playing).is_err() {
+            return Err(src.bus_error(0).unwrap_or_else(|| src.not_a_video("could not start decoding")));
         }
         let start = Instant::now();
         let sample = loop {
@@ -153,6 +146,17 @@ impl VideoSource {
                 return Err(VideoError::OpenTimeout(cfg.open_timeout));
             }
         };
+        if cfg.live.is_none() && !live {
+            // a live source (camera, network stream) says so in the latency query
+            let mut q = gst::query::Latency::new();
+            let upstream_live =
+                src.appsink.static_pad("sink").is_some_and(|pad| pad.peer_query(&mut q) && q.result().0);
+            if upstream_live {
+                live = true;
+                src.appsink.set_drop(true);
+                src.appsink.set_max_buffers(1);
+            }
+        }
         let caps = sample.caps().ok_or_else(|| VideoError::Other("first sample has no caps".into()))?;
         let vinfo = gst_video::VideoInfo::from_caps(caps).map_err(|e| VideoError::Other(format!("bad caps: {e}")))?;
         let fps = vinfo.fps();
