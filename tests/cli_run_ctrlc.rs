@@ -71,7 +71,7 @@ fn check_stopped_cleanly(sig: &str) {
     // The MP4 plays: it decodes to as many frames as were processed, with the input's frame rate.
     let (info, frames) = support::decode_all(&out);
     let n = frames.len();
-    assert!(n >= 50 && n < 795, "{n} frames");
+    assert!((50..795).contains(&n), "{n} frames");
     assert_eq!(info.fps, Some((10, 1)));
     assert!(err.contains(&format!("output: {} ({n} frames)", out.display())), "{err}");
     // Track files cover exactly the processed frames (no torn last line).

@@ -41,7 +41,7 @@ fn rss_is_flat_over_10000_frames() {
     let samples = Mutex::new(Vec::new());
     let start = rss_kib();
     let progress = |n: u64| {
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             samples.lock().unwrap().push((n, rss_kib()));
         }
     };

@@ -177,8 +177,8 @@ fn ids_persist_through_the_whole_pipeline() {
             let mut n = 0f64;
             for (p, &v) in m.data.iter().enumerate() {
                 if v != 0 {
-                    for c in 0..3 {
-                        sum[c] += b.data[p * 3 + c] as f64;
+                    for (c, acc) in sum.iter_mut().enumerate() {
+                        *acc += b.data[p * 3 + c] as f64;
                     }
                     n += 1.0;
                 }

@@ -28,7 +28,7 @@ pub fn shape_mask(k: usize, i: u64) -> Bitmap {
                 // rectangle moving right
                 0 => {
                     let x0 = 10.0 + 3.0 * f;
-                    xf >= x0 && xf < x0 + 40.0 && yf >= 40.0 && yf < 70.0
+                    xf >= x0 && xf < x0 + 40.0 && (40.0..70.0).contains(&yf)
                 }
                 // disc moving left and down
                 1 => {
