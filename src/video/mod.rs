@@ -14,6 +14,7 @@ pub mod shim;
 pub mod sink;
 pub mod source;
 pub mod templates;
+pub mod yuv;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,6 +16,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::templates::{self, DEFAULT_ENCODE, FALLBACK_ENCODE};
+use super::yuv::{I420Mut, rgb_to_i420};
 use super::{Frame, VideoError, VideoInfo, duration_to_clock};
 
 /// Encode options.
@@ -44,7 +45,7 @@ pub struct VideoSink {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
     pool: gst::BufferPool,
-    frame_size: usize,
+    vinfo: gst_video::VideoInfo,
     width: u32,
     height: u32,
     frame_duration: Option<Duration>,
@@ -90,8 +91,13 @@ impl VideoSink {
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or_else(|| template_err("needs an appsrc named \"src\" (appsrc name=src ! …)".into()))?;
         let (fn_, fd) = info.fps.unwrap_or((0, 1));
-        let vinfo = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, info.width, info.height)
+        // I420 from our exact BT.601 converter (videoconvert's RGB->I420 truncates); the template's
+        // videoconvert then passes it through, or converts to what another encoder wants.
+        let colorimetry: gst_video::VideoColorimetry =
+            "bt601".parse().map_err(|e| VideoError::Other(format!("colorimetry: {e}")))?;
+        let vinfo = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, info.width, info.height)
             .fps(gst::Fraction::new(fn_, fd))
+            .colorimetry(&colorimetry)
             .build()
             .map_err(|e| VideoError::Other(format!("bad video info: {e}")))?;
         let caps = vinfo.to_caps().map_err(|e| VideoError::Other(format!("bad caps: {e}")))?;
@@ -112,7 +118,7 @@ impl VideoSink {
             pipeline,
             appsrc,
             pool,
-            frame_size,
+            vinfo: vinfo.clone(),
             width: info.width,
             height: info.height,
             frame_duration: info.fps_f64().map(|f| Duration::from_secs_f64(1.0 / f)),
@@ -149,6 +155,13 @@ impl VideoSink {
                 ),
             });
         }
+        if frame.data.len() < frame.width as usize * frame.height as usize * 3 {
+            return Err(self.encode_error(format!(
+                "frame {} holds {} bytes, too few for its size",
+                frame.index,
+                frame.data.len()
+            )));
+        }
         let mut buffer = self.pool.acquire_buffer(None).map_err(|e| self.encode_error(format!("{e:?}")))?;
         {
             let buf = buffer.get_mut().ok_or_else(|| self.encode_error("pool buffer not writable".into()))?;
@@ -163,19 +176,13 @@ impl VideoSink {
             self.last_pts = Some(pts);
             buf.set_pts(duration_to_clock(pts));
             buf.set_duration(dur.map(duration_to_clock));
-            let vinfo = self.video_info()?;
-            let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &vinfo)
+            let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &self.vinfo)
                 .map_err(|e| VideoError::Other(format!("cannot map output frame: {e}")))?;
-            let stride = vframe.plane_stride()[0] as usize;
-            let row = self.width as usize * 3;
-            let dst = vframe.plane_data_mut(0).map_err(|e| VideoError::Other(format!("map: {e}")))?;
-            if stride == row {
-                dst[..frame.data.len()].copy_from_slice(&frame.data);
-            } else {
-                for (y, src) in frame.data.chunks_exact(row).enumerate() {
-                    dst[y * stride..y * stride + row].copy_from_slice(src);
-                }
-            }
+            let strides = vframe.plane_stride();
+            let (ys, us, vs) = (strides[0] as usize, strides[1] as usize, strides[2] as usize);
+            let [y, u, v, _] = vframe.planes_data_mut();
+            let mut planes = I420Mut { y, u, v, y_stride: ys, u_stride: us, v_stride: vs };
+            rgb_to_i420(&frame.data, self.width, self.height, &mut planes);
         }
         if let Err(flow) = self.appsrc.push_buffer(buffer) {
             let msg = self.bus_error().unwrap_or_else(|| format!("appsrc refused the frame: {flow:?}"));
@@ -186,15 +193,6 @@ impl VideoSink {
             return Err(self.encode_error(msg));
         }
         Ok(())
-    }
-
-    fn video_info(&self) -> Result<gst_video::VideoInfo, VideoError> {
-        gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, self.width, self.height)
-            .build()
-            .map_err(|e| VideoError::Other(format!("bad video info: {e}")))
-            .and_then(|v| {
-                if v.size() == self.frame_size { Ok(v) } else { Err(VideoError::Other("frame size mismatch".into())) }
-            })
     }
 
     fn encode_error(&self, message: String) -> VideoError {

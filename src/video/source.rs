@@ -16,6 +16,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::templates::{self, DEFAULT_DECODE};
+use super::yuv::{I420, YuvRange, i420_to_rgb};
 use super::{Frame, FramePool, VideoError, clock_to_duration};
 
 /// Decode options.
@@ -109,7 +110,10 @@ impl VideoSource {
                     message: "needs an appsink named \"sink\" (… ! appsink name=sink)".into(),
                 }
             })?;
-        let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Rgb).build();
+        // I420 preferred: converted to RGB by `yuv` (exact, OpenCV-like), not by videoconvert.
+        let caps = gst_video::VideoCapsBuilder::new()
+            .format_list([gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb])
+            .build();
         appsink.set_caps(Some(&caps));
         appsink.set_property("sync", false);
         appsink.set_max_buffers(2);
@@ -225,15 +229,39 @@ impl VideoSource {
         let (w, h) = (vinfo.width(), vinfo.height());
         let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
             .map_err(|e| VideoError::Other(format!("cannot map frame: {e}")))?;
-        let stride = vframe.plane_stride()[0] as usize;
-        let src = vframe.plane_data(0).map_err(|e| VideoError::Other(format!("cannot map frame: {e}")))?;
+        let map_err = |e: gst::glib::BoolError| VideoError::Other(format!("cannot map frame: {e}"));
+        let strides = vframe.plane_stride();
         let row = w as usize * 3;
         let mut data = pool.take(row * h as usize);
-        if stride == row {
-            data.copy_from_slice(&src[..row * h as usize]);
-        } else {
-            for (y, dst) in data.chunks_exact_mut(row).enumerate() {
-                dst.copy_from_slice(&src[y * stride..y * stride + row]);
+        match vinfo.format() {
+            gst_video::VideoFormat::I420 => {
+                let planes = I420 {
+                    width: w,
+                    height: h,
+                    y: vframe.plane_data(0).map_err(map_err)?,
+                    u: vframe.plane_data(1).map_err(map_err)?,
+                    v: vframe.plane_data(2).map_err(map_err)?,
+                    y_stride: strides[0] as usize,
+                    u_stride: strides[1] as usize,
+                    v_stride: strides[2] as usize,
+                };
+                let range = if vinfo.colorimetry().range() == gst_video::VideoColorRange::Range0_255 {
+                    YuvRange::Full
+                } else {
+                    YuvRange::Limited
+                };
+                i420_to_rgb(&planes, range, &mut data);
+            }
+            _ => {
+                let stride = strides[0] as usize;
+                let src = vframe.plane_data(0).map_err(map_err)?;
+                if stride == row {
+                    data.copy_from_slice(&src[..row * h as usize]);
+                } else {
+                    for (y, dst) in data.chunks_exact_mut(row).enumerate() {
+                        dst.copy_from_slice(&src[y * stride..y * stride + row]);
+                    }
+                }
             }
         }
         let index = self.next_index;
