@@ -110,6 +110,19 @@ impl VideoSource {
                     message: "needs an appsink named \"sink\" (… ! appsink name=sink)".into(),
                 }
             })?;
+        // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low.
+        for el in pipeline.iterate_recurse().into_iter().flatten() {
+            if el.factory().is_some_and(|f| f.name().starts_with("uridecodebin")) {
+                el.connect("source-setup", false, |args| {
+                    if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                        && src.find_property("latency").is_some()
+                    {
+                        src.set_property_from_str("latency", "200");
+                    }
+                    None
+                });
+            }
+        }
         // I420 preferred: converted to RGB by `yuv` (exact, OpenCV-like), not by videoconvert.
         let caps = gst_video::VideoCapsBuilder::new()
             .format_list([gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb])
