@@ -15,6 +15,8 @@ pub enum Error {
     #[error(transparent)]
     Convert(#[from] crate::convert::ConvertError),
     #[error(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
+    #[error(transparent)]
     Rle(#[from] crate::mask::RleError),
     #[error("{context}: {source}")]
     Io {

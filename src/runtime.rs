@@ -36,13 +36,13 @@ fn find_in_dir(dir: &Path) -> Option<PathBuf> {
 /// Candidate directories, in search order (excluding explicit paths).
 pub fn candidate_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(d) = exe.parent() {
-            dirs.push(d.to_path_buf());
-            dirs.push(d.join("onnxruntime"));
-            for anc in d.ancestors().skip(1).take(6) {
-                dirs.push(anc.join("third_party/onnxruntime"));
-            }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(d) = exe.parent()
+    {
+        dirs.push(d.to_path_buf());
+        dirs.push(d.join("onnxruntime"));
+        for anc in d.ancestors().skip(1).take(6) {
+            dirs.push(anc.join("third_party/onnxruntime"));
         }
     }
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/onnxruntime"));
@@ -95,4 +95,14 @@ pub fn init(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
     let env = builder.with_name("fastsam-track").with_telemetry(false).build().map_err(|e| load_err(e.to_string()))?;
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok(LOADED.get_or_init(|| (path, env)).0.clone())
+}
+
+/// The process-wide ONNX Runtime environment that sessions are built from (loads the library first if
+/// needed; ort allows only one environment per process).
+pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environment, RuntimeError> {
+    let path = init(explicit)?;
+    LOADED
+        .get()
+        .map(|(_, env)| env.clone())
+        .ok_or_else(|| RuntimeError::Load { path, message: "environment missing after initialisation".into() })
 }

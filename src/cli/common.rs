@@ -1,5 +1,132 @@
 //! Options shared by the subcommands that run the model (`segment`, the main job).
 //! Owned by the model work; other subcommands `#[command(flatten)]` it.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::model::{Device, FastSam, ModelOptions};
+use crate::types::BBox;
+
+/// Model selection and inference options.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ModelArgs {}
+pub struct ModelArgs {
+    /// ONNX model file (a FastSAM / YOLOv8-seg export). Default: $FASTSAM_MODEL.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Inference size (longest side, multiple of 32). Default: the model's own size.
+    #[arg(long, value_name = "N")]
+    pub imgsz: Option<u32>,
+    /// Confidence threshold.
+    #[arg(long, default_value_t = 0.4)]
+    pub conf: f32,
+    /// NMS IoU threshold.
+    #[arg(long, default_value_t = 0.9)]
+    pub iou: f32,
+    /// Maximum detections per image.
+    #[arg(long, default_value_t = 300)]
+    pub max_det: usize,
+    /// Build masks at the original resolution (Ultralytics `retina_masks`); `--retina-masks false`
+    /// builds them at the network resolution and resizes.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub retina_masks: Option<bool>,
+    /// Execution device: cpu, cuda, cuda:N, tensorrt, tensorrt:N, or auto (CUDA if available,
+    /// else CPU).
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+    /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Path to libonnxruntime.so (default: found automatically).
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    s.parse::<Device>().map_err(|e| e.to_string())
+}
+
+impl ModelArgs {
+    /// The model options; `default_retina` applies when `--retina-masks` is not given.
+    pub fn options(&self, default_retina: bool) -> ModelOptions {
+        ModelOptions {
+            imgsz: self.imgsz,
+            conf: self.conf,
+            iou: self.iou,
+            max_det: self.max_det,
+            retina_masks: self.retina_masks.unwrap_or(default_retina),
+            device: self.device,
+            intra_threads: self.threads,
+            ort_lib: self.ort_lib.clone(),
+        }
+    }
+
+    /// The model file: `--model`, else `$FASTSAM_MODEL`.
+    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
+        let spec = self.model.clone().or_else(|| std::env::var("FASTSAM_MODEL").ok().filter(|s| !s.is_empty()));
+        match spec {
+            Some(s) => Ok(PathBuf::from(s)),
+            None => anyhow::bail!(
+                "no model given: pass --model /path/to/FastSAM.onnx (or set FASTSAM_MODEL); `fastsam-track model` downloads and converts the official checkpoints"
+            ),
+        }
+    }
+
+    /// Resolve and load the model.
+    pub fn load(&self, default_retina: bool) -> anyhow::Result<FastSam> {
+        let path = self.model_path()?;
+        FastSam::load(&path, self.options(default_retina)).with_context(|| format!("loading model {}", path.display()))
+    }
+}
+
+fn parse_num(s: &str, what: &str) -> Result<f32, String> {
+    let v: f32 = s.trim().parse().map_err(|_| format!("`{s}` in {what} is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("`{s}` in {what} is not finite"));
+    }
+    Ok(v)
+}
+
+/// `x1,y1,x2,y2` in pixels.
+pub fn parse_box(s: &str) -> Result<BBox, String> {
+    let v = s.split(',').map(|t| parse_num(t, "--box")).collect::<Result<Vec<_>, _>>()?;
+    match v.as_slice() {
+        [x1, y1, x2, y2] if x2 > x1 && y2 > y1 => Ok(BBox::new(*x1, *y1, *x2, *y2)),
+        [_, _, _, _] => Err(format!("box `{s}` must have x1 < x2 and y1 < y2")),
+        _ => Err(format!("box `{s}` must be x1,y1,x2,y2")),
+    }
+}
+
+/// `x,y[,label]` with label 1 (include, default) or 0 (exclude).
+pub fn parse_point(s: &str) -> Result<(f32, f32, bool), String> {
+    let t: Vec<&str> = s.split(',').collect();
+    match t.as_slice() {
+        [x, y] => Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, true)),
+        [x, y, l] => {
+            let pos = match l.trim() {
+                "1" => true,
+                "0" => false,
+                _ => return Err(format!("point label `{l}` must be 1 (include) or 0 (exclude)")),
+            };
+            Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, pos))
+        }
+        _ => Err(format!("point `{s}` must be x,y or x,y,label")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_prompts() {
+        assert_eq!(parse_box("1,2,3.5,4").unwrap(), BBox::new(1.0, 2.0, 3.5, 4.0));
+        assert!(parse_box("1,2,3").is_err());
+        assert!(parse_box("5,2,3,4").is_err());
+        assert!(parse_box("a,2,3,4").is_err());
+        assert_eq!(parse_point("3,4").unwrap(), (3.0, 4.0, true));
+        assert_eq!(parse_point("3,4,0").unwrap(), (3.0, 4.0, false));
+        assert!(parse_point("3,4,2").is_err());
+        assert!(parse_point("3").is_err());
+    }
+}

@@ -1,11 +1,173 @@
-//! `fastsam-track segment` (placeholder).
+//! `fastsam-track segment IMAGE...`: segment still images (everything mode, or box/point prompts)
+//! and write, per image, an overlay PNG and a JSON file with boxes, scores and COCO RLE masks in
+//! Ultralytics' detection order. Thin: the work is in [`crate::model`] and [`crate::overlay`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, MatTraitManual};
+use serde::Serialize;
+
+use super::common::{ModelArgs, parse_box, parse_point};
+use crate::mask::Rle;
+use crate::model::prompt::{self, Prompt};
+use crate::overlay::{Overlay, OverlayItem, OverlayStyle};
+use crate::types::{BBox, ImageView, PixelFormat, Segmenter};
 
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
-    /// Images to segment.
-    pub images: Vec<std::path::PathBuf>,
+    /// Images to segment (any format OpenCV reads: PNG, JPEG, BMP, TIFF, WebP...).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Keep the mask that best matches this box, x1,y1,x2,y2 in pixels (repeatable).
+    #[arg(long = "box", value_name = "X1,Y1,X2,Y2", value_parser = parse_box)]
+    pub boxes: Vec<BBox>,
+    /// Keep the masks containing this point, x,y[,label] with label 1 (include, default) or 0
+    /// (exclude) (repeatable).
+    #[arg(long = "point", value_name = "X,Y[,LABEL]", value_parser = parse_point)]
+    pub points: Vec<(f32, f32, bool)>,
+    /// Output directory for IMAGE_STEM.overlay.png and IMAGE_STEM.json.
+    #[arg(short = 'o', long, default_value = "out", value_name = "DIR")]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
-pub fn run(_args: SegmentArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+#[derive(Serialize)]
+struct JsonDetection {
+    /// Index in the everything-mode result (Ultralytics order).
+    index: usize,
+    xyxy: [f32; 4],
+    score: f32,
+    class_id: u32,
+    mask: Rle,
+}
+
+#[derive(Serialize)]
+struct JsonImage<'a> {
+    image: String,
+    width: u32,
+    height: u32,
+    model: String,
+    prompt: &'a str,
+    detections: Vec<JsonDetection>,
+}
+
+/// Decode an image as BGR (like `cv2.imread`).
+fn read_image(path: &Path) -> anyhow::Result<Mat> {
+    if !path.is_file() {
+        anyhow::bail!("image {} does not exist or is not a file", path.display());
+    }
+    let s = path.to_str().with_context(|| format!("image path {} is not valid UTF-8", path.display()))?;
+    let m = opencv::imgcodecs::imread(s, opencv::imgcodecs::IMREAD_COLOR)
+        .with_context(|| format!("cannot read image {}", path.display()))?;
+    if m.empty() {
+        anyhow::bail!(
+            "cannot read image {}: not an image format OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP...)",
+            path.display()
+        );
+    }
+    Ok(if m.is_continuous() { m } else { m.try_clone()? })
+}
+
+pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
+    // fail on unreadable inputs before loading the model
+    for p in &args.images {
+        if !p.is_file() {
+            anyhow::bail!("image {} does not exist or is not a file", p.display());
+        }
+        let readable = p.to_str().is_some_and(|s| opencv::imgcodecs::have_image_reader(s).unwrap_or(false));
+        if !readable {
+            anyhow::bail!(
+                "cannot read image {}: not an image format OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP...)",
+                p.display()
+            );
+        }
+    }
+    let prompt = match (args.boxes.is_empty(), args.points.is_empty()) {
+        (true, true) => Prompt::Everything,
+        (false, true) => Prompt::Boxes(args.boxes.clone()),
+        (true, false) => Prompt::Points(args.points.clone()),
+        (false, false) => Prompt::BoxesAndPoints(args.boxes.clone(), args.points.clone()),
+    };
+    let prompt_desc = match &prompt {
+        Prompt::Everything => "everything",
+        Prompt::Boxes(_) => "boxes",
+        Prompt::Points(_) => "points",
+        Prompt::BoxesAndPoints(..) => "boxes+points",
+    };
+    let mut model = args.model.load(false)?;
+    eprintln!("model: {}", model.describe());
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("cannot create output directory {}", args.output_dir.display()))?;
+    let mut overlay = Overlay::new(OverlayStyle::default());
+    for path in &args.images {
+        let mut img = read_image(path)?;
+        let (w, h) = (img.cols() as u32, img.rows() as u32);
+        let dets = {
+            let data = img.data_bytes()?;
+            let view = ImageView::packed(w, h, PixelFormat::Bgr8, data)
+                .with_context(|| format!("{}: unexpected pixel layout", path.display()))?;
+            model.segment(view).with_context(|| format!("segmenting {}", path.display()))?
+        };
+        let keep = prompt::select(&dets, &prompt, w, h).with_context(|| format!("prompt on {}", path.display()))?;
+        let t = model.last_timings();
+        eprintln!(
+            "{}: {}x{}, {} objects ({} selected); pre {:.1} ms, inference {:.1} ms, post {:.1} ms",
+            path.display(),
+            w,
+            h,
+            dets.len(),
+            keep.len(),
+            t.pre.as_secs_f64() * 1e3,
+            t.infer.as_secs_f64() * 1e3,
+            t.post.as_secs_f64() * 1e3
+        );
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let json = JsonImage {
+            image: path.display().to_string(),
+            width: w,
+            height: h,
+            model: model.describe(),
+            prompt: prompt_desc,
+            detections: keep
+                .iter()
+                .map(|&i| {
+                    let d = &dets[i];
+                    JsonDetection {
+                        index: i,
+                        xyxy: d.bbox.to_array(),
+                        score: d.score,
+                        class_id: d.class_id,
+                        mask: d.mask.as_ref().map(|m| m.to_rle()).unwrap_or(Rle { size: [h, w], counts: vec![w * h] }),
+                    }
+                })
+                .collect(),
+        };
+        let json_path = args.output_dir.join(format!("{stem}.json"));
+        std::fs::write(&json_path, serde_json::to_vec(&json)?)
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+
+        let items: Vec<OverlayItem<'_>> = keep
+            .iter()
+            .map(|&i| OverlayItem {
+                mask: dets[i].mask.as_ref(),
+                bbox: dets[i].bbox,
+                color_key: i as u64,
+                label: Some(i.to_string()),
+                score: Some(dets[i].score),
+            })
+            .collect();
+        let stride = img.step1(0)?;
+        overlay.draw(img.data_bytes_mut()?, w, h, stride, PixelFormat::Bgr8, &items)?;
+        let png_path = args.output_dir.join(format!("{stem}.overlay.png"));
+        let ok = opencv::imgcodecs::imwrite(png_path.to_string_lossy().as_ref(), &img, &opencv::core::Vector::new())
+            .with_context(|| format!("cannot write {}", png_path.display()))?;
+        if !ok {
+            anyhow::bail!("cannot write {}", png_path.display());
+        }
+        println!("{}", png_path.display());
+        println!("{}", json_path.display());
+    }
+    Ok(())
 }

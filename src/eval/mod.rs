@@ -1,7 +1,27 @@
-//! Placeholder: to be implemented.
+//! Tracking evaluation: MOTChallenge file I/O ([`io`]) and CLEAR MOT / identity metrics with
+//! py-motmetrics 1.4.0 semantics ([`mot`]).
 
+pub mod io;
+pub mod mot;
+
+pub use io::{DetectionSequence, MotRow, read_detections, read_mot, write_mot};
+pub use mot::{MotMetrics, evaluate};
+
+/// Errors of the evaluation stage and of the track/detection file readers.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse { path: String, line: usize, message: String },
+    #[error(
+        "{what} has two rows with id {id} in frame {frame}; each id may appear once per frame (fix the file)"
+    )]
+    DuplicateId { what: String, frame: i64, id: i64 },
     #[error("{0}")]
     Other(String),
 }

@@ -1,0 +1,484 @@
+//! Instance masks from YOLOv8-seg prototypes, computed only inside each detection's box.
+//!
+//! Ultralytics 8.4.x builds masks by multiplying the 32 coefficients with all prototypes, resizing
+//! the full-resolution logits and then cropping to the box. The result inside the box depends only
+//! on the prototype cells that the bilinear taps of the box pixels touch, so here each mask
+//! evaluates `coeffs · protos` on that small prototype window and resamples only the box pixels,
+//! with the same PyTorch `F.interpolate(mode="bilinear", align_corners=False)` taps.
+//!
+//! * `retina_masks = false` (`ops.process_mask(upsample=True)`): logits upsampled to the network
+//!   input size, `> 0`, cropped with the input-space NMS box (`x1 <= col < x2`). The mask at original
+//!   size (used for prompts and returned in [`crate::Detection`]) is `scale_masks(mask) > 0.5`: the
+//!   padding is cropped and the binary mask resized bilinearly.
+//! * `retina_masks = true` (`ops.process_mask_native`): optional integer pre-upsample by
+//!   `f ∈ {1,2,4}`, padding crop on that grid, bilinear resize to the original size, `> 0`, crop
+//!   with the box in original pixels.
+
+use std::sync::Arc;
+
+use super::letterbox::{Letterbox, round_half_even};
+use crate::mask::{MaskSource, PixelRect, RoiBitmap};
+use crate::types::BBox;
+
+/// Prototype tensor `[nm, mh, mw]` (one image), CHW float32.
+#[derive(Debug, Clone, Copy)]
+pub struct Protos<'a> {
+    pub nm: usize,
+    pub mh: usize,
+    pub mw: usize,
+    pub data: &'a [f32],
+}
+
+/// One bilinear source tap: `value = l0 * src[i0] + l1 * src[i1]` (full source-grid indices).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tap {
+    pub i0: u32,
+    pub i1: u32,
+    pub l0: f32,
+    pub l1: f32,
+}
+
+/// PyTorch's bilinear (align_corners=False) taps for every output index `0..out`, sampling a source
+/// axis of `inp` cells that starts at `offset` in the full source grid. `scale` is PyTorch's
+/// `input/output` ratio (or `1/scale_factor`). Equal sizes give identity taps.
+pub fn axis_taps(out: u32, inp: u32, scale: f32, offset: u32) -> Vec<Tap> {
+    (0..out)
+        .map(|d| {
+            if inp == out && scale == 1.0 {
+                return Tap { i0: offset + d, i1: offset + d, l0: 1.0, l1: 0.0 };
+            }
+            let src = (scale * (d as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (src.floor() as u32).min(inp - 1);
+            let i1 = if i0 < inp - 1 { i0 + 1 } else { i0 };
+            let l1 = (src - i0 as f32).clamp(0.0, 1.0);
+            Tap { i0: offset + i0, i1: offset + i1, l0: 1.0 - l1, l1 }
+        })
+        .collect()
+}
+
+/// A window of a float grid: cells `x0..x0+w`, `y0..y0+h` of a larger grid, row-major.
+#[derive(Debug, Clone, Default)]
+pub struct Grid {
+    pub x0: u32,
+    pub y0: u32,
+    pub w: u32,
+    pub h: u32,
+    pub data: Vec<f32>,
+}
+
+impl Grid {
+    #[inline]
+    fn row(&self, y: u32) -> &[f32] {
+        let o = ((y - self.y0) * self.w) as usize;
+        &self.data[o..o + self.w as usize]
+    }
+    fn max(&self) -> f32 {
+        self.data.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+    }
+}
+
+/// The source window `[min i0, max i1]` that a run of taps reads.
+fn tap_span(t: &[Tap]) -> (u32, u32) {
+    let lo = t.iter().map(|t| t.i0).min().unwrap_or(0);
+    let hi = t.iter().map(|t| t.i1).max().unwrap_or(0);
+    (lo, hi + 1)
+}
+
+/// Bilinear resampling of `src` at the given taps, row by row (`row_fn(row, values)`; return
+/// false to stop). Arithmetic as PyTorch's CPU kernel: `h0*(w0*a + w1*b) + h1*(w0*c + w1*d)`,
+/// with the horizontal passes cached per source row.
+fn resample_rows(src: &Grid, xt: &[Tap], yt: &[Tap], mut row_fn: impl FnMut(usize, &[f32]) -> bool) {
+    if xt.is_empty() || yt.is_empty() {
+        return;
+    }
+    let w = xt.len();
+    let (ylo, yhi) = tap_span(yt);
+    let nrows = (yhi - ylo) as usize;
+    let mut cache = vec![0f32; nrows * w];
+    let mut done = vec![false; nrows];
+    let mut out = vec![0f32; w];
+    let mut ensure = |j: u32, cache: &mut Vec<f32>| {
+        let k = (j - ylo) as usize;
+        if !done[k] {
+            let srow = src.row(j);
+            let dst = &mut cache[k * w..(k + 1) * w];
+            for (d, t) in dst.iter_mut().zip(xt) {
+                *d = t.l0 * srow[(t.i0 - src.x0) as usize] + t.l1 * srow[(t.i1 - src.x0) as usize];
+            }
+            done[k] = true;
+        }
+        k
+    };
+    for (r, t) in yt.iter().enumerate() {
+        let k0 = ensure(t.i0, &mut cache);
+        let k1 = ensure(t.i1, &mut cache);
+        let (a, b) = (&cache[k0 * w..(k0 + 1) * w], &cache[k1 * w..(k1 + 1) * w]);
+        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+            *o = t.l0 * p + t.l1 * q;
+        }
+        if !row_fn(r, &out) {
+            return;
+        }
+    }
+}
+
+/// Everything about one frame that all its masks share.
+#[derive(Debug)]
+pub struct FrameGeometry {
+    pub lb: Letterbox,
+    pub retina: bool,
+    pub mh: u32,
+    pub mw: u32,
+    /// retina=false: prototype taps for every input column / row.
+    in_x: Vec<Tap>,
+    in_y: Vec<Tap>,
+    /// retina=false: input-mask taps for every original column / row (`scale_masks`).
+    orig_x: Vec<Tap>,
+    orig_y: Vec<Tap>,
+    /// retina=true: pre-upsample factor and taps from the `f`-grid to prototype cells.
+    pub f: u32,
+    g_x: Vec<Tap>,
+    g_y: Vec<Tap>,
+}
+
+/// The crop `scale_masks` applies (ratio_pad=None): `(top, left, height, width)` of the content in
+/// an `im1_h x im1_w` grid for an `im0_h x im0_w` target.
+fn scale_masks_crop(im1_h: u32, im1_w: u32, im0_h: u32, im0_w: u32) -> (u32, u32, u32, u32) {
+    let gain = (im1_h as f64 / im0_h as f64).min(im1_w as f64 / im0_w as f64);
+    let nh = round_half_even(im0_h as f64 * gain).max(1);
+    let nw = round_half_even(im0_w as f64 * gain).max(1);
+    let pad_w = (im1_w as i64 - nw) as f64 / 2.0;
+    let pad_h = (im1_h as i64 - nh) as f64 / 2.0;
+    let top = round_half_even(pad_h - 0.1).max(0) as u32;
+    let left = round_half_even(pad_w - 0.1).max(0) as u32;
+    (top, left, (nh as u32).min(im1_h - top), (nw as u32).min(im1_w - left))
+}
+
+/// Taps that resize an `im1` grid to `im0` the way `scale_masks` does (crop the padding, then
+/// `F.interpolate(size=im0)`), or identity when the sizes already match.
+fn scale_masks_taps(im1_h: u32, im1_w: u32, im0_h: u32, im0_w: u32) -> (Vec<Tap>, Vec<Tap>) {
+    if (im1_h, im1_w) == (im0_h, im0_w) {
+        return (axis_taps(im0_w, im0_w, 1.0, 0), axis_taps(im0_h, im0_h, 1.0, 0));
+    }
+    let (top, left, ch, cw) = scale_masks_crop(im1_h, im1_w, im0_h, im0_w);
+    (axis_taps(im0_w, cw, cw as f32 / im0_w as f32, left), axis_taps(im0_h, ch, ch as f32 / im0_h as f32, top))
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.abs() } else { gcd(b, a % b) }
+}
+
+impl FrameGeometry {
+    pub fn new(lb: Letterbox, mh: u32, mw: u32, retina: bool) -> Self {
+        let (iw, ih) = (lb.input_w, lb.input_h);
+        let (ow, oh) = (lb.orig_w, lb.orig_h);
+        let mut g = FrameGeometry {
+            lb,
+            retina,
+            mh,
+            mw,
+            in_x: Vec::new(),
+            in_y: Vec::new(),
+            orig_x: Vec::new(),
+            orig_y: Vec::new(),
+            f: 1,
+            g_x: Vec::new(),
+            g_y: Vec::new(),
+        };
+        if !retina {
+            g.in_x = axis_taps(iw, mw, mw as f32 / iw as f32, 0);
+            g.in_y = axis_taps(ih, mh, mh as f32 / ih as f32, 0);
+            (g.orig_x, g.orig_y) = scale_masks_taps(ih, iw, oh, ow);
+        } else {
+            // process_mask_native: smallest f in {1,2,4} that crops the padding on whole cells
+            let gain = (4.0 * mh as f64 / oh as f64).min(4.0 * mw as f64 / ow as f64);
+            let ph = 4 * mh as i64 - round_half_even(oh as f64 * gain).max(1);
+            let pw = 4 * mw as i64 - round_half_even(ow as f64 * gain).max(1);
+            let pad = ph | pw;
+            let f = 4 / gcd(4, pad | (pad >> 1)).max(1);
+            g.f = f as u32;
+            let (gw, gh) = (mw * g.f, mh * g.f);
+            if g.f > 1 {
+                let s = 1.0 / g.f as f32;
+                g.g_x = axis_taps(gw, mw, s, 0);
+                g.g_y = axis_taps(gh, mh, s, 0);
+            }
+            (g.orig_x, g.orig_y) = scale_masks_taps(gh, gw, oh, ow);
+        }
+        g
+    }
+}
+
+/// One detection's mask, computed lazily from a prototype-resolution logits window.
+#[derive(Debug)]
+pub struct ProtoMask {
+    geom: Arc<FrameGeometry>,
+    /// Logits `coeffs · protos` on the prototype cells the box needs.
+    logits: Grid,
+    /// Output rectangle: input pixels (retina=false) or original pixels (retina=true).
+    rect: PixelRect,
+}
+
+fn compute_logits(protos: &Protos<'_>, coeffs: &[f32], x0: u32, x1: u32, y0: u32, y1: u32) -> Grid {
+    let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
+    let mut data = vec![0f32; w * h];
+    let plane = protos.mh * protos.mw;
+    for (k, &c) in coeffs.iter().enumerate().take(protos.nm) {
+        let p = &protos.data[k * plane..(k + 1) * plane];
+        for yy in 0..h {
+            let src = &p[(y0 as usize + yy) * protos.mw + x0 as usize..][..w];
+            let dst = &mut data[yy * w..(yy + 1) * w];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d += c * s;
+            }
+        }
+    }
+    Grid { x0, y0, w: w as u32, h: h as u32, data }
+}
+
+impl ProtoMask {
+    /// `input_box`: the NMS box in input pixels; `orig_box`: the box scaled to original pixels
+    /// (before FastSAM's border adjustment). `coeffs`: the detection's mask coefficients.
+    pub fn new(
+        geom: Arc<FrameGeometry>,
+        protos: &Protos<'_>,
+        coeffs: &[f32],
+        input_box: &BBox,
+        orig_box: &BBox,
+    ) -> Self {
+        let lb = geom.lb;
+        let (rect, xs, ys): (PixelRect, (u32, u32), (u32, u32));
+        if !geom.retina {
+            rect = PixelRect::from_box_clamped(
+                input_box.x1,
+                input_box.y1,
+                input_box.x2,
+                input_box.y2,
+                lb.input_w,
+                lb.input_h,
+            );
+            xs = tap_span(&geom.in_x[rect.x as usize..rect.right() as usize]);
+            ys = tap_span(&geom.in_y[rect.y as usize..rect.bottom() as usize]);
+        } else {
+            rect =
+                PixelRect::from_box_clamped(orig_box.x1, orig_box.y1, orig_box.x2, orig_box.y2, lb.orig_w, lb.orig_h);
+            let gx = tap_span(&geom.orig_x[rect.x as usize..rect.right() as usize]);
+            let gy = tap_span(&geom.orig_y[rect.y as usize..rect.bottom() as usize]);
+            if geom.f > 1 {
+                xs = tap_span(&geom.g_x[gx.0 as usize..gx.1 as usize]);
+                ys = tap_span(&geom.g_y[gy.0 as usize..gy.1 as usize]);
+            } else {
+                (xs, ys) = (gx, gy);
+            }
+        }
+        let logits =
+            if rect.is_empty() { Grid::default() } else { compute_logits(protos, coeffs, xs.0, xs.1, ys.0, ys.1) };
+        ProtoMask { geom, logits, rect }
+    }
+
+    /// The output rectangle of [`ProtoMask::native_mask`]: input pixels for retina=false, original
+    /// pixels for retina=true.
+    pub fn rect(&self) -> PixelRect {
+        self.rect
+    }
+
+    /// Resample to the native output grid (input for retina=false, original for retina=true),
+    /// thresholding `> 0`; stops early after the first set pixel when `early`.
+    fn native(&self, early: bool) -> (RoiBitmap, bool) {
+        let g = &*self.geom;
+        let (img_w, img_h) = if g.retina { (g.lb.orig_w, g.lb.orig_h) } else { (g.lb.input_w, g.lb.input_h) };
+        let r = self.rect;
+        let mut roi =
+            RoiBitmap { img_w, img_h, rect: r, data: if early { Vec::new() } else { vec![0; r.area() as usize] } };
+        if r.is_empty() || self.logits.max() <= 0.0 {
+            // a bilinear mix of non-positive logits is never positive
+            return (roi, false);
+        }
+        let (xt, yt) = if g.retina {
+            (&g.orig_x[r.x as usize..r.right() as usize], &g.orig_y[r.y as usize..r.bottom() as usize])
+        } else {
+            (&g.in_x[r.x as usize..r.right() as usize], &g.in_y[r.y as usize..r.bottom() as usize])
+        };
+        let src_owned;
+        let src = if g.retina && g.f > 1 {
+            // materialise the needed window of the f-times upsampled logits
+            let (gx0, gx1) = tap_span(xt);
+            let (gy0, gy1) = tap_span(yt);
+            let mut data = Vec::with_capacity(((gx1 - gx0) * (gy1 - gy0)) as usize);
+            resample_rows(
+                &self.logits,
+                &g.g_x[gx0 as usize..gx1 as usize],
+                &g.g_y[gy0 as usize..gy1 as usize],
+                |_, row| {
+                    data.extend_from_slice(row);
+                    true
+                },
+            );
+            src_owned = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
+            &src_owned
+        } else {
+            &self.logits
+        };
+        let mut any = false;
+        let w = r.w as usize;
+        resample_rows(src, xt, yt, |row, vals| {
+            if early {
+                any = vals.iter().any(|&v| v > 0.0);
+                return !any;
+            }
+            let dst = &mut roi.data[row * w..(row + 1) * w];
+            for (d, &v) in dst.iter_mut().zip(vals) {
+                *d = (v > 0.0) as u8;
+                any |= v > 0.0;
+            }
+            true
+        });
+        (roi, any)
+    }
+
+    /// Whether the mask Ultralytics returns is empty (such detections are dropped).
+    pub fn is_empty(&self) -> bool {
+        !self.native(true).1
+    }
+
+    /// The mask exactly as Ultralytics returns it in `result.masks.data`: at the letterboxed input
+    /// size for retina=false, at the original size for retina=true.
+    pub fn native_mask(&self) -> RoiBitmap {
+        self.native(false).0
+    }
+
+    /// The mask at the original image size: `native_mask` for retina=true, `scale_masks(mask) > 0.5`
+    /// for retina=false (the mask Ultralytics uses for prompts).
+    pub fn orig_mask(&self) -> RoiBitmap {
+        let g = &*self.geom;
+        let native = self.native_mask();
+        if g.retina {
+            return native;
+        }
+        let (ow, oh) = (g.lb.orig_w, g.lb.orig_h);
+        let Some(tight) = native.tight_rect() else {
+            return RoiBitmap::empty(ow, oh);
+        };
+        // original columns/rows whose taps touch the set pixels (taps are monotonic)
+        let range = |taps: &[Tap], lo: u32, hi: u32| -> (u32, u32) {
+            let a = taps.partition_point(|t| t.i1 < lo) as u32;
+            let b = taps.partition_point(|t| t.i0 < hi) as u32;
+            (a, b.max(a))
+        };
+        let (x0, x1) = range(&g.orig_x, tight.x, tight.right());
+        let (y0, y1) = range(&g.orig_y, tight.y, tight.bottom());
+        let rect = PixelRect::new(x0, y0, x1 - x0, y1 - y0);
+        let mut out = RoiBitmap { img_w: ow, img_h: oh, rect, data: vec![0; rect.area() as usize] };
+        if rect.is_empty() {
+            return RoiBitmap::empty(ow, oh);
+        }
+        let xt = &g.orig_x[x0 as usize..x1 as usize];
+        let yt = &g.orig_y[y0 as usize..y1 as usize];
+        let (sx0, sx1) = tap_span(xt);
+        let (sy0, sy1) = tap_span(yt);
+        let mut src = Grid {
+            x0: sx0,
+            y0: sy0,
+            w: sx1 - sx0,
+            h: sy1 - sy0,
+            data: vec![0.0; ((sx1 - sx0) * (sy1 - sy0)) as usize],
+        };
+        for y in sy0..sy1 {
+            for x in sx0..sx1 {
+                if native.get(x, y) {
+                    src.data[((y - sy0) * src.w + (x - sx0)) as usize] = 1.0;
+                }
+            }
+        }
+        let w = rect.w as usize;
+        resample_rows(&src, xt, yt, |row, vals| {
+            for (d, &v) in out.data[row * w..(row + 1) * w].iter_mut().zip(vals) {
+                *d = (v > 0.5) as u8;
+            }
+            true
+        });
+        out
+    }
+}
+
+/// [`MaskSource`] adapter: renders [`ProtoMask::orig_mask`] on first use.
+#[derive(Debug, Clone)]
+pub struct LazyProtoMask(pub Arc<ProtoMask>);
+
+impl MaskSource for LazyProtoMask {
+    fn image_size(&self) -> (u32, u32) {
+        (self.0.geom.lb.orig_w, self.0.geom.lb.orig_h)
+    }
+    fn render_roi(&self) -> RoiBitmap {
+        self.0.orig_mask()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: full bilinear upsample of a whole grid (direct formula, no caching).
+    fn brute(src: &[f32], sw: usize, sh: usize, ow: usize, oh: usize) -> Vec<f32> {
+        let xt = axis_taps(ow as u32, sw as u32, sw as f32 / ow as f32, 0);
+        let yt = axis_taps(oh as u32, sh as u32, sh as f32 / oh as f32, 0);
+        let mut out = vec![0f32; ow * oh];
+        for (y, ty) in yt.iter().enumerate() {
+            for (x, tx) in xt.iter().enumerate() {
+                let v = |j: u32, i: u32| src[j as usize * sw + i as usize];
+                out[y * ow + x] = ty.l0 * (tx.l0 * v(ty.i0, tx.i0) + tx.l1 * v(ty.i0, tx.i1))
+                    + ty.l1 * (tx.l0 * v(ty.i1, tx.i0) + tx.l1 * v(ty.i1, tx.i1));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn taps_match_pytorch_formula() {
+        // upsample 2 -> 8 (x4): src = (d+0.5)/4-0.5, clamped at 0; last index clamps to input-1
+        let t = axis_taps(8, 2, 0.25, 0);
+        assert_eq!((t[0].i0, t[0].i1, t[0].l1), (0, 1, 0.0));
+        assert_eq!((t[2].i0, t[2].l1), (0, 0.125));
+        // d=7: src = 1.375 -> i0 = 1 = last index, so i1 = i0
+        assert_eq!((t[7].i0, t[7].i1, t[7].l1), (1, 1, 0.375));
+    }
+
+    #[test]
+    fn windowed_resampling_equals_full_resampling() {
+        let (sw, sh) = (10usize, 7usize);
+        let src: Vec<f32> = (0..sw * sh).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
+        let (ow, oh) = (40usize, 28usize);
+        let full = brute(&src, sw, sh, ow, oh);
+        let xt = axis_taps(ow as u32, sw as u32, 0.25, 0);
+        let yt = axis_taps(oh as u32, sh as u32, 0.25, 0);
+        let (x0, x1, y0, y1) = (7usize, 33usize, 3usize, 25usize);
+        let (sx, sy) = (tap_span(&xt[x0..x1]), tap_span(&yt[y0..y1]));
+        let mut g = Grid { x0: sx.0, y0: sy.0, w: sx.1 - sx.0, h: sy.1 - sy.0, data: Vec::new() };
+        for j in sy.0..sy.1 {
+            for i in sx.0..sx.1 {
+                g.data.push(src[j as usize * sw + i as usize]);
+            }
+        }
+        let mut rows = 0;
+        resample_rows(&g, &xt[x0..x1], &yt[y0..y1], |r, vals| {
+            assert_eq!(vals, &full[(y0 + r) * ow + x0..(y0 + r) * ow + x1]);
+            rows += 1;
+            true
+        });
+        assert_eq!(rows, y1 - y0);
+    }
+
+    #[test]
+    fn native_factor_follows_padding() {
+        // 810x1080 on 160x160 protos: padding 160 input px (40 proto cells) -> f = 1
+        let lb = Letterbox::new(810, 1080, 640, 640, false, 32);
+        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 1);
+        // 100x98 -> 640: content 640x627, padding 13 -> odd -> f = 4
+        let lb = Letterbox::new(100, 98, 640, 640, false, 32);
+        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 4);
+        // padding 2 input px (0.5 proto cell) -> f = 2... 4*160 - 638 = 2: 2 | 1 = 3 -> gcd 1 -> f = 4
+        // padding 8 -> 8|4 = 12 -> gcd 4 -> f = 1; padding 2*odd... 6 | 3 = 7 -> f = 4; 4 | 2 = 6 -> gcd 2 -> f = 2
+        let lb = Letterbox::new(640, 636, 640, 640, false, 32);
+        assert_eq!(FrameGeometry::new(lb, 160, 160, true).f, 2);
+    }
+}

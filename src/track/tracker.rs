@@ -1,0 +1,602 @@
+//! The ByteTrack tracker, re-implemented to match Ultralytics 8.4.190's `BYTETracker` step by step:
+//!
+//! 1. Detections with a non-positive width or height are ignored; the rest split into a high set
+//!    (`score >= track_high_thresh`) and a low set (`track_low_thresh < score < track_high_thresh`).
+//! 2. Confirmed tracked tracks and lost tracks form the pool; their Kalman state is predicted
+//!    (with the height velocity zeroed for tracks that are not currently tracked).
+//! 3. First association: pool x high detections on `1 - IoU * score`, cost limit `match_thresh`.
+//! 4. Second association: the pool's still-unmatched *tracked* tracks x low detections on
+//!    `1 - IoU`, limit `second_match_thresh`; tracked tracks left over become lost.
+//! 5. Unconfirmed tracks (born last frame) x remaining high detections, limit
+//!    `unconfirmed_match_thresh`; those left over are removed.
+//! 6. Remaining high detections with `score >= new_track_thresh` start tracks (confirmed at once
+//!    on the very first frame, otherwise on their next match).
+//! 7. Lost tracks older than `max_time_lost` are removed; tracked/lost duplicates (IoU above
+//!    `duplicate_iou`) lose their younger member.
+//!
+//! Quirks of Ultralytics reproduced on purpose (they change IDs): a lost track removed for age
+//! stays in the lost pool (and can be re-found) for one more frame; a track that was ever removed
+//! disappears as soon as it is lost again. Unlike Ultralytics, removed tracks are not kept at all
+//! (Ultralytics keeps up to 1000 for that bookkeeping; a flag on the track does the same job),
+//! and lost tracks age on every frame, including frames without detections.
+//!
+//! Numerics follow Ultralytics: detection boxes are `f32` and converted to `(x, y, w, h)` and
+//! `(cx, cy, a, h)` in `f32` as NumPy does, IoU costs are `f32`, the Kalman filter runs in `f64`.
+
+use crate::mask::Mask;
+use crate::types::{BBox, Detection};
+
+use super::kalman::{self, Cov, Mean, Measurement};
+use super::lap::{Assignment, LapSolver};
+use super::matching::{SmallMask, fuse_score, iou_f32};
+use super::{Association, TrackedObject, TrackerConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Tracked,
+    Lost,
+    Removed,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    track_id: u64,
+    mean: Mean,
+    cov: Cov,
+    state: State,
+    is_activated: bool,
+    score: f32,
+    class_id: u32,
+    det_index: usize,
+    frame_id: u64,
+    start_frame: u64,
+    /// Ultralytics keeps a list of removed tracks and drops lost tracks found in it.
+    removed_once: bool,
+    /// Last matched mask (downscaled) and the box centre it was seen at.
+    mask: Option<SmallMask>,
+    mask_center: (f64, f64),
+}
+
+impl Track {
+    fn xyxy_f32(&self) -> [f32; 4] {
+        let b = kalman::mean_to_xyxy(&self.mean);
+        [b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32]
+    }
+}
+
+/// A detection prepared the way Ultralytics prepares it.
+#[derive(Debug, Clone, Copy)]
+struct Det {
+    xyxy: [f32; 4],
+    meas: Measurement,
+    score: f32,
+    class_id: u32,
+    index: usize,
+}
+
+impl Det {
+    fn new(d: &Detection, index: usize) -> Option<Det> {
+        let b = d.bbox;
+        // Ultralytics: xyxy -> xywh in f32, then (as f64) -> top-left, stored as f32.
+        let cx = (b.x1 + b.x2) / 2.0;
+        let cy = (b.y1 + b.y2) / 2.0;
+        let w = b.x2 - b.x1;
+        let h = b.y2 - b.y1;
+        if !(w > 0.0 && h > 0.0) || !(cx.is_finite() && cy.is_finite() && w.is_finite() && h.is_finite()) {
+            return None;
+        }
+        let tlx = (cx as f64 - w as f64 / 2.0) as f32;
+        let tly = (cy as f64 - h as f64 / 2.0) as f32;
+        let xyxy = [tlx, tly, tlx + w, tly + h];
+        // tlwh -> xyah in f32.
+        let mcx = tlx + w / 2.0;
+        let mcy = tly + h / 2.0;
+        let a = w / h;
+        let meas = kalman::xyah(mcx as f64, mcy as f64, a as f64, h as f64);
+        Some(Det { xyxy, meas, score: d.score, class_id: d.class_id, index })
+    }
+}
+
+/// Converts an `f32` parameter to the `f64` its decimal spelling denotes (0.8f32 -> 0.8), as the
+/// Python tracker compares `float64` costs with the YAML's decimal values.
+fn decimal_f64(x: f32) -> f64 {
+    format!("{x}").parse().unwrap_or(x as f64)
+}
+
+/// ByteTrack multi-object tracker. See the module documentation.
+#[derive(Debug)]
+pub struct ByteTracker {
+    cfg: TrackerConfig,
+    max_time_lost: u64,
+    match_limit: f64,
+    second_limit: f64,
+    unconfirmed_limit: f64,
+    frame_id: u64,
+    next_id: u64,
+    slots: Vec<Option<Track>>,
+    free: Vec<usize>,
+    tracked: Vec<usize>,
+    lost: Vec<usize>,
+    // per-frame scratch
+    lap: LapSolver,
+    assignment: Assignment,
+    cost: Vec<f32>,
+    cost64: Vec<f64>,
+    high: Vec<Det>,
+    low: Vec<Det>,
+    masks: Vec<Option<Mask>>,
+    small: Vec<SmallMask>,
+    small_state: Vec<u8>,
+    pool: Vec<usize>,
+    unconfirmed: Vec<usize>,
+    activated: Vec<usize>,
+    refind: Vec<usize>,
+    lost_new: Vec<usize>,
+    removed: Vec<usize>,
+    boxes_a: Vec<[f32; 4]>,
+    boxes_b: Vec<[f32; 4]>,
+}
+
+impl ByteTracker {
+    /// A tracker with the given configuration (validate it first with [`TrackerConfig::validate`];
+    /// out-of-range values are used as given).
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self {
+            max_time_lost: cfg.max_time_lost(),
+            match_limit: decimal_f64(cfg.match_thresh),
+            second_limit: decimal_f64(cfg.second_match_thresh),
+            unconfirmed_limit: decimal_f64(cfg.unconfirmed_match_thresh),
+            cfg,
+            frame_id: 0,
+            next_id: 1,
+            slots: Vec::new(),
+            free: Vec::new(),
+            tracked: Vec::new(),
+            lost: Vec::new(),
+            lap: LapSolver::new(),
+            assignment: Assignment::default(),
+            cost: Vec::new(),
+            cost64: Vec::new(),
+            high: Vec::new(),
+            low: Vec::new(),
+            masks: Vec::new(),
+            small: Vec::new(),
+            small_state: Vec::new(),
+            pool: Vec::new(),
+            unconfirmed: Vec::new(),
+            activated: Vec::new(),
+            refind: Vec::new(),
+            lost_new: Vec::new(),
+            removed: Vec::new(),
+            boxes_a: Vec::new(),
+            boxes_b: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Number of frames processed so far.
+    pub fn frame_count(&self) -> u64 {
+        self.frame_id
+    }
+
+    /// Tracks currently held (tracked, unconfirmed and lost); bounded by the live objects.
+    pub fn num_tracks(&self) -> usize {
+        self.tracked.len() + self.lost.len()
+    }
+
+    /// Number of lost tracks kept for re-identification.
+    pub fn num_lost(&self) -> usize {
+        self.lost.len()
+    }
+
+    /// Forget all tracks and restart IDs at 1.
+    pub fn reset(&mut self) {
+        let cfg = self.cfg.clone();
+        *self = Self::new(cfg);
+    }
+
+    fn t(&self, s: usize) -> &Track {
+        self.slots[s].as_ref().expect("live track slot")
+    }
+
+    fn tm(&mut self, s: usize) -> &mut Track {
+        self.slots[s].as_mut().expect("live track slot")
+    }
+
+    fn mask_mode(&self) -> bool {
+        self.cfg.association != Association::Box
+    }
+
+    /// Process one frame's detections; returns the confirmed tracked objects, previously tracked
+    /// ones first, then those started or re-found in this frame.
+    pub fn update(&mut self, dets: &[Detection]) -> Vec<TrackedObject> {
+        let mut out = Vec::new();
+        self.update_into(dets, &mut out);
+        out
+    }
+
+    /// [`Self::update`] writing into a reused vector.
+    pub fn update_into(&mut self, dets: &[Detection], out: &mut Vec<TrackedObject>) {
+        self.frame_id += 1;
+        let frame = self.frame_id;
+        self.activated.clear();
+        self.refind.clear();
+        self.lost_new.clear();
+        self.removed.clear();
+
+        // 1. Split detections.
+        let high_t = self.cfg.track_high_thresh;
+        let low_t = self.cfg.track_low_thresh;
+        self.high.clear();
+        self.low.clear();
+        for (i, d) in dets.iter().enumerate() {
+            let Some(det) = Det::new(d, i) else { continue };
+            if det.score >= high_t {
+                self.high.push(det);
+            } else if det.score > low_t {
+                self.low.push(det);
+            }
+        }
+        self.masks.clear();
+        if self.mask_mode() {
+            self.masks.extend(dets.iter().map(|d| d.mask.clone()));
+            self.small_state.clear();
+            self.small_state.resize(dets.len(), 0);
+            if self.small.len() < dets.len() {
+                self.small.resize_with(dets.len(), SmallMask::default);
+            }
+        }
+
+        // 2. Pool and prediction.
+        self.unconfirmed.clear();
+        self.pool.clear();
+        for &s in &self.tracked {
+            if self.t(s).is_activated {
+                self.pool.push(s);
+            } else {
+                self.unconfirmed.push(s);
+            }
+        }
+        self.pool.extend_from_slice(&self.lost);
+        for k in 0..self.pool.len() {
+            let s = self.pool[k];
+            let t = self.tm(s);
+            if t.state != State::Tracked {
+                t.mean[7] = 0.0;
+            }
+            kalman::predict(&mut t.mean, &mut t.cov);
+        }
+
+        // 3. First association: pool x high.
+        let pool = std::mem::take(&mut self.pool);
+        let high = std::mem::take(&mut self.high);
+        self.associate(&pool, &high, self.cfg.fuse_score, self.match_limit);
+        let mut u_track: Vec<usize> = self.assignment.unmatched_rows.clone();
+        let u_det: Vec<usize> = self.assignment.unmatched_cols.clone();
+        let matches = std::mem::take(&mut self.assignment.matches);
+        for &(ti, di) in &matches {
+            let s = pool[ti];
+            if self.t(s).state == State::Tracked {
+                self.apply_update(s, &high[di], frame);
+                self.activated.push(s);
+            } else {
+                self.apply_update(s, &high[di], frame);
+                self.refind.push(s);
+            }
+        }
+        self.assignment.matches = matches;
+
+        // 4. Second association: remaining tracked tracks x low detections (1 - IoU only).
+        let r_tracked: Vec<usize> =
+            u_track.drain(..).map(|i| pool[i]).filter(|&s| self.t(s).state == State::Tracked).collect();
+        let low = std::mem::take(&mut self.low);
+        let mut lost_now: Vec<usize> = Vec::new();
+        if !r_tracked.is_empty() && !low.is_empty() {
+            self.associate(&r_tracked, &low, false, self.second_limit);
+            let matches = std::mem::take(&mut self.assignment.matches);
+            for &(ti, di) in &matches {
+                let s = r_tracked[ti];
+                self.apply_update(s, &low[di], frame);
+                self.activated.push(s);
+            }
+            self.assignment.matches = matches;
+            lost_now.extend(self.assignment.unmatched_rows.iter().map(|&i| r_tracked[i]));
+        } else {
+            lost_now.extend_from_slice(&r_tracked);
+        }
+        for &s in &lost_now {
+            self.tm(s).state = State::Lost;
+            self.lost_new.push(s);
+        }
+
+        // 5. Unconfirmed tracks x remaining high detections.
+        let rest: Vec<Det> = u_det.iter().map(|&i| high[i]).collect();
+        let unconfirmed = std::mem::take(&mut self.unconfirmed);
+        let u_rest: Vec<usize> = if unconfirmed.is_empty() {
+            (0..rest.len()).collect()
+        } else {
+            self.associate(&unconfirmed, &rest, self.cfg.fuse_score, self.unconfirmed_limit);
+            let matches = std::mem::take(&mut self.assignment.matches);
+            for &(ti, di) in &matches {
+                let s = unconfirmed[ti];
+                self.apply_update(s, &rest[di], frame);
+                self.activated.push(s);
+            }
+            self.assignment.matches = matches;
+            for &i in &self.assignment.unmatched_rows {
+                let s = unconfirmed[i];
+                self.slots[s].as_mut().expect("live").state = State::Removed;
+                self.removed.push(s);
+            }
+            self.assignment.unmatched_cols.clone()
+        };
+
+        // 6. New tracks.
+        for &i in &u_rest {
+            let d = rest[i];
+            if d.score < self.cfg.new_track_thresh {
+                continue;
+            }
+            let s = self.start_track(&d, frame);
+            self.activated.push(s);
+        }
+
+        // 7. Age out lost tracks.
+        let max_lost = self.max_time_lost;
+        for k in 0..self.lost.len() {
+            let s = self.lost[k];
+            let t = self.tm(s);
+            if frame.saturating_sub(t.frame_id) > max_lost {
+                t.state = State::Removed;
+                self.removed.push(s);
+            }
+        }
+
+        self.merge();
+        self.pool = pool;
+        self.high = high;
+        self.low = low;
+        self.unconfirmed = unconfirmed;
+        self.masks.clear();
+
+        out.clear();
+        for &s in &self.tracked {
+            let t = self.t(s);
+            if t.is_activated {
+                let b = t.xyxy_f32();
+                out.push(TrackedObject {
+                    track_id: t.track_id,
+                    bbox: BBox::new(b[0], b[1], b[2], b[3]),
+                    score: t.score,
+                    class_id: t.class_id,
+                    det_index: t.det_index,
+                });
+            }
+        }
+    }
+
+    fn alloc(&mut self, t: Track) -> usize {
+        match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(t);
+                s
+            }
+            None => {
+                self.slots.push(Some(t));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn start_track(&mut self, d: &Det, frame: u64) -> usize {
+        let (mean, cov) = kalman::initiate(&d.meas);
+        let is_activated = frame == 1;
+        let track_id = if !self.cfg.lazy_ids || is_activated {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        } else {
+            0
+        };
+        let mut t = Track {
+            track_id,
+            mean,
+            cov,
+            state: State::Tracked,
+            is_activated,
+            score: d.score,
+            class_id: d.class_id,
+            det_index: d.index,
+            frame_id: frame,
+            start_frame: frame,
+            removed_once: false,
+            mask: None,
+            mask_center: (0.0, 0.0),
+        };
+        self.store_mask(&mut t, d);
+        self.alloc(t)
+    }
+
+    /// Ultralytics' `update` / `re_activate` (identical apart from bookkeeping we do not need).
+    fn apply_update(&mut self, s: usize, d: &Det, frame: u64) {
+        let mut t = self.slots[s].take().expect("live track slot");
+        kalman::update(&mut t.mean, &mut t.cov, &d.meas);
+        t.state = State::Tracked;
+        if !t.is_activated {
+            t.is_activated = true;
+        }
+        if t.track_id == 0 {
+            t.track_id = self.next_id;
+            self.next_id += 1;
+        }
+        t.frame_id = frame;
+        t.score = d.score;
+        t.class_id = d.class_id;
+        t.det_index = d.index;
+        self.store_mask(&mut t, d);
+        self.slots[s] = Some(t);
+    }
+
+    fn store_mask(&mut self, t: &mut Track, d: &Det) {
+        if !self.mask_mode() {
+            return;
+        }
+        if self.ensure_small(d.index) {
+            let src = &self.small[d.index];
+            match &mut t.mask {
+                Some(m) => {
+                    m.roi.clone_from(&src.roi);
+                    m.area = src.area;
+                }
+                None => t.mask = Some(src.clone()),
+            }
+            t.mask_center = (d.meas[0], d.meas[1]);
+        } else {
+            t.mask = None;
+        }
+    }
+
+    /// Make the downscaled mask of detection `i` available; false when it has none.
+    fn ensure_small(&mut self, i: usize) -> bool {
+        match self.small_state.get(i) {
+            Some(1) => true,
+            Some(2) | None => false,
+            _ => {
+                let ok = match self.masks.get(i).and_then(|m| m.as_ref()) {
+                    Some(m) => {
+                        self.small[i].downscale_from(m.roi(), self.cfg.mask_downscale);
+                        true
+                    }
+                    None => false,
+                };
+                self.small_state[i] = if ok { 1 } else { 2 };
+                ok
+            }
+        }
+    }
+
+    /// Build the cost matrix `tracks x dets` and solve it into `self.assignment`.
+    fn associate(&mut self, tracks: &[usize], dets: &[Det], fuse: bool, limit: f64) {
+        self.boxes_a.clear();
+        for &s in tracks {
+            let b = self.t(s).xyxy_f32();
+            self.boxes_a.push(b);
+        }
+        self.boxes_b.clear();
+        self.boxes_b.extend(dets.iter().map(|d| d.xyxy));
+        let (n, m) = (tracks.len(), dets.len());
+        self.cost.clear();
+        self.cost.resize(n * m, 1.0);
+        let mask_mode = self.mask_mode();
+        for i in 0..n {
+            for j in 0..m {
+                let iou = iou_f32(&self.boxes_a[i], &self.boxes_b[j]);
+                let sim = if mask_mode && iou > 0.0 { self.mask_similarity(tracks[i], &dets[j], iou) } else { iou };
+                self.cost[i * m + j] = 1.0 - sim;
+            }
+        }
+        if fuse {
+            let scores: Vec<f32> = dets.iter().map(|d| d.score).collect();
+            fuse_score(&mut self.cost, &scores);
+        }
+        self.cost64.clear();
+        self.cost64.extend(self.cost.iter().map(|&c| c as f64));
+        let mut a = std::mem::take(&mut self.assignment);
+        self.lap.solve_limited(&self.cost64, n, m, limit, &mut a);
+        self.assignment = a;
+    }
+
+    fn mask_similarity(&mut self, s: usize, d: &Det, box_iou: f32) -> f32 {
+        if self.t(s).mask.is_none() || !self.ensure_small(d.index) {
+            return box_iou;
+        }
+        let f = self.cfg.mask_downscale as f64;
+        let t = self.t(s);
+        let tm = t.mask.as_ref().expect("checked");
+        let dx = ((t.mean[0] - t.mask_center.0) / f).round() as i32;
+        let dy = ((t.mean[1] - t.mask_center.1) / f).round() as i32;
+        let miou = self.small[d.index].iou_shifted(tm, dx, dy);
+        match self.cfg.association {
+            Association::Mask => miou,
+            Association::Fused => self.cfg.mask_weight * miou + (1.0 - self.cfg.mask_weight) * box_iou,
+            Association::Box => box_iou,
+        }
+    }
+
+    /// End-of-frame bookkeeping, in Ultralytics' order.
+    fn merge(&mut self) {
+        let mut tracked = std::mem::take(&mut self.tracked);
+        tracked.retain(|&s| self.t(s).state == State::Tracked);
+        // Newly started tracks (the other activated ones are already in `tracked`), then re-found.
+        for k in 0..self.activated.len() {
+            let s = self.activated[k];
+            if !tracked.contains(&s) {
+                tracked.push(s);
+            }
+        }
+        for k in 0..self.refind.len() {
+            let s = self.refind[k];
+            if !tracked.contains(&s) {
+                tracked.push(s);
+            }
+        }
+        let mut lost = std::mem::take(&mut self.lost);
+        lost.retain(|s| !tracked.contains(s));
+        lost.extend_from_slice(&self.lost_new);
+        lost.retain(|&s| !self.t(s).removed_once);
+
+        // Remove duplicates between tracked and lost (the shorter-lived one goes).
+        let mut drop_a = vec![false; tracked.len()];
+        let mut drop_b = vec![false; lost.len()];
+        let thresh = 1.0 - self.cfg.duplicate_iou;
+        if !tracked.is_empty() && !lost.is_empty() {
+            for (p, &sa) in tracked.iter().enumerate() {
+                let ta = self.t(sa);
+                let ba = ta.xyxy_f32();
+                for (q, &sb) in lost.iter().enumerate() {
+                    let tb = self.t(sb);
+                    let dist = 1.0 - iou_f32(&ba, &tb.xyxy_f32());
+                    if dist < thresh {
+                        let timep = ta.frame_id - ta.start_frame;
+                        let timeq = tb.frame_id - tb.start_frame;
+                        if timep > timeq {
+                            drop_b[q] = true;
+                        } else {
+                            drop_a[p] = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut k = 0;
+        tracked.retain(|_| {
+            k += 1;
+            !drop_a[k - 1]
+        });
+        k = 0;
+        lost.retain(|_| {
+            k += 1;
+            !drop_b[k - 1]
+        });
+        for k in 0..self.removed.len() {
+            let s = self.removed[k];
+            self.tm(s).removed_once = true;
+        }
+        // Free every slot that is in neither list.
+        let mut live = vec![false; self.slots.len()];
+        for &s in tracked.iter().chain(lost.iter()) {
+            live[s] = true;
+        }
+        for (s, l) in live.iter().enumerate() {
+            if !l && self.slots[s].is_some() {
+                self.slots[s] = None;
+                self.free.push(s);
+            }
+        }
+        self.tracked = tracked;
+        self.lost = lost;
+    }
+}

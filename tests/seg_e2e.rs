@@ -1,0 +1,70 @@
+//! End to end: `orig.png` -> letterbox -> ONNX Runtime -> postprocessing, compared with the
+//! Ultralytics 8.4.190 goldens (same tolerances as the tensor parity test), for the static 640
+//! export named in each case.json, and for the dynamic export of the same weights.
+
+mod seg_support;
+
+use fastsam_track::model::{Device, FastSam, Letterbox, ModelOptions};
+use fastsam_track::{ImageView, PixelFormat, Segmenter};
+use seg_support::*;
+
+fn opts(retina: bool) -> ModelOptions {
+    ModelOptions { retina_masks: retina, device: Device::Cpu, ..ModelOptions::default() }
+}
+
+#[test]
+fn static_model_matches_goldens() {
+    for name in ["bus_640", "zidane_640"] {
+        let Some(case) = Case::load(name) else { return };
+        let Some(model) = case.model_path() else { return };
+        let (w, h, bgr) = read_bgr(&case.path("orig.png"));
+        let img = ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap();
+        for retina in [false, true] {
+            let mut m = FastSam::load(&model, opts(retina)).unwrap();
+            assert_eq!(m.signature().fixed_hw, Some((640, 640)));
+            let (lb, dets) = m.segment_raw(&img).unwrap();
+            assert_eq!((lb.input_w, lb.input_h), (640, 640));
+            let (mb, ms, mi, mo) = compare(&case, retina, &dets, true);
+            eprintln!(
+                "e2e {name} retina={retina}: {} dets, max box diff {mb:.2e}, max score diff {ms:.1e}, min mask IoU {mi:.5}, min orig IoU {mo:.5}, timings {:?}",
+                dets.len(),
+                m.last_timings()
+            );
+            // the public Segmenter API returns the same detections with original-size masks
+            let pub_dets = m.segment(img).unwrap();
+            assert_eq!(pub_dets.len(), dets.len());
+            for (p, d) in pub_dets.iter().zip(&dets) {
+                assert_eq!(p.bbox, d.bbox);
+                assert_eq!(p.mask.as_ref().unwrap().roi(), &d.mask.orig_mask());
+            }
+        }
+    }
+}
+
+#[test]
+fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
+    let Some(case) = Case::load("zidane_640") else { return };
+    let Some(model) = fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx") else { return };
+    let (w, h, bgr) = read_bgr(&case.path("orig.png"));
+    let img = ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap();
+    let mut m = FastSam::load(&model, opts(false)).unwrap();
+    assert_eq!(m.signature().fixed_hw, None);
+    // Ultralytics uses minimum-rectangle padding for dynamic models: 1280x720 -> 640x384
+    let (lb, _) = m.segment_raw(&img).unwrap();
+    assert_eq!((lb.input_w, lb.input_h, lb.pad_top, lb.pad_bottom), (640, 384, 12, 12));
+    let raw = m.raw_outputs();
+    assert_eq!(raw.anchors, 80 * 48 + 40 * 24 + 20 * 12);
+    assert_eq!((raw.protos.mh, raw.protos.mw), (96, 160));
+    // same weights as the static export: with the static model's square padding it must
+    // reproduce the static goldens
+    let square = Letterbox::new(w, h, 640, 640, false, 32);
+    let dets = m.segment_raw_with(&img, &square).unwrap();
+    let (mb, ms, mi, _) = compare(&case, false, &dets, true);
+    eprintln!("dynamic zidane (square letterbox): max box diff {mb:.2e}, score diff {ms:.1e}, min mask IoU {mi:.5}");
+    // --imgsz on a dynamic model: rounded up to the stride, letterboxed minimally
+    let mut m = FastSam::load(&model, ModelOptions { imgsz: Some(1000), ..opts(true) }).unwrap();
+    assert_eq!(m.target().0, (1024, 1024));
+    let (lb, dets) = m.segment_raw(&img).unwrap();
+    assert_eq!((lb.input_w, lb.input_h), (1024, 576));
+    assert!(dets.iter().all(|d| d.bbox.x2 <= w as f32 && d.bbox.y2 <= h as f32));
+}
