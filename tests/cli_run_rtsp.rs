@@ -45,7 +45,9 @@ fn have_rtsp_server() -> bool {
 #[test]
 fn rtsp_stream_is_live_and_stops_cleanly() {
     if !have_rtsp_server() {
-        eprintln!("\n!!!!!!!!!! SKIPPING: /usr/bin/python3 has no gi GstRtspServer (apt gir1.2-gst-rtsp-server-1.0) !!!!!!!!!!\n");
+        eprintln!(
+            "\n!!!!!!!!!! SKIPPING: /usr/bin/python3 has no gi GstRtspServer (apt gir1.2-gst-rtsp-server-1.0) !!!!!!!!!!\n"
+        );
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

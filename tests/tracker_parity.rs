@@ -51,7 +51,8 @@ fn check_sequence(name: &str) {
     let Some(dir) = fastsam_track::assets::require(&format!("golden/tracker/{name}/tracks.csv")) else { return };
     let dir = dir.parent().unwrap().to_path_buf();
     let seq = eval::read_detections(&dir.join("detections.csv")).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     assert_eq!(seq.first_frame, meta["first_frame"].as_i64().unwrap());
     assert_eq!(seq.frames.len() as i64, meta["num_frames"].as_i64().unwrap());
     assert_eq!(seq.num_detections() as i64, meta["num_detections"].as_i64().unwrap());

@@ -8,35 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::common::ModelArgs;
+use crate::model::FastSam;
 use crate::types::{BBox, Segmenter};
-use crate::video::deps::{OverlayStyle, Prompt, TrackerConfig, load_fastsam, resolve_model, select};
+use crate::video::deps::{OverlayStyle, Prompt, TrackerConfig, select};
 use crate::video::templates::{self, PipelinesFile};
 use crate::video::{NullSegmenter, PipelineConfig, SinkConfig, SourceConfig, VideoSource, pipeline};
-
-/// Model options of the main job.
-///
-/// MERGE: replace with `#[command(flatten)] crate::cli::common::ModelArgs` once it has its fields.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunModelArgs {
-    /// ONNX model file, or a name (FastSAM-s, FastSAM-x). Default: $FASTSAM_MODEL, then ~/.cache/fastsam-track/.
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Inference size (longest side), e.g. 640.
-    #[arg(long)]
-    pub imgsz: Option<u32>,
-    /// Confidence threshold.
-    #[arg(long, default_value_t = 0.4)]
-    pub conf: f32,
-    /// NMS IoU threshold.
-    #[arg(long, default_value_t = 0.9)]
-    pub iou: f32,
-    /// Execution device: cpu, cuda, cuda:N, tensorrt, auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Run without a model (no detections): exercises decode/encode only. For testing.
-    #[arg(long, hide = true, conflicts_with = "model")]
-    pub null_model: bool,
-}
 
 /// Options of `fastsam-track INPUT`.
 #[derive(Debug, clap::Args)]
@@ -48,7 +25,10 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "OUT.mp4")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
-    pub model: RunModelArgs,
+    pub model: ModelArgs,
+    /// Run without a model (no detections): exercises decode/encode only. For testing.
+    #[arg(long, hide = true, conflicts_with = "model")]
+    pub null_model: bool,
     /// Tracker configuration (TOML, ByteTrack parameters). Default: Ultralytics' bytetrack.yaml values.
     #[arg(long, value_name = "FILE")]
     pub tracker: Option<PathBuf>,
@@ -133,6 +113,33 @@ fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
     }
 }
 
+/// The model file: `--model`, else `$FASTSAM_MODEL`, else an ONNX file in the cache
+/// (`~/.cache/fastsam-track/`, FastSAM-s first).
+///
+/// MERGE: replace with `crate::convert::resolve_model` (which also downloads and converts) once
+/// the convert module lands.
+fn resolve_model_path(m: &ModelArgs) -> anyhow::Result<PathBuf> {
+    if m.model.is_some() || std::env::var("FASTSAM_MODEL").is_ok_and(|s| !s.is_empty()) {
+        let p = m.model_path()?;
+        if !p.is_file() {
+            bail!("model file not found: {}", p.display());
+        }
+        return Ok(p);
+    }
+    if let Some(cache) = dirs::cache_dir().map(|d| d.join("fastsam-track")) {
+        for name in ["FastSAM-s.onnx", "FastSAM-x.onnx"] {
+            if cache.join(name).is_file() {
+                return Ok(cache.join(name));
+            }
+        }
+    }
+    bail!(
+        "no FastSAM model found: no --model, $FASTSAM_MODEL unset, nothing in ~/.cache/fastsam-track/. \
+         Get FastSAM-s with `pip install ultralytics` then `yolo export model=FastSAM-s.pt format=onnx`, \
+         and pass --model FastSAM-s.onnx (or `fastsam-track model` to download and convert it)"
+    )
+}
+
 /// Install the Ctrl-C / SIGTERM handler: the first signal sets `stop`, the second aborts.
 fn install_stop_handler(stop: Arc<AtomicBool>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -199,14 +206,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let source = VideoSource::open(&input, &src_cfg)?;
     let info = source.info().clone();
 
-    let segmenter: Box<dyn Segmenter> = if args.model.null_model {
+    let segmenter: Box<dyn Segmenter> = if args.null_model {
         eprintln!("model: none (--null-model: no detections)");
         Box::new(NullSegmenter)
     } else {
-        let path = resolve_model(args.model.model.as_deref())?;
-        let seg = load_fastsam(&path)?;
+        let path = resolve_model_path(&args.model)?;
+        // retina masks by default for video: masks at the original resolution, as drawn
+        let seg = FastSam::load(&path, args.model.options(true))
+            .with_context(|| format!("loading model {}", path.display()))?;
         eprintln!("model: {} ({})", path.display(), seg.describe());
-        seg
+        Box::new(seg)
     };
 
     let selector = make_prompt(&args.boxes, &args.points).map(|prompt| {

@@ -163,12 +163,8 @@ pub fn read_detections(path: &Path) -> Result<DetectionSequence, EvalError> {
                 parse_num(path, i + 1, s, what)
             };
             let frame = get(cf, "frame")? as i64;
-            let b = BBox::new(
-                get(c1, "x1")? as f32,
-                get(c2, "y1")? as f32,
-                get(c3, "x2")? as f32,
-                get(c4, "y2")? as f32,
-            );
+            let b =
+                BBox::new(get(c1, "x1")? as f32, get(c2, "y1")? as f32, get(c3, "x2")? as f32, get(c4, "y2")? as f32);
             rows.push((frame, det(b, get(cs, "score")? as f32)));
         }
     } else {

@@ -18,9 +18,7 @@ pub enum EvalError {
     },
     #[error("{path}:{line}: {message}")]
     Parse { path: String, line: usize, message: String },
-    #[error(
-        "{what} has two rows with id {id} in frame {frame}; each id may appear once per frame (fix the file)"
-    )]
+    #[error("{what} has two rows with id {id} in frame {frame}; each id may appear once per frame (fix the file)")]
     DuplicateId { what: String, frame: i64, id: i64 },
     #[error("{0}")]
     Other(String),

@@ -64,9 +64,15 @@ impl LapSolver {
         let admissible = |c: f64| c < limit;
         // Within a component, a pair's cost relative to leaving both ends unmatched is
         // `cost - limit` (< 0 when admissible); inadmissible pairs get 0, i.e. "no match".
-        self.solve_components(cost, rows, cols, out, admissible, |c| if c < limit { c - limit } else { 0.0 }, |c| {
-            c < limit
-        });
+        self.solve_components(
+            cost,
+            rows,
+            cols,
+            out,
+            admissible,
+            |c| if c < limit { c - limit } else { 0.0 },
+            |c| c < limit,
+        );
     }
 
     /// Maximum-cardinality minimum-cost assignment: pairs with a non-finite cost are forbidden;
@@ -75,9 +81,15 @@ impl LapSolver {
         assert_eq!(cost.len(), rows * cols, "cost matrix size");
         let maxabs = cost.iter().filter(|c| c.is_finite()).fold(0.0f64, |m, c| m.max(c.abs())) + 1.0;
         let big = 2.0 * (rows.min(cols) as f64) * maxabs + 1.0;
-        self.solve_components(cost, rows, cols, out, |c| c.is_finite(), |c| if c.is_finite() { c } else { big }, |c| {
-            c.is_finite()
-        });
+        self.solve_components(
+            cost,
+            rows,
+            cols,
+            out,
+            |c| c.is_finite(),
+            |c| if c.is_finite() { c } else { big },
+            |c| c.is_finite(),
+        );
     }
 
     fn find(&mut self, mut x: usize) -> usize {
@@ -299,7 +311,15 @@ mod tests {
 
     /// All partial matchings by brute force: returns the minimum of `objective`.
     fn brute(rows: usize, cols: usize, objective: &dyn Fn(&[usize]) -> f64) -> f64 {
-        fn rec(i: usize, rows: usize, cols: usize, cur: &mut Vec<usize>, used: &mut Vec<bool>, f: &dyn Fn(&[usize]) -> f64, best: &mut f64) {
+        fn rec(
+            i: usize,
+            rows: usize,
+            cols: usize,
+            cur: &mut Vec<usize>,
+            used: &mut Vec<bool>,
+            f: &dyn Fn(&[usize]) -> f64,
+            best: &mut f64,
+        ) {
             if i == rows {
                 *best = best.min(f(cur));
                 return;
@@ -353,9 +373,8 @@ mod tests {
             let rows = 1 + (rng.next() * 6.0) as usize;
             let cols = 1 + (rng.next() * 6.0) as usize;
             let sparse = case % 2 == 0;
-            let cost: Vec<f64> = (0..rows * cols)
-                .map(|_| if sparse && rng.next() < 0.5 { 1.0 } else { rng.next() })
-                .collect();
+            let cost: Vec<f64> =
+                (0..rows * cols).map(|_| if sparse && rng.next() < 0.5 { 1.0 } else { rng.next() }).collect();
             let limit = 0.3 + rng.next() * 0.6;
             solver.solve_limited(&cost, rows, cols, limit, &mut out);
             check_consistent(&out, rows, cols);

@@ -10,7 +10,6 @@
 //!   reported with the Debian package that provides them).
 
 pub mod pipeline;
-pub mod shim;
 pub mod sink;
 pub mod source;
 pub mod templates;
@@ -28,16 +27,11 @@ pub use pipeline::{FrameSelector, PipelineConfig, RunReport, StageTimes};
 pub use sink::{SinkConfig, VideoSink};
 pub use source::{SourceConfig, VideoInfo, VideoSource};
 
-/// The APIs of the model, tracker and overlay modules used by the pipeline.
-///
-/// MERGE: while those modules are being written in parallel, these names point at the
-/// stand-ins in [`shim`]. Once they land, replace the body of this module with
-/// `pub use crate::track::{ByteTracker, TrackedObject, TrackerConfig};`
-/// `pub use crate::overlay::{Overlay, OverlayItem, OverlayStyle, color_for};`
-/// `pub use crate::model::prompt::{Prompt, select};` and delete `shim.rs`.
+/// The APIs of the model, tracker and overlay modules the pipeline uses, in one place.
 pub mod deps {
-    pub use super::shim::{ByteTracker, Overlay, OverlayItem, OverlayStyle, Prompt, TrackedObject, TrackerConfig};
-    pub use super::shim::{color_for, load_fastsam, resolve_model, select};
+    pub use crate::model::prompt::{Prompt, select};
+    pub use crate::overlay::{Overlay, OverlayItem, OverlayStyle, color_for};
+    pub use crate::track::{ByteTracker, TrackedObject, TrackerConfig};
 }
 
 /// Errors of the video module.
