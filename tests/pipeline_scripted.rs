@@ -206,3 +206,65 @@ fn ids_persist_through_the_whole_pipeline() {
         }
     }
 }
+
+#[test]
+fn prompt_on_first_frame_selects_the_followed_tracks() {
+    use fastsam_track::video::deps::{Prompt, select};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shapes.mp4");
+    let (mot, json, output) = (dir.path().join("p.txt"), dir.path().join("p.jsonl"), dir.path().join("p.mp4"));
+    write_clip(&input, 30);
+    // a point on the disc (shape 1) in frame 0: centre (280, 120)
+    let prompt = Prompt::Points(vec![(280.0, 120.0, true)]);
+    let selector: pipeline::FrameSelector =
+        Box::new(move |dets, w, h| select(dets, &prompt, w, h).map_err(fastsam_track::Error::from));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
+    let cfg = PipelineConfig {
+        output: Some(output.clone()),
+        tracks_mot: Some(mot.clone()),
+        tracks_json: Some(json.clone()),
+        selector: Some(selector),
+        overlay: OverlayStyle { show_labels: false, ..OverlayStyle::default() },
+        ..PipelineConfig::default()
+    };
+    let report =
+        pipeline::run(source, Box::new(ScriptedSegmenter { seen }), cfg, &AtomicBool::new(false), &|_| {}).unwrap();
+    let seeded = report.seeded_tracks.clone().expect("prompt ran");
+    assert_eq!(seeded.len(), 1);
+    assert_eq!(report.tracks, 1);
+    // only the followed ID, on the disc, in every frame of both files
+    let rows = read_mot(&mot);
+    assert_eq!(rows.len(), 30);
+    for (f, id, b) in &rows {
+        assert_eq!(*id, seeded[0]);
+        assert_eq!(shape_of(b, f - 1, 0.7), Some(1), "frame {f}");
+    }
+    for l in read_jsonl(&json) {
+        let objs = l["objects"].as_array().unwrap();
+        assert_eq!(objs.len(), 1);
+        assert_eq!(objs[0]["id"].as_u64().unwrap(), seeded[0]);
+    }
+    // the overlay is drawn on the disc only: the other shapes look as in a plain re-encode
+    let plain = dir.path().join("plain.mp4");
+    let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
+    let cfg = PipelineConfig { output: Some(plain.clone()), ..PipelineConfig::default() };
+    pipeline::run(source, Box::new(NullSegmenter), cfg, &AtomicBool::new(false), &|_| {}).unwrap();
+    let (_, a) = decode_all(&plain);
+    let (_, b) = decode_all(&output);
+    for i in [0usize, 15, 29] {
+        let mean_diff = |k: usize| {
+            let m = shape_mask(k, i as u64);
+            let (mut d, mut n) = (0f64, 0f64);
+            for (p, &v) in m.data.iter().enumerate() {
+                if v != 0 {
+                    d += (0..3).map(|c| (a[i].data[p * 3 + c] as f64 - b[i].data[p * 3 + c] as f64).abs()).sum::<f64>();
+                    n += 3.0;
+                }
+            }
+            d / n
+        };
+        assert!(mean_diff(1) > 15.0, "frame {i}: followed disc not drawn");
+        assert!(mean_diff(0) < 1.5 && mean_diff(2) < 1.5, "frame {i}: unfollowed shapes drawn");
+    }
+}
