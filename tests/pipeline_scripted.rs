@@ -64,6 +64,7 @@ fn ids_persist_through_the_whole_pipeline() {
     assert_eq!((report.frames, report.frames_encoded, report.dropped), (N, N, 0));
     assert_eq!(report.tracks, 3);
     assert!(!report.interrupted && report.input_error.is_none());
+    assert!(report.steady_fps > 0.0 && report.mean_fps() > 0.0);
     // Buffers recycled: bounded by what can be in flight, not by the frame count.
     assert!(report.buffer_allocations < 20, "allocated {} frame buffers for {N} frames", report.buffer_allocations);
 

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Pipeline config file (see configs/pipeline.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     pub pipelines: Option<PathBuf>,
+    /// Before the run, time the model alone on the first N frames (decoded into memory first) and
+    /// report the end-to-end rate as a fraction of that raw inference rate.
+    #[arg(long, value_name = "N")]
+    pub bench_raw: Option<usize>,
     /// Treat the input as a live stream (drop frames when behind). Default: from the URI scheme.
     #[arg(long)]
     pub live: bool,
@@ -206,7 +210,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let source = VideoSource::open(&input, &src_cfg)?;
     let info = source.info().clone();
 
-    let segmenter: Box<dyn Segmenter> = if args.null_model {
+    let mut segmenter: Box<dyn Segmenter> = if args.null_model {
         eprintln!("model: none (--null-model: no detections)");
         Box::new(NullSegmenter)
     } else {
@@ -216,6 +220,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("loading model {}", path.display()))?;
         eprintln!("model: {} ({})", path.display(), seg.describe());
         Box::new(seg)
+    };
+
+    let raw = match args.bench_raw {
+        Some(n) if n > 0 => {
+            let mut seg = segmenter;
+            let r = crate::video::bench::raw_inference(&input, &src_cfg, seg.as_mut(), n)?;
+            eprintln!(
+                "raw inference (model alone, {} frames in memory): {:.2} fps ({:.1} ms/frame)",
+                r.frames,
+                r.fps(),
+                r.elapsed.as_secs_f64() * 1e3 / r.frames.max(1) as f64
+            );
+            segmenter = seg;
+            Some(r)
+        }
+        _ => None,
     };
 
     let selector = make_prompt(&args.boxes, &args.points).map(|prompt| {
@@ -282,6 +302,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ms_per_frame(t.draw, n),
         ms_per_frame(t.encode, n)
     );
+    if let Some(r) = raw {
+        eprintln!(
+            "end-to-end: {:.2} fps steady (first to last frame) = {:.2} x raw inference ({:.2} fps)",
+            report.steady_fps,
+            if r.fps() > 0.0 { report.steady_fps / r.fps() } else { 0.0 },
+            r.fps()
+        );
+    }
     if let Some(seeded) = &report.seeded_tracks {
         eprintln!("prompt: following track IDs {seeded:?}");
     }

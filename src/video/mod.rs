@@ -9,6 +9,7 @@
 //! - [`templates`]: loading and checking the editable pipeline templates (missing elements are
 //!   reported with the Debian package that provides them).
 
+pub mod bench;
 pub mod pipeline;
 pub mod sink;
 pub mod source;

@@ -94,6 +94,8 @@ pub struct RunReport {
     /// Track IDs seeded by the prompt on the first frame (`None` without a prompt).
     pub seeded_tracks: Option<Vec<u64>>,
     pub elapsed: Duration,
+    /// Frames per second between the first and the last finished frame (start-up excluded).
+    pub steady_fps: f64,
     pub times: StageTimes,
     /// Stopped by the stop flag (Ctrl-C) before the end of the input.
     pub interrupted: bool,
@@ -183,6 +185,17 @@ pub fn run(
     let mut times = StageTimes::default();
     let (mut dropped, mut frames_decoded, mut input_error) = (0u64, 0u64, None);
     let mut frames_done = 0u64;
+    // first and last finished frame, for the steady-state rate
+    let first_last = Mutex::new((None::<Instant>, None::<Instant>));
+    let on_done_fn = |n: u64| {
+        if let Ok(mut g) = first_last.lock() {
+            let now = Instant::now();
+            g.0.get_or_insert(now);
+            g.1 = Some(now);
+        }
+        progress(n);
+    };
+    let on_done = &on_done_fn;
     let mut ids: HashSet<u64> = HashSet::new();
     let mut seeded: Option<Vec<u64>> = None;
 
@@ -314,7 +327,7 @@ pub fn run(
                 } else {
                     pool_t.give(frame.data);
                     done += 1;
-                    progress(done);
+                    on_done(done);
                 }
             }
             drop(trk_tx);
@@ -370,7 +383,7 @@ pub fn run(
                 enc_busy += t0.elapsed();
                 pool.give(frame.data);
                 done += 1;
-                progress(done);
+                on_done(done);
             }
             frames_done = done;
         }
@@ -452,7 +465,12 @@ pub fn run(
     if let Some(e) = &input_error {
         tracing::error!("{e}");
     }
+    let steady_fps = match first_last.into_inner().ok() {
+        Some((Some(a), Some(b))) if frames_done > 1 && b > a => (frames_done - 1) as f64 / (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
     Ok(RunReport {
+        steady_fps,
         frames: frames_done,
         frames_decoded,
         frames_encoded,
