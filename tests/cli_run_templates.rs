@@ -46,8 +46,14 @@ fn inline_decode_template() {
         out_path.to_str().unwrap(),
         "--decode-pipeline",
         "videotestsrc num-buffers=15 ! video/x-raw,width=160,height=96,framerate=30/1 ! appsink name=sink",
+        "--bench-raw",
+        "5",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // the raw-inference comparison ran on 5 frames (after a warm-up frame) and is reported
+    assert!(err.contains("raw inference (model alone, 5 frames in memory)"), "{err}");
+    assert!(err.contains("end-to-end:") && err.contains("x raw inference"), "{err}");
     let (info, frames) = support::decode_all(&out_path);
     assert_eq!((frames.len(), info.width, info.height, info.fps), (15, 160, 96, Some((30, 1))));
 }
