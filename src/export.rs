@@ -1,1 +1,172 @@
-//! Track file export (placeholder).
+//! Track files: MOTChallenge text and JSON Lines.
+//!
+//! - MOTChallenge (`--tracks-mot`): one line per track per frame,
+//!   `frame,id,x,y,w,h,score,-1,-1,-1`, frames 1-based, box = top-left + size in pixels
+//!   (the format of `gt.txt` and of `eval-mot`).
+//! - JSON Lines (`--tracks-json`): one line per frame,
+//!   `{"frame":1,"pts":0.04,"objects":[{"id":3,"bbox":[x,y,w,h],"score":0.9,"class_id":0,"rle":{"size":[h,w],"counts":[..]}}]}`
+//!   with `pts` in seconds (`null` when unknown) and the mask as COCO uncompressed RLE
+//!   (column-major, counts start with zeros; omitted when the detection had no mask).
+//!
+//! Both are buffered and flushed every [`FLUSH_EVERY`] frames and on [`TrackWriter::finish`]
+//! (also on drop), so an interrupted run keeps complete lines.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::mask::Rle;
+use crate::types::BBox;
+
+/// Frames between flushes.
+pub const FLUSH_EVERY: u64 = 50;
+
+/// Errors writing a track file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write track file {path}: {source}")]
+pub struct ExportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// One exported track in one frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportObject {
+    pub id: u64,
+    /// `[x, y, w, h]` in pixels.
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub class_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rle: Option<Rle>,
+}
+
+impl ExportObject {
+    pub fn new(id: u64, bbox: &BBox, score: f32, class_id: u32, rle: Option<Rle>) -> Self {
+        Self { id, bbox: [bbox.x1, bbox.y1, bbox.width(), bbox.height()], score, class_id, rle }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonFrame<'a> {
+    frame: u64,
+    pts: Option<f64>,
+    objects: &'a [ExportObject],
+}
+
+struct Out {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Out {
+    fn create(path: &Path) -> Result<Self, ExportError> {
+        let f = File::create(path).map_err(|source| ExportError { path: path.to_path_buf(), source })?;
+        Ok(Self { path: path.to_path_buf(), w: BufWriter::new(f) })
+    }
+    fn err(&self, source: std::io::Error) -> ExportError {
+        ExportError { path: self.path.clone(), source }
+    }
+}
+
+/// Writes the MOT and/or JSON Lines track files.
+pub struct TrackWriter {
+    mot: Option<Out>,
+    json: Option<Out>,
+    frames: u64,
+    line: String,
+}
+
+impl TrackWriter {
+    /// Create the requested files (either may be `None`).
+    pub fn create(mot: Option<&Path>, json: Option<&Path>) -> Result<Self, ExportError> {
+        Ok(Self {
+            mot: mot.map(Out::create).transpose()?,
+            json: json.map(Out::create).transpose()?,
+            frames: 0,
+            line: String::new(),
+        })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.mot.is_some() || self.json.is_some()
+    }
+
+    /// Whether the JSON file (which needs mask RLEs) is being written.
+    pub fn wants_masks(&self) -> bool {
+        self.json.is_some()
+    }
+
+    /// Write frame `frame` (1-based).
+    pub fn write_frame(
+        &mut self,
+        frame: u64,
+        pts: Option<Duration>,
+        objects: &[ExportObject],
+    ) -> Result<(), ExportError> {
+        use std::fmt::Write as _;
+        if let Some(out) = &mut self.mot {
+            self.line.clear();
+            for o in objects {
+                let [x, y, w, h] = o.bbox;
+                let _ = writeln!(self.line, "{frame},{},{x:.2},{y:.2},{w:.2},{h:.2},{:.4},-1,-1,-1", o.id, o.score);
+            }
+            out.w.write_all(self.line.as_bytes()).map_err(|e| out.err(e))?;
+        }
+        if let Some(out) = &mut self.json {
+            let rec = JsonFrame { frame, pts: pts.map(|d| d.as_secs_f64()), objects };
+            serde_json::to_writer(&mut out.w, &rec).map_err(|e| out.err(e.into()))?;
+            out.w.write_all(b"\n").map_err(|e| out.err(e))?;
+        }
+        self.frames += 1;
+        if self.frames.is_multiple_of(FLUSH_EVERY) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), ExportError> {
+        for out in [&mut self.mot, &mut self.json].into_iter().flatten() {
+            out.w.flush().map_err(|e| out.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Flush and close.
+    pub fn finish(mut self) -> Result<(), ExportError> {
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_both_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, j) = (dir.path().join("t.txt"), dir.path().join("t.jsonl"));
+        let mut w = TrackWriter::create(Some(&m), Some(&j)).unwrap();
+        let rle = Rle { size: [2, 2], counts: vec![1, 2, 1] };
+        let objs = [ExportObject::new(7, &BBox::new(1.0, 2.0, 4.0, 6.0), 0.5, 0, Some(rle.clone()))];
+        w.write_frame(1, Some(Duration::from_millis(40)), &objs).unwrap();
+        w.write_frame(2, None, &[]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "1,7,1.00,2.00,3.00,4.00,0.5000,-1,-1,-1\n");
+        let lines: Vec<serde_json::Value> =
+            std::fs::read_to_string(&j).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["frame"], 1);
+        assert_eq!(lines[0]["pts"], 0.04);
+        assert_eq!(lines[0]["objects"][0]["id"], 7);
+        assert_eq!(lines[0]["objects"][0]["bbox"], serde_json::json!([1.0, 2.0, 3.0, 4.0]));
+        let back: Rle = serde_json::from_value(lines[0]["objects"][0]["rle"].clone()).unwrap();
+        assert_eq!(back, rle);
+        assert!(lines[1]["pts"].is_null());
+        assert_eq!(lines[1]["objects"].as_array().unwrap().len(), 0);
+    }
+}

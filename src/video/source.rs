@@ -1,0 +1,358 @@
+//! The decode side: a GStreamer pipeline from a template ending in an RGB appsink.
+//!
+//! [`VideoSource::open`] starts the pipeline and waits for the first frame, so bad input (not a
+//! video, unsupported codec, no video stream) fails before any output is created.
+//! [`VideoSource::next_frame`] copies each sample into a recycled buffer from a [`FramePool`],
+//! tightly packed, with its PTS and duration. Live sources (rtsp, …) get `drop=true max-buffers=1`
+//! on the appsink so stale frames are dropped instead of piling up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use super::templates::{self, DEFAULT_DECODE};
+use super::yuv::{I420, YuvRange, i420_to_rgb};
+use super::{Frame, FramePool, VideoError, clock_to_duration};
+
+/// Decode options.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Decode template (see `pipelines/decode.txt`).
+    pub template: String,
+    /// Treat the input as live (drop stale frames). `None`: decide from the URI scheme and
+    /// whether the pipeline prerolls.
+    pub live: Option<bool>,
+    /// How long to wait for the first frame.
+    pub open_timeout: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self { template: DEFAULT_DECODE.to_string(), live: None, open_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What the source knows about the stream after the first frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate as a fraction (`None` when unknown or variable).
+    pub fps: Option<(i32, i32)>,
+    /// Stream duration when the container says.
+    pub duration: Option<Duration>,
+    pub live: bool,
+    /// The URI that was opened.
+    pub uri: String,
+}
+
+impl VideoInfo {
+    pub fn fps_f64(&self) -> Option<f64> {
+        self.fps.filter(|(n, d)| *n > 0 && *d > 0).map(|(n, d)| n as f64 / d as f64)
+    }
+    /// Expected number of frames (duration × fps) when both are known.
+    pub fn expected_frames(&self) -> Option<u64> {
+        Some((self.duration?.as_secs_f64() * self.fps_f64()?).round() as u64)
+    }
+}
+
+/// An open decode pipeline.
+pub struct VideoSource {
+    pipeline: gst::Pipeline,
+    appsink: gst_app::AppSink,
+    info: VideoInfo,
+    pending: Option<gst::Sample>,
+    next_index: u64,
+    input: String,
+    done: bool,
+    /// Caps of a stream no decoder was found for (from a `missing-plugin` message).
+    missing: Option<String>,
+}
+
+impl std::fmt::Debug for VideoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoSource").field("info", &self.info).field("next_index", &self.next_index).finish()
+    }
+}
+
+impl VideoSource {
+    /// Open `input` (a path or URI) and wait for its first frame.
+    pub fn open(input: &str, cfg: &SourceConfig) -> Result<Self, VideoError> {
+        super::init()?;
+        let uri = super::input_to_uri(input)?;
+        let path = if let Some(p) = uri.strip_prefix("file://") {
+            gst::glib::filename_from_uri(&uri).map(|(p, _)| p.display().to_string()).unwrap_or_else(|_| p.to_string())
+        } else {
+            input.to_string()
+        };
+        let desc = templates::render(&cfg.template, &[("uri", &uri), ("path", &path)]);
+        templates::check_elements(&desc, "decode")?;
+        let element = gst::parse::launch(&desc).map_err(|e| VideoError::Template {
+            role: "decode",
+            template: desc.clone(),
+            message: e.to_string(),
+        })?;
+        let pipeline = element.downcast::<gst::Pipeline>().map_err(|_| VideoError::Template {
+            role: "decode",
+            template: desc.clone(),
+            message: "not a pipeline".into(),
+        })?;
+        let appsink =
+            pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| {
+                VideoError::Template {
+                    role: "decode",
+                    template: desc.clone(),
+                    message: "needs an appsink named \"sink\" (… ! appsink name=sink)".into(),
+                }
+            })?;
+        // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low.
+        for el in pipeline.iterate_recurse().into_iter().flatten() {
+            if el.factory().is_some_and(|f| f.name().starts_with("uridecodebin")) {
+                el.connect("source-setup", false, |args| {
+                    if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                        && src.find_property("latency").is_some()
+                    {
+                        src.set_property_from_str("latency", "200");
+                    }
+                    None
+                });
+            }
+        }
+        // I420 preferred: converted to RGB by `yuv` (exact, OpenCV-like), not by videoconvert.
+        let caps = gst_video::VideoCapsBuilder::new()
+            .format_list([gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb])
+            .build();
+        appsink.set_caps(Some(&caps));
+        appsink.set_property("sync", false);
+        appsink.set_max_buffers(2);
+        let mut live = cfg.live.unwrap_or_else(|| super::is_live_uri(&uri));
+        if live {
+            appsink.set_drop(true);
+            appsink.set_max_buffers(1);
+        }
+        let mut src = VideoSource {
+            pipeline,
+            appsink,
+            info: VideoInfo { width: 0, height: 0, fps: None, duration: None, live, uri: uri.clone() },
+            pending: None,
+            next_index: 0,
+            input: input.to_string(),
+            done: false,
+            missing: None,
+        };
+        if src.pipeline.set_state(gst::State::Playing).is_err() {
+            return Err(src.bus_error(0).unwrap_or_else(|| src.not_a_video("could not start decoding")));
+        }
+        let start = Instant::now();
+        let sample = loop {
+            if let Some(s) = src.appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
+                break s;
+            }
+            if let Some(e) = src.bus_error(0) {
+                return Err(e);
+            }
+            if src.appsink.is_eos() {
+                return Err(src.bus_error(0).unwrap_or_else(|| src.no_frames()));
+            }
+            if start.elapsed() > cfg.open_timeout {
+                return Err(VideoError::OpenTimeout(cfg.open_timeout));
+            }
+        };
+        if cfg.live.is_none() && !live {
+            // a live source (camera, network stream) says so in the latency query
+            let mut q = gst::query::Latency::new();
+            let upstream_live =
+                src.appsink.static_pad("sink").is_some_and(|pad| pad.peer_query(&mut q) && q.result().0);
+            if upstream_live {
+                live = true;
+                src.appsink.set_drop(true);
+                src.appsink.set_max_buffers(1);
+            }
+        }
+        let caps = sample.caps().ok_or_else(|| VideoError::Other("first sample has no caps".into()))?;
+        let vinfo = gst_video::VideoInfo::from_caps(caps).map_err(|e| VideoError::Other(format!("bad caps: {e}")))?;
+        let fps = vinfo.fps();
+        let duration = if live { None } else { src.pipeline.query_duration::<gst::ClockTime>() };
+        src.info = VideoInfo {
+            width: vinfo.width(),
+            height: vinfo.height(),
+            fps: (fps.numer() > 0 && fps.denom() > 0).then(|| (fps.numer(), fps.denom())),
+            duration: clock_to_duration(duration),
+            live,
+            uri,
+        };
+        tracing::debug!("opened {}: {:?}", input, src.info);
+        src.pending = Some(sample);
+        Ok(src)
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// Number of frames returned so far.
+    pub fn frames_read(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The next frame, `Ok(None)` at end of stream (or when `stop` is set). A decode error
+    /// mid-stream is returned once, carrying the number of the frame that failed (1-based);
+    /// later calls return `Ok(None)`.
+    pub fn next_frame(&mut self, pool: &FramePool, stop: &AtomicBool) -> Result<Option<Frame>, VideoError> {
+        if self.done {
+            return Ok(None);
+        }
+        let sample = match self.pending.take() {
+            Some(s) => s,
+            None => loop {
+                if stop.load(Ordering::Relaxed) {
+                    self.done = true;
+                    return Ok(None);
+                }
+                if let Some(s) = self.appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
+                    break s;
+                }
+                if let Some(e) = self.bus_error(self.next_index + 1) {
+                    self.done = true;
+                    return Err(e);
+                }
+                if self.appsink.is_eos() {
+                    self.done = true;
+                    // an error may be posted just before EOS
+                    if let Some(e) = self.bus_error(self.next_index + 1) {
+                        return Err(e);
+                    }
+                    return Ok(None);
+                }
+            },
+        };
+        let frame = self.copy_sample(&sample, pool)?;
+        Ok(Some(frame))
+    }
+
+    fn copy_sample(&mut self, sample: &gst::Sample, pool: &FramePool) -> Result<Frame, VideoError> {
+        let caps = sample.caps().ok_or_else(|| VideoError::Other("sample without caps".into()))?;
+        let vinfo = gst_video::VideoInfo::from_caps(caps).map_err(|e| VideoError::Other(format!("bad caps: {e}")))?;
+        let buffer = sample.buffer().ok_or_else(|| VideoError::Other("sample without buffer".into()))?;
+        let (w, h) = (vinfo.width(), vinfo.height());
+        let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
+            .map_err(|e| VideoError::Other(format!("cannot map frame: {e}")))?;
+        let map_err = |e: gst::glib::BoolError| VideoError::Other(format!("cannot map frame: {e}"));
+        let strides = vframe.plane_stride();
+        let row = w as usize * 3;
+        let mut data = pool.take(row * h as usize);
+        match vinfo.format() {
+            gst_video::VideoFormat::I420 => {
+                let planes = I420 {
+                    width: w,
+                    height: h,
+                    y: vframe.plane_data(0).map_err(map_err)?,
+                    u: vframe.plane_data(1).map_err(map_err)?,
+                    v: vframe.plane_data(2).map_err(map_err)?,
+                    y_stride: strides[0] as usize,
+                    u_stride: strides[1] as usize,
+                    v_stride: strides[2] as usize,
+                };
+                let range = if vinfo.colorimetry().range() == gst_video::VideoColorRange::Range0_255 {
+                    YuvRange::Full
+                } else {
+                    YuvRange::Limited
+                };
+                i420_to_rgb(&planes, range, &mut data);
+            }
+            _ => {
+                let stride = strides[0] as usize;
+                let src = vframe.plane_data(0).map_err(map_err)?;
+                if stride == row {
+                    data.copy_from_slice(&src[..row * h as usize]);
+                } else {
+                    for (y, dst) in data.chunks_exact_mut(row).enumerate() {
+                        dst.copy_from_slice(&src[y * stride..y * stride + row]);
+                    }
+                }
+            }
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(Frame {
+            index,
+            pts: clock_to_duration(buffer.pts()),
+            duration: clock_to_duration(buffer.duration()),
+            width: w,
+            height: h,
+            data,
+        })
+    }
+
+    fn not_a_video(&self, message: &str) -> VideoError {
+        VideoError::NotAVideo { input: self.input.clone(), message: message.to_string() }
+    }
+
+    /// The first error (or missing-plugin report) waiting on the bus, mapped to a clear error.
+    fn bus_error(&mut self, frame: u64) -> Option<VideoError> {
+        let bus = self.pipeline.bus()?;
+        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Element]) {
+            match msg.view() {
+                gst::MessageView::Element(el) => {
+                    if let Some(s) = el.structure().filter(|s| s.name() == "missing-plugin") {
+                        let detail = s
+                            .get::<gst::Caps>("detail")
+                            .map(|c| c.to_string())
+                            .or_else(|_| s.get::<String>("detail"))
+                            .unwrap_or_else(|_| s.to_string());
+                        tracing::warn!("no GStreamer decoder for a stream of {}: {detail}", self.input);
+                        self.missing = Some(detail);
+                    }
+                }
+                gst::MessageView::Error(err) => {
+                    let e = err.error();
+                    let text = match err.debug() {
+                        Some(d) => format!("{e} ({d})"),
+                        None => e.to_string(),
+                    };
+                    if let Some(caps) = self.missing.take() {
+                        return Some(VideoError::UnsupportedCodec { input: self.input.clone(), caps });
+                    }
+                    if e.matches(gst::CoreError::MissingPlugin) || e.matches(gst::StreamError::CodecNotFound) {
+                        return Some(VideoError::UnsupportedCodec { input: self.input.clone(), caps: text });
+                    }
+                    if frame <= 1
+                        && (e.matches(gst::StreamError::TypeNotFound)
+                            || e.matches(gst::StreamError::WrongType)
+                            || e.matches(gst::StreamError::Demux)
+                            || e.matches(gst::StreamError::Format))
+                    {
+                        return Some(self.not_a_video(&e.to_string()));
+                    }
+                    if frame <= 1 && e.matches(gst::ResourceError::NotFound) {
+                        return Some(VideoError::InputNotFound(format!("{} ({e})", self.input)));
+                    }
+                    if frame <= 1 && e.matches(gst::StreamError::Failed) && text.contains("not-linked") {
+                        return Some(self.no_frames());
+                    }
+                    return Some(VideoError::Decode { frame, message: text });
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn no_frames(&mut self) -> VideoError {
+        match self.missing.take() {
+            Some(caps) => VideoError::UnsupportedCodec { input: self.input.clone(), caps },
+            None => VideoError::NoFrames { input: self.input.clone() },
+        }
+    }
+}
+
+impl Drop for VideoSource {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,259 @@
+//! I420 → packed RGB conversion, done here rather than by GStreamer's `videoconvert`.
+//!
+//! GStreamer 1.22's 8-bit YUV→RGB path is biased by 2–3 grey levels (e.g. Y=126 → 126 instead of
+//! 128), which darkens every re-encoded video and makes the model see slightly different pixels
+//! than Ultralytics does. Ultralytics reads video with OpenCV, i.e. FFmpeg's swscale: BT.601
+//! coefficients (swscale's default, whatever the stream's colorimetry), nearest-neighbour chroma,
+//! and results one level below the exact inverse (measured against OpenCV 5.0 / FFmpeg on the
+//! project's clips: mean |difference| 0.39 level, 61% of samples identical; an exact, rounded
+//! inverse would be 1.09 levels brighter). This converter reproduces that: exact BT.601 in 16-bit
+//! fixed point, then `floor(x - 0.5)` ([`SWSCALE_BIAS`]). [`rgb_to_i420`] is its
+//! inverse for the encoder (BT.601 limited range, chroma averaged over 2x2 blocks, rounded, and
+//! luma raised by the decoder's one-level bias so that decode → encode leaves Y unchanged;
+//! `videoconvert`'s RGB→I420 truncates, another ~0.5 level of darkening).
+
+/// Value range of the Y/U/V samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YuvRange {
+    /// Y in 16..=235, U/V in 16..=240 (video).
+    Limited,
+    /// 0..=255 (JPEG).
+    Full,
+}
+
+/// Borrowed I420 planes.
+#[derive(Debug, Clone, Copy)]
+pub struct I420<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub y: &'a [u8],
+    pub u: &'a [u8],
+    pub v: &'a [u8],
+    pub y_stride: usize,
+    pub u_stride: usize,
+    pub v_stride: usize,
+}
+
+struct Coeffs {
+    y_off: i32,
+    cy: i32,
+    crv: i32,
+    cgu: i32,
+    cgv: i32,
+    cbu: i32,
+}
+
+const fn fx(v: f64) -> i32 {
+    (v * 65536.0 + 0.5) as i32
+}
+
+impl Coeffs {
+    const fn bt601(range: YuvRange) -> Self {
+        match range {
+            // 255/219 and 255/224 scaled BT.601 (Kr = 0.299, Kb = 0.114)
+            YuvRange::Limited => Coeffs {
+                y_off: 16,
+                cy: fx(255.0 / 219.0),
+                crv: fx(1.402 * 255.0 / 224.0),
+                cgu: fx(0.344_136 * 255.0 / 224.0),
+                cgv: fx(0.714_136 * 255.0 / 224.0),
+                cbu: fx(1.772 * 255.0 / 224.0),
+            },
+            YuvRange::Full => {
+                Coeffs { y_off: 0, cy: fx(1.0), crv: fx(1.402), cgu: fx(0.344_136), cgv: fx(0.714_136), cbu: fx(1.772) }
+            }
+        }
+    }
+}
+
+/// swscale's output sits one level below the exact inverse: round with `floor(x - 0.5)`.
+pub const SWSCALE_BIAS: i32 = -32768;
+
+#[inline]
+fn clamp8(v: i32) -> u8 {
+    ((v + SWSCALE_BIAS) >> 16).clamp(0, 255) as u8
+}
+
+/// Convert to tightly packed RGB (`out.len() == 3 * width * height`).
+pub fn i420_to_rgb(src: &I420<'_>, range: YuvRange, out: &mut [u8]) {
+    let c = Coeffs::bt601(range);
+    let w = src.width as usize;
+    for (yy, row) in out.chunks_exact_mut(w * 3).take(src.height as usize).enumerate() {
+        let yrow = &src.y[yy * src.y_stride..yy * src.y_stride + w];
+        let urow = &src.u[(yy / 2) * src.u_stride..];
+        let vrow = &src.v[(yy / 2) * src.v_stride..];
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let y = (yrow[x] as i32 - c.y_off) * c.cy;
+            let u = urow[x / 2] as i32 - 128;
+            let v = vrow[x / 2] as i32 - 128;
+            px[0] = clamp8(y + c.crv * v);
+            px[1] = clamp8(y - c.cgu * u - c.cgv * v);
+            px[2] = clamp8(y + c.cbu * u);
+        }
+    }
+}
+
+/// Mutable I420 planes.
+#[derive(Debug)]
+pub struct I420Mut<'a> {
+    pub y: &'a mut [u8],
+    pub u: &'a mut [u8],
+    pub v: &'a mut [u8],
+    pub y_stride: usize,
+    pub u_stride: usize,
+    pub v_stride: usize,
+}
+
+/// Convert packed RGB (`3 * width` bytes per row) to I420, limited-range BT.601.
+pub fn rgb_to_i420(rgb: &[u8], width: u32, height: u32, out: &mut I420Mut<'_>) {
+    let (w, h) = (width as usize, height as usize);
+    let (ys, cs, vs) = (out.y_stride, out.u_stride, out.v_stride);
+    // Y = 16 + 219/255 * (0.299 R + 0.587 G + 0.114 B), U/V = 128 + 224/255 * (B-Y)/1.772, (R-Y)/1.402
+    const KY: [i32; 3] = [fx(0.299 * 219.0 / 255.0), fx(0.587 * 219.0 / 255.0), fx(0.114 * 219.0 / 255.0)];
+    const KU: [i32; 3] =
+        [fx(-0.299 / 1.772 * 224.0 / 255.0), fx(-0.587 / 1.772 * 224.0 / 255.0), fx(0.886 / 1.772 * 224.0 / 255.0)];
+    const KV: [i32; 3] =
+        [fx(0.701 / 1.402 * 224.0 / 255.0), fx(-0.587 / 1.402 * 224.0 / 255.0), fx(-0.114 / 1.402 * 224.0 / 255.0)];
+    let (yplane, uplane, vplane) = (&mut *out.y, &mut *out.u, &mut *out.v);
+    for y in 0..h {
+        let src = &rgb[y * w * 3..(y + 1) * w * 3];
+        let dst = &mut yplane[y * ys..y * ys + w];
+        for (d, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
+            let v = KY[0] * p[0] as i32 + KY[1] * p[1] as i32 + KY[2] * p[2] as i32;
+            // + 219/255 of a level: undo the decoder's SWSCALE_BIAS
+            *d = ((v + (16 << 16) + fx(219.0 / 255.0) + 32768) >> 16).clamp(0, 255) as u8;
+        }
+    }
+    for cy in 0..h.div_ceil(2) {
+        for cx in 0..w.div_ceil(2) {
+            let mut acc = [0i32; 3];
+            let mut n = 0;
+            for yy in cy * 2..(cy * 2 + 2).min(h) {
+                for xx in cx * 2..(cx * 2 + 2).min(w) {
+                    let p = &rgb[(yy * w + xx) * 3..(yy * w + xx) * 3 + 3];
+                    for k in 0..3 {
+                        acc[k] += p[k] as i32;
+                    }
+                    n += 1;
+                }
+            }
+            let u = (KU[0] * acc[0] + KU[1] * acc[1] + KU[2] * acc[2]) / n;
+            let v = (KV[0] * acc[0] + KV[1] * acc[1] + KV[2] * acc[2]) / n;
+            uplane[cy * cs + cx] = ((u + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
+            vplane[cy * vs + cx] = ((v + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: the BT.601 inverse in floating point, with swscale's one-level-down rounding.
+    fn reference(y: u8, u: u8, v: u8, range: YuvRange) -> [u8; 3] {
+        let (y, u, v) = match range {
+            YuvRange::Limited => (
+                (y as f64 - 16.0) * 255.0 / 219.0,
+                (u as f64 - 128.0) * 255.0 / 224.0,
+                (v as f64 - 128.0) * 255.0 / 224.0,
+            ),
+            YuvRange::Full => (y as f64, u as f64 - 128.0, v as f64 - 128.0),
+        };
+        // invert Y = 0.299R + 0.587G + 0.114B, U = (B - Y)/1.772, V = (R - Y)/1.402
+        let r = y + 1.402 * v;
+        let b = y + 1.772 * u;
+        let g = (y - 0.299 * r - 0.114 * b) / 0.587;
+        [r, g, b].map(|c| (c - 0.5).floor().clamp(0.0, 255.0) as u8)
+    }
+
+    #[test]
+    fn matches_the_bt601_inverse() {
+        for range in [YuvRange::Limited, YuvRange::Full] {
+            for y in (0..=255).step_by(7) {
+                for u in (0..=255).step_by(17) {
+                    for v in (0..=255).step_by(13) {
+                        let planes = I420 {
+                            width: 2,
+                            height: 2,
+                            y: &[y, y, y, y],
+                            u: &[u],
+                            v: &[v],
+                            y_stride: 2,
+                            u_stride: 1,
+                            v_stride: 1,
+                        };
+                        let mut out = [0u8; 12];
+                        i420_to_rgb(&planes, range, &mut out);
+                        let want = reference(y, u, v, range);
+                        for k in 0..3 {
+                            assert!(
+                                (out[k] as i32 - want[k] as i32).abs() <= 1,
+                                "{range:?} yuv ({y},{u},{v}): {:?} vs {want:?}",
+                                &out[..3]
+                            );
+                        }
+                        assert_eq!(out[..3], out[9..12], "all four pixels share the chroma sample");
+                    }
+                }
+            }
+        }
+        // grey g encoded exactly (Y = 16 + 219/255 g) decodes one level down, like swscale
+        for g in [0u8, 40, 76, 128, 167, 230, 255] {
+            let yv = (16.0 + g as f64 * 219.0 / 255.0).round() as u8;
+            let planes =
+                I420 { width: 1, height: 1, y: &[yv], u: &[128], v: &[128], y_stride: 1, u_stride: 1, v_stride: 1 };
+            let mut out = [0u8; 3];
+            i420_to_rgb(&planes, YuvRange::Limited, &mut out);
+            let want = (g as i32 - 1).max(0);
+            assert!(out.iter().all(|&c| (c as i32 - want).abs() <= 1), "grey {g} -> {out:?}");
+        }
+    }
+
+    #[test]
+    fn rgb_to_i420_round_trips() {
+        // a 5x3 image (odd sizes) of flat 2x2 blocks round-trips within a level
+        let (w, h) = (5u32, 3u32);
+        let colours = [[200u8, 30, 40], [10, 220, 90], [128, 128, 128], [255, 255, 255], [0, 0, 0], [90, 60, 250]];
+        let mut rgb = vec![0u8; (w * h * 3) as usize];
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let c = colours[(y / 2) * 3 + x / 2];
+                rgb[(y * w as usize + x) * 3..(y * w as usize + x) * 3 + 3].copy_from_slice(&c);
+            }
+        }
+        let (ys, cs) = (8usize, 4usize); // padded strides
+        let (mut yp, mut up, mut vp) = (vec![0u8; ys * 3], vec![0u8; cs * 2], vec![0u8; cs * 2]);
+        let mut out = I420Mut { y: &mut yp, u: &mut up, v: &mut vp, y_stride: ys, u_stride: cs, v_stride: cs };
+        rgb_to_i420(&rgb, w, h, &mut out);
+        let planes = I420 { width: w, height: h, y: &yp, u: &up, v: &vp, y_stride: ys, u_stride: cs, v_stride: cs };
+        let mut back = vec![0u8; rgb.len()];
+        i420_to_rgb(&planes, YuvRange::Limited, &mut back);
+        for (i, (a, b)) in rgb.iter().zip(&back).enumerate() {
+            assert!((*a as i32 - *b as i32).abs() <= 2, "byte {i}: {a} -> {b}");
+        }
+        // grey 128 -> Y 127 (16 + 219*128/255 = 125.9, + 0.86 for the decoder's bias), U = V = 128
+        let (mut yp, mut up, mut vp) = (vec![0u8; 4], vec![0u8; 1], vec![0u8; 1]);
+        let mut out = I420Mut { y: &mut yp, u: &mut up, v: &mut vp, y_stride: 2, u_stride: 1, v_stride: 1 };
+        rgb_to_i420(&[128u8; 12], 2, 2, &mut out);
+        assert_eq!((yp, up[0], vp[0]), (vec![127; 4], 128, 128));
+    }
+
+    #[test]
+    fn chroma_is_sampled_per_2x2_block_with_strides() {
+        // 4x2 image, padded strides: the left and right halves get different chroma
+        let y = [100u8, 100, 100, 100, 0, 0, 100, 100, 100, 100, 0, 0];
+        let (u, v) = ([128u8, 200, 0, 0], [128u8, 60, 0, 0]);
+        let planes = I420 { width: 4, height: 2, y: &y, u: &u, v: &v, y_stride: 6, u_stride: 4, v_stride: 4 };
+        let mut out = [0u8; 24];
+        i420_to_rgb(&planes, YuvRange::Limited, &mut out);
+        let grey = reference(100, 128, 128, YuvRange::Limited);
+        let tinted = reference(100, 200, 60, YuvRange::Limited);
+        for row in 0..2 {
+            for x in 0..4 {
+                let px = &out[(row * 4 + x) * 3..(row * 4 + x) * 3 + 3];
+                let want = if x < 2 { grey } else { tinted };
+                assert!(px.iter().zip(want).all(|(a, b)| (*a as i32 - b as i32).abs() <= 1), "{row},{x}: {px:?}");
+            }
+        }
+    }
+}
