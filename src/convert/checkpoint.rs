@@ -68,7 +68,7 @@ impl Checkpoint {
             if f.size() > MAX_MEMBER {
                 return Err(bad(path, format!("archive member {name} is implausibly large ({} bytes)", f.size())));
             }
-            let mut buf = Vec::with_capacity(f.size() as usize);
+            let mut buf = Vec::with_capacity(f.size().min(64 << 20) as usize);
             f.read_to_end(&mut buf).map_err(|e| bad(path, format!("cannot read {name}: {e} (corrupt archive?)")))?;
             Ok(buf)
         };
