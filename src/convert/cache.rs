@@ -119,7 +119,17 @@ pub fn fetch(name: &str, force: bool) -> Result<PathBuf, ConvertError> {
         return Err(ConvertError::Offline { name: format!("{name}.pt"), expected: dest, url });
     }
     tracing::info!("downloading {url} -> {}", dest.display());
-    download::download(&url, &dest, &DownloadOptions::default())?;
+    download::download(&url, &dest, &DownloadOptions::default()).map_err(|e| match e {
+        ConvertError::Download { url, msg } => ConvertError::Download {
+            msg: format!(
+                "{msg}. You can also download {name}.pt yourself and put it at {} (FASTSAM_MODEL_BASE_URL sets a mirror); {}",
+                dest.display(),
+                super::HOW_TO_GET
+            ),
+            url,
+        },
+        other => other,
+    })?;
     Ok(dest)
 }
 

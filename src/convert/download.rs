@@ -102,10 +102,17 @@ pub fn download(url: &str, dest: &Path, opts: &DownloadOptions) -> Result<Downlo
     let total = loop {
         if attempts > opts.retries {
             bar.abandon();
-            return Err(derr(format!(
-                "gave up after {attempts} attempts ({last_err}); the partial file {} is kept and will be resumed next time",
-                part.display()
-            )));
+            let kept = match std::fs::metadata(&part) {
+                Ok(m) if m.len() > 0 => {
+                    format!(
+                        "; the partial file {} ({} bytes) is kept and will be resumed next time",
+                        part.display(),
+                        m.len()
+                    )
+                }
+                _ => String::new(),
+            };
+            return Err(derr(format!("gave up after {attempts} attempts ({last_err}){kept}")));
         }
         if attempts > 0 {
             tracing::warn!("download of {url} interrupted ({last_err}); retrying in {delay:?}");

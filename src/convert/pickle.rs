@@ -165,6 +165,9 @@ fn classify_global(module: &str, name: &str) -> Option<GlobalKind> {
         ("types", "SimpleNamespace") | ("argparse", "Namespace") => GlobalKind::Class,
         ("pathlib", "PosixPath" | "WindowsPath" | "Path") => GlobalKind::Class,
         ("torch", "device" | "float16" | "float32") => GlobalKind::Class,
+        // NumPy scalars/arrays in training metadata (e.g. metrics): kept as opaque bags, never rebuilt.
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar" | "_reconstruct") => GlobalKind::Class,
+        ("numpy", "dtype" | "ndarray") => GlobalKind::Class,
         (m, _) if (m.starts_with("ultralytics.") || m.starts_with("torch.nn.modules.")) && !name.starts_with('_') => {
             GlobalKind::Class
         }
