@@ -158,6 +158,9 @@ fn fastsam_s_dynamic_matches_ultralytics_export() {
     let Some(png) = fastsam_track::assets::require("golden/seg/bus_640/input.png") else { return };
     compare(&ours, &theirs, &load_input(&png, 0, 640, 0, 640), "FastSAM-s dynamic bus 640x640");
     compare(&ours, &theirs, &load_input(&png, 96, 384, 0, 640), "FastSAM-s dynamic bus 384x640");
+    // A static non-square conversion (constant anchors) against the same reference.
+    let fixed = convert(&pt, Some((384, 640)), dir.path());
+    compare(&fixed, &theirs, &load_input(&png, 96, 384, 0, 640), "FastSAM-s static-384x640 bus");
     let Some(png) = fastsam_track::assets::require("golden/seg/zidane_640/input.png") else { return };
     compare(&ours, &theirs, &load_input(&png, 0, 640, 64, 512), "FastSAM-s dynamic zidane 640x512");
 }
