@@ -172,12 +172,18 @@ fn fastsam_n_synth_matches_ultralytics_export() {
     let dir = tempfile::tempdir().unwrap();
     let dynamic = convert(&pt, None, dir.path());
     let fixed = convert(&pt, Some((320, 320)), dir.path());
+    let mut batch = Vec::new();
     for case in ["bus_640", "zidane_640"] {
         let Some(png) = fastsam_track::assets::require(&format!("golden/seg/{case}/input.png")) else { return };
         let input = load_input(&png, 160, 320, 160, 320);
+        batch.push(input.clone());
         compare(&dynamic, &theirs, &input, &format!("FastSAM-n-synth dynamic {case} 320x320"));
         compare(&fixed, &theirs, &input, &format!("FastSAM-n-synth static-320 {case}"));
     }
+    // Dynamic batch: both images at once.
+    let views: Vec<_> = batch.iter().map(|a| a.view()).collect();
+    let both = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+    compare(&dynamic, &theirs, &both, "FastSAM-n-synth dynamic batch of 2");
 }
 
 #[test]
