@@ -65,12 +65,12 @@ pub fn cached_sha256(path: &Path) -> Result<String, ConvertError> {
     let mut side = path.as_os_str().to_owned();
     side.push(".sha256");
     let side = PathBuf::from(side);
-    if let Ok(s) = std::fs::read_to_string(&side) {
-        if let Some((st, sha)) = s.trim().rsplit_once(' ') {
-            if st == stamp && sha.len() == 64 {
-                return Ok(sha.to_string());
-            }
-        }
+    if let Ok(s) = std::fs::read_to_string(&side)
+        && let Some((st, sha)) = s.trim().rsplit_once(' ')
+        && st == stamp
+        && sha.len() == 64
+    {
+        return Ok(sha.to_string());
     }
     let sha = sha256_file(path)?;
     // Best effort (the checkpoint may live in a read-only directory).

@@ -84,10 +84,11 @@ impl Checkpoint {
         let mut storages = HashMap::new();
         let data_prefix = format!("{prefix}data/");
         for n in &names {
-            if let Some(key) = n.strip_prefix(&data_prefix) {
-                if !key.is_empty() && !key.contains('/') {
-                    storages.insert(key.to_string(), read_member(&mut zip, n)?);
-                }
+            if let Some(key) = n.strip_prefix(&data_prefix)
+                && !key.is_empty()
+                && !key.contains('/')
+            {
+                storages.insert(key.to_string(), read_member(&mut zip, n)?);
             }
         }
         Ok(Checkpoint { path: path.to_path_buf(), pickle, storages })
@@ -102,10 +103,10 @@ impl Checkpoint {
     pub fn model(&self) -> Result<ModuleRef<'_>, ConvertError> {
         let root = self.root();
         for key in ["model", "ema"] {
-            if let Some(v) = self.pickle.dict_get(root, key) {
-                if self.pickle.object(v).is_some() {
-                    return Ok(ModuleRef { ck: self, value: v });
-                }
+            if let Some(v) = self.pickle.dict_get(root, key)
+                && self.pickle.object(v).is_some()
+            {
+                return Ok(ModuleRef { ck: self, value: v });
             }
         }
         Err(bad(&self.path, "the checkpoint has no `model` (or `ema`) module object; is it an Ultralytics checkpoint?"))
@@ -250,13 +251,13 @@ impl<'a> ModuleRef<'a> {
     /// A parameter or buffer (`None` when absent or `None`-valued, e.g. a bias-free conv).
     pub fn tensor_opt(&self, name: &str) -> Result<Option<Tensor>, ConvertError> {
         for store in ["_parameters", "_buffers"] {
-            if let Some(d) = self.attr(store) {
-                if let Some(v) = self.p().dict_get(d, name) {
-                    if matches!(v, Value::None) {
-                        return Ok(None);
-                    }
-                    return self.ck.tensor(v).map(Some);
+            if let Some(d) = self.attr(store)
+                && let Some(v) = self.p().dict_get(d, name)
+            {
+                if matches!(v, Value::None) {
+                    return Ok(None);
                 }
+                return self.ck.tensor(v).map(Some);
             }
         }
         // Plain tensor attributes (e.g. Detect.stride).

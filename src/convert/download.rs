@@ -132,21 +132,21 @@ pub fn download(url: &str, dest: &Path, opts: &DownloadOptions) -> Result<Downlo
         let _ = std::fs::remove_file(&part);
         ConvertError::Corrupt { url: url.to_string(), msg }
     };
-    if let Some(t) = total {
-        if len != t {
-            return Err(corrupt(format!("got {len} bytes but the server announced {t}")));
-        }
+    if let Some(t) = total
+        && len != t
+    {
+        return Err(corrupt(format!("got {len} bytes but the server announced {t}")));
     }
-    if let Some(exp) = opts.expected_size {
-        if len != exp {
-            return Err(corrupt(format!("size is {len} bytes, expected {exp}")));
-        }
+    if let Some(exp) = opts.expected_size
+        && len != exp
+    {
+        return Err(corrupt(format!("size is {len} bytes, expected {exp}")));
     }
     let sha = sha256_file(&part)?;
-    if let Some(exp) = &opts.sha256 {
-        if !sha.eq_ignore_ascii_case(exp) {
-            return Err(corrupt(format!("SHA-256 is {sha}, expected {exp}")));
-        }
+    if let Some(exp) = &opts.sha256
+        && !sha.eq_ignore_ascii_case(exp)
+    {
+        return Err(corrupt(format!("SHA-256 is {sha}, expected {exp}")));
     }
     std::fs::rename(&part, dest).map_err(|e| ConvertError::io(dest, e))?;
     tracing::info!("downloaded {url} -> {} ({len} bytes, sha256 {sha})", dest.display());
@@ -238,10 +238,10 @@ fn attempt(
     }
     file.flush().map_err(|e| ConvertError::io(part, e))?;
     file.sync_all().map_err(|e| ConvertError::io(part, e))?;
-    if let Some(t) = total {
-        if pos < t {
-            return Ok(Attempt::Retry(format!("connection closed at byte {pos} of {t}")));
-        }
+    if let Some(t) = total
+        && pos < t
+    {
+        return Ok(Attempt::Retry(format!("connection closed at byte {pos} of {t}")));
     }
     Ok(Attempt::Done { total })
 }

@@ -129,10 +129,10 @@ impl<'a> Builder<'a> {
         if stride.len() != 2 || pad.len() != 2 || dil.len() != 2 {
             return Err(self.err(format!("{scope}: unexpected conv attributes")));
         }
-        if let Some(mode) = m.string("padding_mode") {
-            if mode != "zeros" {
-                return Err(self.err(format!("{scope}: padding_mode {mode} is not supported")));
-            }
+        if let Some(mode) = m.string("padding_mode")
+            && mode != "zeros"
+        {
+            return Err(self.err(format!("{scope}: padding_mode {mode} is not supported")));
         }
         let mut inputs = vec![x, w_name];
         if let Some(b) = b_name {
@@ -157,10 +157,7 @@ impl<'a> Builder<'a> {
         let w = m.tensor("weight")?;
         let b = m.tensor_opt("bias")?;
         let wn = self.init_f32(&format!("{path}.weight"), &dims(&w), &w.data);
-        let bn = match &b {
-            Some(b) => Some(self.init_f32(&format!("{path}.bias"), &dims(b), &b.data)),
-            None => None,
-        };
+        let bn = b.as_ref().map(|b| self.init_f32(&format!("{path}.bias"), &dims(b), &b.data));
         let scope = path.replace('.', "/");
         self.conv_node(&scope, x, &wn, bn.as_deref(), &w, m)
     }
@@ -329,7 +326,7 @@ impl<'a> Builder<'a> {
             return Err(self.err(format!("{path}: inconsistent Segment head ({nl} levels, {} inputs)", xs.len())));
         }
         let strides = m.tensor("stride")?.data;
-        if strides.len() != nl || strides.iter().any(|&s| !(s >= 1.0)) {
+        if strides.len() != nl || strides.iter().any(|&s| !s.is_finite() || s < 1.0) {
             return Err(self.err(format!("{path}: Segment.stride {strides:?} does not match {nl} levels")));
         }
         let dfl = m.child("dfl")?;
@@ -548,13 +545,13 @@ fn tensor_type(dims: &[DimValue]) -> Option<TypeProto> {
 /// Builds the ONNX model for a loaded checkpoint.
 pub fn build_model(ck: &Checkpoint, opts: &ConvertOptions) -> Result<(ModelProto, ConvertSummary), ConvertError> {
     let path = ck.path.as_path();
-    if let Some((h, w)) = opts.imgsz {
-        if h == 0 || w == 0 || h % 32 != 0 || w % 32 != 0 {
-            return Err(ConvertError::Unsupported {
-                path: path.to_path_buf(),
-                msg: format!("imgsz {h}x{w} must be positive multiples of 32"),
-            });
-        }
+    if let Some((h, w)) = opts.imgsz
+        && (h == 0 || w == 0 || h % 32 != 0 || w % 32 != 0)
+    {
+        return Err(ConvertError::Unsupported {
+            path: path.to_path_buf(),
+            msg: format!("imgsz {h}x{w} must be positive multiples of 32"),
+        });
     }
     let model = ck.model()?;
     let layers = model.child("model")?.children();

@@ -19,9 +19,12 @@ pub enum Plan {
     Truncated(usize),
 }
 
+/// (path, range start) of each request.
+type Log = Arc<Mutex<Vec<(String, Option<u64>)>>>;
+
 pub struct Server {
     port: u16,
-    reqs: Arc<Mutex<Vec<(String, Option<u64>)>>>,
+    reqs: Log,
 }
 
 impl Server {
