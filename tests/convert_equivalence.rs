@@ -214,3 +214,59 @@ fn read_npy_f32(p: &Path) -> (Vec<usize>, Vec<f32>) {
     let data = b[10 + hl..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     (shape, data)
 }
+
+/// Greedy NMS as Ultralytics/torchvision do it (score-descending, suppress IoU > `iou`), in f32.
+fn nms(o0: &(Vec<usize>, Vec<f32>), conf: f32, iou: f32, max_det: usize) -> Vec<usize> {
+    let a = o0.0[2];
+    let row = |r: usize, i: usize| o0.1[r * a + i];
+    let mut cand: Vec<usize> = (0..a).filter(|&i| row(4, i) > conf).collect();
+    cand.sort_by(|&x, &y| row(4, y).total_cmp(&row(4, x)).then(x.cmp(&y)));
+    let bx = |i: usize| {
+        let (cx, cy, w, h) = (row(0, i), row(1, i), row(2, i), row(3, i));
+        [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
+    };
+    let mut keep: Vec<usize> = Vec::new();
+    for i in cand {
+        let b = bx(i);
+        let area = (b[2] - b[0]) * (b[3] - b[1]);
+        let suppressed = keep.iter().any(|&k| {
+            let c = bx(k);
+            let iw = (b[2].min(c[2]) - b[0].max(c[0])).max(0.0);
+            let ih = (b[3].min(c[3]) - b[1].max(c[1])).max(0.0);
+            let inter = iw * ih;
+            inter / (area + (c[2] - c[0]) * (c[3] - c[1]) - inter) > iou
+        });
+        if !suppressed {
+            keep.push(i);
+            if keep.len() == max_det {
+                break;
+            }
+        }
+    }
+    keep
+}
+
+#[test]
+fn converted_model_gives_ultralytics_final_detections() {
+    // The golden detections (Ultralytics' FastSAM predict on its own export) are reproduced from the
+    // converted model's raw output with a plain greedy NMS: same anchors, same order.
+    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = convert(&pt, Some((640, 640)), dir.path());
+    for case in ["bus_640", "zidane_640"] {
+        let Some(dc) = fastsam_track::assets::require(&format!("golden/seg/{case}")) else { return };
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dc.join("case.json")).unwrap()).unwrap();
+        let ev = &j["everything"]["retina_false"];
+        let want: Vec<usize> =
+            ev["detections"].as_array().unwrap().iter().map(|d| d["anchor_index"].as_u64().unwrap() as usize).collect();
+        let out = run(&ours, &load_input(&dc.join("input.png"), 0, 640, 0, 640));
+        let got = nms(&out.o0, 0.4, 0.9, 300);
+        assert_eq!(got.len(), ev["num_nms"].as_u64().unwrap() as usize, "{case}: NMS count");
+        // Detections with an empty mask are dropped after NMS by Ultralytics: `want` is a subsequence.
+        let mut it = got.iter();
+        for w in &want {
+            assert!(it.any(|g| g == w), "{case}: anchor {w} missing or out of order");
+        }
+        eprintln!("{case}: {} detections after NMS, {} golden detections reproduced in order", got.len(), want.len());
+    }
+}
