@@ -184,6 +184,7 @@ pub fn is_allowed_global(module: &str, name: &str) -> bool {
 const MAX_STACK: usize = 1 << 20;
 const MAX_NODES: usize = 1 << 24;
 const MAX_MEMO: usize = 1 << 24;
+const MAX_WORK: u64 = 1 << 22;
 
 struct Parser<'a> {
     data: &'a [u8],
@@ -193,6 +194,7 @@ struct Parser<'a> {
     memo: std::collections::HashMap<u64, Value>,
     nodes: Vec<Node>,
     op_pos: usize,
+    work: u64,
 }
 
 fn op_name(op: u8) -> &'static str {
@@ -219,6 +221,7 @@ pub fn parse(data: &[u8]) -> Result<Pickle, PickleError> {
         memo: std::collections::HashMap::new(),
         nodes: Vec::new(),
         op_pos: 0,
+        work: 0,
     };
     let root = p.run()?;
     Ok(Pickle { root, nodes: p.nodes })
@@ -329,18 +332,23 @@ impl<'a> Parser<'a> {
         Ok(Value::Global(Rc::new((module.to_string(), name.to_string()))))
     }
 
-    fn tuple_items(&self, v: &Value) -> Result<Vec<Value>, PickleError> {
-        match v {
+    fn tuple_items(&mut self, v: &Value) -> Result<Vec<Value>, PickleError> {
+        let items = match v {
             Value::Ref(i) => match self.nodes.get(*i) {
-                Some(Node::Tuple(t)) => Ok(t.clone()),
-                Some(Node::List(t)) => Ok(t.clone()),
-                _ => Err(self.err("expected a tuple of arguments")),
+                Some(Node::Tuple(t)) | Some(Node::List(t)) => t.clone(),
+                _ => return Err(self.err("expected a tuple of arguments")),
             },
-            _ => Err(self.err("expected a tuple of arguments")),
+            _ => return Err(self.err("expected a tuple of arguments")),
+        };
+        // Bound the total copying a hostile pickle can trigger (re-using one huge tuple many times).
+        self.work += items.len() as u64;
+        if self.work > MAX_WORK {
+            return Err(self.err("too much work: argument tuples are re-used excessively"));
         }
+        Ok(items)
     }
 
-    fn int_list(&self, v: &Value, what: &str) -> Result<Vec<u64>, PickleError> {
+    fn int_list(&mut self, v: &Value, what: &str) -> Result<Vec<u64>, PickleError> {
         self.tuple_items(v)?
             .iter()
             .map(|x| match x {
@@ -758,13 +766,9 @@ impl<'a> Parser<'a> {
         let err = self.err("SETITEM(S) target is not a dict");
         match self.node_mut(d)? {
             Node::Dict(m) => {
-                for (k, v) in items {
-                    if let Some(slot) = m.iter_mut().find(|(ek, _)| *ek == k) {
-                        slot.1 = v;
-                    } else {
-                        m.push((k, v));
-                    }
-                }
+                // Appended without de-duplication (linear time even for hostile inputs); lookups take
+                // the last entry for a key, as Python's dict keeps the last assignment.
+                m.extend(items);
                 Ok(())
             }
             _ => Err(err),
@@ -806,7 +810,7 @@ impl Pickle {
     /// Looks up a string key in a dict value.
     pub fn dict_get<'s>(&'s self, d: &Value, key: &str) -> Option<&'s Value> {
         match self.node(d)? {
-            Node::Dict(m) => m.iter().find(|(k, _)| matches!(k, Value::Str(s) if &**s == key)).map(|(_, v)| v),
+            Node::Dict(m) => m.iter().rev().find(|(k, _)| matches!(k, Value::Str(s) if &**s == key)).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -866,5 +870,29 @@ mod tests {
         assert_eq!(p.seq(a).unwrap(), &[Value::Int(1), Value::Float(2.5), Value::None, Value::Bool(true)]);
         let b = p.dict_get(&p.root, "b").unwrap();
         assert_eq!(p.seq(b).unwrap(), &[Value::Str(Rc::from("x"))]);
+    }
+
+    #[test]
+    fn dict_keeps_last_assignment() {
+        // {'a': 1, 'a': 2} via SETITEMS
+        let d = b"\x80\x02}(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00aK\x02u.";
+        let p = parse(d).unwrap();
+        assert_eq!(p.dict_get(&p.root, "a"), Some(&Value::Int(2)));
+    }
+
+    #[test]
+    fn reusing_a_huge_tuple_is_bounded() {
+        // A 100k-element tuple memoised once, then passed to a constructor 2000 times.
+        let mut d = vec![0x80, 2, b'('];
+        for _ in 0..100_000 {
+            d.extend_from_slice(&[b'K', 7]);
+        }
+        d.extend_from_slice(b"tq\x00");
+        for _ in 0..2000 {
+            d.extend_from_slice(b"cultralytics.nn.modules.conv\nConv\nh\x00\x810");
+        }
+        d.extend_from_slice(b"N.");
+        let e = parse(&d).unwrap_err();
+        assert!(e.to_string().contains("too much work"), "{e}");
     }
 }
