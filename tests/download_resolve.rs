@@ -95,6 +95,22 @@ fn resolve_model_offline_download_convert_and_cache() {
     std::fs::write(&txt, "x").unwrap();
     assert!(resolve_model(Some(txt.to_str().unwrap())).unwrap_err().to_string().contains("unknown file type"));
     set("FASTSAM_OFFLINE", None);
+
+    // 6. Two concurrent fetches of the same model (slow server): one download, both get the file.
+    let slow = Server::start(Arc::new(std::fs::read(&pt).unwrap()), |_, _| Plan::Slow { chunk: 1 << 20, delay_ms: 20 });
+    let cache2 = tempfile::tempdir().unwrap();
+    set("FASTSAM_CACHE_DIR", Some(cache2.path().to_str().unwrap()));
+    set("FASTSAM_MODEL_BASE_URL", Some(&slow.base()));
+    let threads: Vec<_> =
+        (0..2).map(|_| std::thread::spawn(|| fastsam_track::convert::cache::fetch("FastSAM-s", false))).collect();
+    let paths: Vec<_> = threads.into_iter().map(|t| t.join().unwrap().unwrap()).collect();
+    assert_eq!(paths[0], paths[1]);
+    assert_eq!(slow.requests().len(), 1, "the second process must wait for the first download");
+    assert_eq!(
+        fastsam_track::convert::download::sha256_file(&paths[0]).unwrap(),
+        "e1b435f27531ef6714b493c0f97d9bfbfda153f73b8aa4a023d6f0018b03f272"
+    );
+
     set("FASTSAM_CACHE_DIR", None);
     set("FASTSAM_MODEL_BASE_URL", None);
 }

@@ -118,6 +118,23 @@ pub fn fetch(name: &str, force: bool) -> Result<PathBuf, ConvertError> {
     if offline() {
         return Err(ConvertError::Offline { name: format!("{name}.pt"), expected: dest, url });
     }
+    // One download per file across processes: hold `<name>.pt.lock` while downloading.
+    let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(|e| ConvertError::io(&dir, e))?;
+    let lock_path = dir.join(format!("{name}.pt.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| ConvertError::io(&lock_path, e))?;
+    if lock.try_lock().is_err() {
+        tracing::info!("another fastsam-track process is downloading {name}.pt; waiting for it");
+        lock.lock().map_err(|e| ConvertError::io(&lock_path, e))?;
+        if dest.is_file() && !force {
+            return Ok(dest);
+        }
+    }
     tracing::info!("downloading {url} -> {}", dest.display());
     download::download(&url, &dest, &DownloadOptions::default()).map_err(|e| match e {
         ConvertError::Download { url, msg } => ConvertError::Download {

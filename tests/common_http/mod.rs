@@ -17,6 +17,8 @@ pub enum Plan {
     Status(u16),
     /// Serve only the first `n` bytes, with a matching Content-Length.
     Truncated(usize),
+    /// Serve the whole file slowly: `chunk` bytes, then sleep `delay_ms`.
+    Slow { chunk: usize, delay_ms: u64 },
 }
 
 /// (path, range start) of each request.
@@ -28,15 +30,20 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(data: Arc<Vec<u8>>, plan: impl Fn(usize, Option<u64>) -> Plan + Send + 'static) -> Server {
+    pub fn start(data: Arc<Vec<u8>>, plan: impl Fn(usize, Option<u64>) -> Plan + Send + Sync + 'static) -> Server {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let reqs = Arc::new(Mutex::new(Vec::new()));
         let r2 = reqs.clone();
         std::thread::spawn(move || {
+            let plan = Arc::new(plan);
             for (i, s) in l.incoming().enumerate() {
                 let Ok(s) = s else { continue };
-                let _ = handle(s, i, &data, &plan, &r2);
+                let (data, plan, r2) = (data.clone(), plan.clone(), r2.clone());
+                // One thread per connection, so that concurrent clients are served concurrently.
+                std::thread::spawn(move || {
+                    let _ = handle(s, i, &data, &*plan, &r2);
+                });
             }
         });
         Server { port, reqs }
@@ -85,6 +92,14 @@ fn handle(
     match plan(i, range) {
         Plan::Status(code) => {
             write!(s, "HTTP/1.1 {code} Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        Plan::Slow { chunk, delay_ms } => {
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", data.len())?;
+            for c in data.chunks(chunk) {
+                s.write_all(c)?;
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            }
+            Ok(())
         }
         Plan::Truncated(n) => {
             write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n")?;
