@@ -5,7 +5,7 @@
 //! - `FastSAM-s.pt`, `FastSAM-x.pt`: downloaded official checkpoints;
 //! - `converted/<stem>-<sha256 of the weights, 16 hex>-c<converter version>.onnx`: converted models,
 //!   so a checkpoint is converted once and any change of weights or converter gives a new file;
-//! - `<file>.sha256`: remembered checksums (keyed by size and mtime) to avoid re-hashing.
+//! - `hashes/`: remembered checksums (keyed by path, size and mtime) to avoid re-hashing.
 //!
 //! Environment: `FASTSAM_MODEL` (default model spec), `FASTSAM_CACHE_DIR`, `FASTSAM_OFFLINE=1`
 //! (never touch the network), `FASTSAM_MODEL_BASE_URL` (mirror of the release assets).
@@ -57,24 +57,31 @@ pub fn official_name(spec: &str) -> Option<&'static str> {
     KNOWN_MODELS.iter().copied().find(|k| k.eq_ignore_ascii_case(s))
 }
 
-/// SHA-256 of a file, remembered in `<file>.sha256` together with its size and mtime.
+/// SHA-256 of a file, remembered in `<cache>/hashes/` (keyed by the file's absolute path) together
+/// with its size and mtime, so that a large checkpoint is hashed once, and nothing is written
+/// next to the user's files.
 pub fn cached_sha256(path: &Path) -> Result<String, ConvertError> {
+    use sha2::{Digest, Sha256};
     let meta = std::fs::metadata(path).map_err(|e| ConvertError::io(path, e))?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos());
-    let stamp = format!("{} {}", meta.len(), mtime.unwrap_or(0));
-    let mut side = path.as_os_str().to_owned();
-    side.push(".sha256");
-    let side = PathBuf::from(side);
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let stamp = format!("{} {} {}", meta.len(), mtime.unwrap_or(0), abs.display());
+    let key: String =
+        Sha256::digest(abs.to_string_lossy().as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let side = cache_dir()?.join("hashes").join(format!("{key}.txt"));
     if let Ok(s) = std::fs::read_to_string(&side)
-        && let Some((st, sha)) = s.trim().rsplit_once(' ')
+        && let Some((st, sha)) = s.trim().rsplit_once('\n')
         && st == stamp
         && sha.len() == 64
     {
         return Ok(sha.to_string());
     }
     let sha = sha256_file(path)?;
-    // Best effort (the checkpoint may live in a read-only directory).
-    let _ = std::fs::write(&side, format!("{stamp} {sha}\n"));
+    // Best effort: a read-only cache only costs a re-hash next time.
+    if let Some(dir) = side.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&side, format!("{stamp}\n{sha}\n"));
     Ok(sha)
 }
 
