@@ -11,6 +11,9 @@
 use std::io::Read;
 use std::sync::OnceLock;
 
+use fastsam_track::convert::ConvertOptions;
+use fastsam_track::convert::checkpoint::Checkpoint;
+use fastsam_track::convert::graph::build_model;
 use fastsam_track::convert::pickle::{PickleError, is_allowed_global, parse};
 use proptest::prelude::*;
 
@@ -117,6 +120,27 @@ fn real_pickle() -> Option<&'static [u8]> {
     .as_deref()
 }
 
+type Storages = std::collections::HashMap<String, Vec<u8>>;
+
+fn real_storages() -> Option<&'static Storages> {
+    static DATA: OnceLock<Option<Storages>> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let p = fastsam_track::assets::require("models/FastSAM-n-synth.pt")?;
+        let mut z = zip::ZipArchive::new(std::fs::File::open(p).ok()?).ok()?;
+        let names: Vec<String> = z.file_names().map(str::to_string).collect();
+        let mut out = Storages::new();
+        for n in names {
+            if let Some((_, key)) = n.split_once("/data/") {
+                let mut buf = Vec::new();
+                z.by_name(&n).ok()?.read_to_end(&mut buf).ok()?;
+                out.insert(key.to_string(), buf);
+            }
+        }
+        Some(out)
+    })
+    .as_ref()
+}
+
 #[test]
 fn real_checkpoint_pickle_parses() {
     let Some(d) = real_pickle() else { return };
@@ -212,5 +236,31 @@ proptest! {
             d.truncate(cut.index(d.len()));
         }
         let _ = parse(&d);
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(150), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whole conversions of a real checkpoint whose pickle was mutated (which changes shapes, layer
+    /// wiring, attributes and types): an ONNX model or a clear error, never a panic.
+    #[test]
+    fn mutated_checkpoint_conversion_never_panics(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let (Some(orig), Some(storages)) = (real_pickle(), real_storages()) else { return Ok(()) };
+        let mut d = orig.to_vec();
+        for (at, byte) in edits {
+            let i = at.index(d.len());
+            d[i] = byte;
+        }
+        let path = std::path::Path::new("mutated.pt");
+        if let Ok(ck) = Checkpoint::from_parts(path, &d, storages.clone()) {
+            match build_model(&ck, &ConvertOptions::default()) {
+                Ok((m, _)) => prop_assert!(m.graph.is_some()),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
     }
 }

@@ -94,6 +94,13 @@ impl Checkpoint {
         Ok(Checkpoint { path: path.to_path_buf(), pickle, storages })
     }
 
+    /// A checkpoint from an already extracted `data.pkl` and storages (`key` -> raw bytes).
+    pub fn from_parts(path: &Path, data_pkl: &[u8], storages: HashMap<String, Vec<u8>>) -> Result<Self, ConvertError> {
+        let pickle =
+            pickle::parse(data_pkl).map_err(|source| ConvertError::Pickle { path: path.to_path_buf(), source })?;
+        Ok(Checkpoint { path: path.to_path_buf(), pickle, storages })
+    }
+
     /// The root object (the checkpoint dict).
     pub fn root(&self) -> &Value {
         &self.pickle.root
@@ -148,6 +155,10 @@ impl Checkpoint {
         let mut n: u64 = 1;
         for &d in &t.shape {
             n = n.checked_mul(d).ok_or_else(|| bad(&self.path, "tensor too large"))?;
+        }
+        // Checkpoint tensors are never broadcast views much larger than their storage.
+        if n > t.storage.numel.max(1).saturating_mul(16) || n > 1 << 30 {
+            return Err(bad(&self.path, format!("tensor of {n} elements is implausible for its storage")));
         }
         // Largest index touched must be in bounds.
         if n > 0 {

@@ -207,7 +207,7 @@ impl<'a> Builder<'a> {
     fn c2f(&mut self, m: &ModuleRef<'_>, path: &str, x: &str) -> Result<String, ConvertError> {
         let scope = path.replace('.', "/");
         let y0 = self.conv_block(&m.child("cv1")?, &format!("{path}.cv1"), x)?;
-        let cv1_out = m.child("cv1")?.child("conv")?.tensor("weight")?.shape[0] as i64;
+        let cv1_out = m.child("cv1")?.child("conv")?.tensor("weight")?.shape.first().copied().unwrap_or(0) as i64;
         let c = m.int("c").unwrap_or(cv1_out / 2);
         if c * 2 != cv1_out {
             return Err(self.err(format!("{path}: C2f hidden width {c} does not match cv1 ({cv1_out})")));
@@ -354,11 +354,17 @@ impl<'a> Builder<'a> {
         let uw = up.tensor("weight")?;
         let ub = up.tensor_opt("bias")?;
         let uwn = self.init_f32(&format!("{pp}.upsample.weight"), &dims(&uw), &uw.data);
+        if uw.shape.len() != 4 {
+            return Err(self.err(format!("{pp}.upsample: weight must be 4-D, found {:?}", uw.shape)));
+        }
         let k = [uw.shape[2] as i64, uw.shape[3] as i64];
         let us = up.ints("stride").unwrap_or(vec![2, 2]);
         let upad = up.ints("padding").unwrap_or(vec![0, 0]);
         let us = if us.len() == 1 { vec![us[0], us[0]] } else { us };
         let upad = if upad.len() == 1 { vec![upad[0], upad[0]] } else { upad };
+        if us.len() != 2 || upad.len() != 2 {
+            return Err(self.err(format!("{pp}.upsample: unexpected stride/padding")));
+        }
         let mut uin = vec![p1.clone(), uwn];
         if let Some(b) = &ub {
             uin.push(self.init_f32(&format!("{pp}.upsample.bias"), &dims(b), &b.data));
