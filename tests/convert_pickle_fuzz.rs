@@ -10,6 +10,7 @@
 
 use std::io::Read;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fastsam_track::convert::ConvertOptions;
 use fastsam_track::convert::checkpoint::Checkpoint;
@@ -256,11 +257,28 @@ proptest! {
             d[i] = byte;
         }
         let path = std::path::Path::new("mutated.pt");
-        if let Ok(ck) = Checkpoint::from_parts(path, &d, storages.clone()) {
-            match build_model(&ck, &ConvertOptions::default()) {
-                Ok((m, _)) => prop_assert!(m.graph.is_some()),
-                Err(e) => prop_assert!(!e.to_string().is_empty()),
+        // Outcome counters (parse error, conversion error, converted), reported every 500 cases.
+        static COUNTS: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+        let outcome = match Checkpoint::from_parts(path, &d, storages.clone()) {
+            Err(e) => {
+                prop_assert!(!e.to_string().is_empty());
+                0
             }
+            Ok(ck) => match build_model(&ck, &ConvertOptions::default()) {
+                Ok((m, _)) => {
+                    prop_assert!(m.graph.is_some());
+                    2
+                }
+                Err(e) => {
+                    prop_assert!(!e.to_string().is_empty());
+                    1
+                }
+            },
+        };
+        COUNTS[outcome].fetch_add(1, Ordering::Relaxed);
+        let c: Vec<usize> = COUNTS.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        if c.iter().sum::<usize>() % 500 == 0 {
+            eprintln!("mutated checkpoints: {} pickle errors, {} conversion errors, {} converted", c[0], c[1], c[2]);
         }
     }
 }
