@@ -11,7 +11,9 @@ use crate::types::BBox;
 /// Model selection and inference options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// ONNX model file (a FastSAM / YOLOv8-seg export). Default: $FASTSAM_MODEL.
+    /// Model: a .onnx file (FastSAM / YOLOv8-seg export), an Ultralytics .pt checkpoint (converted
+    /// to ONNX in Rust and cached), or FastSAM-s / FastSAM-x (downloaded once from the Ultralytics
+    /// release, then converted). Default: $FASTSAM_MODEL, else FastSAM-s.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
     /// Inference size (longest side, multiple of 32). Default: the model's own size.
@@ -61,15 +63,10 @@ impl ModelArgs {
         }
     }
 
-    /// The model file: `--model`, else `$FASTSAM_MODEL`.
+    /// The ONNX model file: `--model`, else `$FASTSAM_MODEL`, else FastSAM-s; names and `.pt`
+    /// checkpoints are downloaded and converted as needed (see [`crate::convert::resolve_model`]).
     pub fn model_path(&self) -> anyhow::Result<PathBuf> {
-        let spec = self.model.clone().or_else(|| std::env::var("FASTSAM_MODEL").ok().filter(|s| !s.is_empty()));
-        match spec {
-            Some(s) => Ok(PathBuf::from(s)),
-            None => anyhow::bail!(
-                "no model given: pass --model /path/to/FastSAM.onnx (or set FASTSAM_MODEL); `fastsam-track model` downloads and converts the official checkpoints"
-            ),
-        }
+        Ok(crate::convert::resolve_model(self.model.as_deref())?)
     }
 
     /// Resolve and load the model.

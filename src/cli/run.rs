@@ -117,33 +117,6 @@ fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
     }
 }
 
-/// The model file: `--model`, else `$FASTSAM_MODEL`, else an ONNX file in the cache
-/// (`~/.cache/fastsam-track/`, FastSAM-s first).
-///
-/// MERGE: replace with `crate::convert::resolve_model` (which also downloads and converts) once
-/// the convert module lands.
-fn resolve_model_path(m: &ModelArgs) -> anyhow::Result<PathBuf> {
-    if m.model.is_some() || std::env::var("FASTSAM_MODEL").is_ok_and(|s| !s.is_empty()) {
-        let p = m.model_path()?;
-        if !p.is_file() {
-            bail!("model file not found: {}", p.display());
-        }
-        return Ok(p);
-    }
-    if let Some(cache) = dirs::cache_dir().map(|d| d.join("fastsam-track")) {
-        for name in ["FastSAM-s.onnx", "FastSAM-x.onnx"] {
-            if cache.join(name).is_file() {
-                return Ok(cache.join(name));
-            }
-        }
-    }
-    bail!(
-        "no FastSAM model found: no --model, $FASTSAM_MODEL unset, nothing in ~/.cache/fastsam-track/. \
-         Get FastSAM-s with `pip install ultralytics` then `yolo export model=FastSAM-s.pt format=onnx`, \
-         and pass --model FastSAM-s.onnx (or `fastsam-track model` to download and convert it)"
-    )
-}
-
 /// Install the Ctrl-C / SIGTERM handler: the first signal sets `stop`, the second aborts.
 fn install_stop_handler(stop: Arc<AtomicBool>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -214,7 +187,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("model: none (--null-model: no detections)");
         Box::new(NullSegmenter)
     } else {
-        let path = resolve_model_path(&args.model)?;
+        let path = args.model.model_path()?;
         // retina masks by default for video: masks at the original resolution, as drawn
         let seg = FastSam::load(&path, args.model.options(true))
             .with_context(|| format!("loading model {}", path.display()))?;
