@@ -173,7 +173,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("--no-video without --tracks-mot/--tracks-json: nothing will be written");
     }
 
-    let tracker = match &args.tracker {
+    let mut tracker = match &args.tracker {
         Some(p) => TrackerConfig::from_toml_file(p).with_context(|| format!("tracker config {}", p.display()))?,
         None => TrackerConfig::default(),
     };
@@ -182,6 +182,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let src_cfg = SourceConfig { template: decode_t, live: args.live.then_some(true), ..SourceConfig::default() };
     let source = VideoSource::open(&input, &src_cfg)?;
     let info = source.info().clone();
+    // Lost tracks are kept `track_buffer` frames at 30 fps, scaled to the input's real frame rate.
+    if let Some(fps) = info.fps_f64().filter(|f| f.is_finite() && *f > 0.0) {
+        tracker.frame_rate = fps;
+    }
 
     let mut segmenter: Box<dyn Segmenter> = if args.null_model {
         eprintln!("model: none (--null-model: no detections)");
