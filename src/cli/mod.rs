@@ -72,7 +72,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors can quote the input URL (GStreamer messages do): never print its credentials.
+            eprintln!("error: {}", crate::video::redact_credentials(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -235,7 +235,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     eprintln!(
         "input: {} ({}x{}, {}{})",
-        input,
+        crate::video::redact_credentials(&input),
         info.width,
         info.height,
         info.fps_f64().map(|f| format!("{f:.2} fps")).unwrap_or_else(|| "unknown fps".into()),

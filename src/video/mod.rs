@@ -265,3 +265,44 @@ mod tests {
         assert!(!is_live_uri("file:///x.mp4"));
     }
 }
+
+/// Replace the user-info part of every URL in `text` (`rtsp://user:password@host/...`) with `***`,
+/// so credentials never reach logs, progress lines or error messages.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#', whitespace or quote.
+        let end =
+            tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_credentials;
+
+    #[test]
+    fn credentials_are_removed_and_everything_else_kept() {
+        assert_eq!(
+            redact_credentials("failed: rtsp://admin:s3cr@t@10.0.0.2:554/live?x=1 (timeout)"),
+            "failed: rtsp://***@10.0.0.2:554/live?x=1 (timeout)"
+        );
+        assert_eq!(redact_credentials("http://cam/a and rtsp://u@h/b"), "http://cam/a and rtsp://***@h/b");
+        assert_eq!(redact_credentials("file:///tmp/v@1.mp4"), "file:///tmp/v@1.mp4");
+        assert_eq!(redact_credentials("no url here"), "no url here");
+    }
+}

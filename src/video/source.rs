@@ -186,7 +186,7 @@ impl VideoSource {
             live,
             uri,
         };
-        tracing::debug!("opened {}: {:?}", input, src.info);
+        tracing::debug!("opened {}: {}x{}", super::redact_credentials(input), src.info.width, src.info.height);
         src.pending = Some(sample);
         Ok(src)
     }
@@ -305,7 +305,7 @@ impl VideoSource {
                             .map(|c| c.to_string())
                             .or_else(|_| s.get::<String>("detail"))
                             .unwrap_or_else(|_| s.to_string());
-                        tracing::warn!("no GStreamer decoder for a stream of {}: {detail}", self.input);
+                        tracing::warn!("no GStreamer decoder for a stream of {}: {detail}", super::redact_credentials(&self.input));
                         self.missing = Some(detail);
                     }
                 }
