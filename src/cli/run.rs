@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::common::ModelArgs;
+use crate::cli::common::{ModelArgs, parse_box, parse_point};
 use crate::model::FastSam;
 use crate::types::{BBox, Segmenter};
 use crate::video::deps::{OverlayStyle, Prompt, TrackerConfig, select};
@@ -71,28 +71,6 @@ pub struct RunArgs {
     /// Treat the input as a live stream (drop frames when behind). Default: from the URI scheme.
     #[arg(long)]
     pub live: bool,
-}
-
-fn parse_floats(s: &str, n: &[usize]) -> Result<Vec<f32>, String> {
-    let v: Result<Vec<f32>, _> = s.split(',').map(|p| p.trim().parse::<f32>()).collect();
-    let v = v.map_err(|e| format!("`{s}`: {e}"))?;
-    if !n.contains(&v.len()) || v.iter().any(|x| !x.is_finite()) {
-        return Err(format!("`{s}`: expected {n:?} comma-separated numbers"));
-    }
-    Ok(v)
-}
-
-fn parse_box(s: &str) -> Result<BBox, String> {
-    let v = parse_floats(s, &[4])?;
-    if v[2] <= v[0] || v[3] <= v[1] {
-        return Err(format!("`{s}`: need x1 < x2 and y1 < y2"));
-    }
-    Ok(BBox::new(v[0], v[1], v[2], v[3]))
-}
-
-fn parse_point(s: &str) -> Result<(f32, f32, bool), String> {
-    let v = parse_floats(s, &[2, 3])?;
-    Ok((v[0], v[1], v.get(2).is_none_or(|l| *l != 0.0)))
 }
 
 /// The default output: INPUT_STEM.tracked.mp4 next to a local input, in the current directory

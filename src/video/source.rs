@@ -305,7 +305,10 @@ impl VideoSource {
                             .map(|c| c.to_string())
                             .or_else(|_| s.get::<String>("detail"))
                             .unwrap_or_else(|_| s.to_string());
-                        tracing::warn!("no GStreamer decoder for a stream of {}: {detail}", super::redact_credentials(&self.input));
+                        tracing::warn!(
+                            "no GStreamer decoder for a stream of {}: {detail}",
+                            super::redact_credentials(&self.input)
+                        );
                         self.missing = Some(detail);
                     }
                 }
