@@ -26,6 +26,7 @@
 use crate::mask::Mask;
 use crate::types::{BBox, Detection};
 
+use super::dedup::Deduper;
 use super::kalman::{self, Cov, Mean, Measurement};
 use super::lap::{Assignment, LapSolver};
 use super::matching::{SmallMask, fuse_score, iou_f32};
@@ -142,6 +143,8 @@ pub struct ByteTracker {
     buf_r_tracked: Vec<usize>,
     buf_rest: Vec<Det>,
     buf_u_rest: Vec<usize>,
+    deduper: Deduper,
+    kept: Vec<usize>,
 }
 
 impl ByteTracker {
@@ -184,6 +187,8 @@ impl ByteTracker {
             buf_r_tracked: Vec::new(),
             buf_rest: Vec::new(),
             buf_u_rest: Vec::new(),
+            deduper: Deduper::new(),
+            kept: Vec::new(),
         }
     }
 
@@ -246,8 +251,11 @@ impl ByteTracker {
         let low_t = self.cfg.track_low_thresh;
         self.high.clear();
         self.low.clear();
-        for (i, d) in dets.iter().enumerate() {
-            let Some(det) = Det::new(d, i) else { continue };
+        // 0. Duplicate suppression: `kept` lists the surviving indices into `dets`, so every
+        // `Det` (and each output's `det_index`) keeps the caller's original index.
+        self.deduper.run(dets, &self.cfg.dedup, &mut self.kept);
+        for &i in &self.kept {
+            let Some(det) = Det::new(&dets[i], i) else { continue };
             if det.score >= high_t {
                 self.high.push(det);
             } else if det.score > low_t {
