@@ -283,6 +283,43 @@ mod tests {
     }
 
     #[test]
+    fn tracker_outputs_carry_original_det_index() {
+        use crate::track::{ByteTracker, TrackerConfig};
+        // Per frame: [part (0.6), object A (0.9), part of A again (0.5), object B (0.8)], moving
+        // right 2 px per frame. With dedup on, only A and B are tracked, and the outputs must
+        // name them by their index in this full list (1 and 3), not in the kept list (0 and 1).
+        let frame = |f: u32| {
+            let x = 10 + 2 * f;
+            vec![
+                rect_det(x + 10, 20, x + 30, 40, 0.6),
+                rect_det(x, 10, x + 50, 50, 0.9),
+                rect_det(x + 5, 15, x + 25, 45, 0.5),
+                rect_det(x + 100, 10, x + 140, 60, 0.8),
+            ]
+        };
+        let cfg = TrackerConfig { dedup: on(), ..TrackerConfig::default() };
+        let mut t = ByteTracker::new(cfg);
+        let mut ids = std::collections::BTreeSet::new();
+        for f in 0..10 {
+            let dets = frame(f);
+            let out = t.update(&dets);
+            let mut idx: Vec<usize> = out.iter().map(|o| o.det_index).collect();
+            idx.sort_unstable();
+            assert_eq!(idx, vec![1, 3], "frame {f}");
+            for o in &out {
+                assert_eq!(o.score, dets[o.det_index].score);
+                assert!(o.bbox.iou(&dets[o.det_index].bbox) > 0.8, "frame {f}: {:?}", o.bbox);
+                ids.insert(o.track_id);
+            }
+        }
+        assert_eq!(ids.len(), 2, "one track per object: {ids:?}");
+        // Without dedup the parts become tracks of their own.
+        let mut plain = ByteTracker::new(TrackerConfig::default());
+        let n: usize = (0..10).map(|f| plain.update(&frame(f)).len()).max().unwrap();
+        assert_eq!(n, 4);
+    }
+
+    #[test]
     fn validate_rejects_out_of_range() {
         assert!(on().validate().is_ok());
         let e = DedupConfig { containment: 1.5, ..on() }.validate().unwrap_err().to_string();

@@ -8,6 +8,9 @@
 //! * [`kalman`] — the constant-velocity Kalman filter over `(cx, cy, a, h)`.
 //! * [`lap`] — optimal linear assignment with a cost limit.
 //! * [`matching`] — IoU / mask-IoU cost matrices.
+//! * [`dedup`] — mask-aware suppression of near-duplicate detections before association
+//!   (`[dedup]` in the config; off in [`TrackerConfig::default`], on in the product config
+//!   [`TrackerConfig::product`]).
 
 use std::path::Path;
 
@@ -255,5 +258,22 @@ mod tests {
         assert!(e.contains("track_high_thresh"), "{e}");
         let e = TrackerConfig::from_toml_str("frame_rate = 0.0").unwrap_err().to_string();
         assert!(e.contains("frame_rate"), "{e}");
+        let c = TrackerConfig::from_toml_str("[dedup]\nenabled = true").unwrap();
+        assert_eq!(c.dedup, DedupConfig { enabled: true, ..DedupConfig::default() });
+        let e = TrackerConfig::from_toml_str("[dedup]\ncontainment = 2.0").unwrap_err().to_string();
+        assert!(e.contains("dedup.containment"), "{e}");
+        let e = TrackerConfig::from_toml_str("[dedup]\nmask_io = 0.5").unwrap_err().to_string();
+        assert!(e.contains("mask_io"), "{e}");
+    }
+
+    #[test]
+    fn product_config_is_the_shipped_file() {
+        // Ultralytics parity needs dedup off in Default; the shipped file turns it on.
+        assert!(!TrackerConfig::default().dedup.enabled);
+        let p = TrackerConfig::product().unwrap();
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/bytetrack.toml");
+        assert_eq!(p, TrackerConfig::from_toml_file(&file).unwrap());
+        assert!(p.dedup.enabled);
+        assert_ne!(p, TrackerConfig::default());
     }
 }

@@ -1,5 +1,7 @@
 //! The ByteTrack tracker, re-implemented to match Ultralytics 8.4.190's `BYTETracker` step by step:
 //!
+//! 0. Only with `dedup.enabled` (not in Ultralytics): near-duplicate detections are dropped
+//!    ([`super::dedup`]); the rest keep their index in the caller's list.
 //! 1. Detections with a non-positive width or height are ignored; the rest split into a high set
 //!    (`score >= track_high_thresh`) and a low set (`track_low_thresh < score < track_high_thresh`).
 //! 2. Confirmed tracked tracks and lost tracks form the pool; their Kalman state is predicted
