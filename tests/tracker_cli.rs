@@ -87,3 +87,35 @@ fn parameter_overrides_and_errors() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("match_thresh"));
 }
+
+#[test]
+fn dedup_flag_drops_a_box_inside_another() {
+    // Each frame: an object (box 40x80) and a part of it (box 20x20 inside it), both moving right.
+    // Detection files carry no masks, so `--dedup true` decides on boxes: the part lies wholly in
+    // the object's box (containment 1.0 > 0.8) and only the object is tracked.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut det = String::new();
+    for f in 1..=20 {
+        let x = 100 + 2 * f;
+        det.push_str(&format!("{f},-1,{x},100,40,80,0.9,-1,-1,-1\n"));
+        det.push_str(&format!("{f},-1,{},130,20,20,0.7,-1,-1,-1\n", x + 10));
+    }
+    let det_path = tmp.path().join("det.txt");
+    std::fs::write(&det_path, det).unwrap();
+    let tracks = |extra: &[&str]| -> Vec<eval::MotRow> {
+        let out = tmp.path().join("t.txt");
+        let st = bin().arg("track-detections").arg(&det_path).arg("-o").arg(&out).args(extra).status().unwrap();
+        assert!(st.success());
+        eval::read_mot(&out).unwrap()
+    };
+    let ids = |rows: &[eval::MotRow]| rows.iter().map(|r| r.id).collect::<std::collections::BTreeSet<_>>().len();
+    // Default (Ultralytics' tracker, no dedup): both are tracked.
+    let plain = tracks(&[]);
+    assert_eq!((ids(&plain), plain.len()), (2, 40));
+    let dedup = tracks(&["--dedup", "true"]);
+    assert_eq!((ids(&dedup), dedup.len()), (1, 20));
+    assert!(dedup.iter().all(|r| (r.w - 40.0).abs() < 1.0 && (r.h - 80.0).abs() < 1.0), "the whole survives");
+    // The shipped config turns dedup on.
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/bytetrack.toml");
+    assert_eq!(ids(&tracks(&["--tracker", cfg.to_str().unwrap()])), 1);
+}

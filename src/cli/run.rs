@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// Run without a model (no detections): exercises decode/encode only. For testing.
     #[arg(long, hide = true, conflicts_with = "model")]
     pub null_model: bool,
-    /// Tracker configuration (TOML, ByteTrack parameters). Default: Ultralytics' bytetrack.yaml values.
+    /// Tracker configuration (TOML, ByteTrack parameters). Default: configs/bytetrack.toml as built
+    /// in (duplicate suppression + mask association); missing keys in FILE take Ultralytics' values.
     #[arg(long, value_name = "FILE")]
     pub tracker: Option<PathBuf>,
     /// Follow the object in this box on the first frame: x1,y1,x2,y2 in pixels (repeatable).
@@ -153,7 +154,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut tracker = match &args.tracker {
         Some(p) => TrackerConfig::from_toml_file(p).with_context(|| format!("tracker config {}", p.display()))?,
-        None => TrackerConfig::default(),
+        // The product defaults, configs/bytetrack.toml as built in (not Ultralytics' values).
+        None => TrackerConfig::product().context("built-in tracker config")?,
     };
 
     // Open the input first: bad input fails before a model is loaded or an output created.

@@ -1,7 +1,12 @@
 //! `fastsam-track track-detections DETS -o TRACKS.txt`: run the tracker on precomputed detections
 //! (MOTChallenge `det.txt` or the golden CSV `frame,x1,y1,x2,y2,score`) and write MOTChallenge
 //! results. Without `--tracker`, the parameters are Ultralytics' `bytetrack.yaml` (box
-//! association, Ultralytics IDs); each option below overrides the config.
+//! association, Ultralytics IDs, no duplicate suppression): `TrackerConfig::default()`, not the
+//! product config the main job uses. This command is the tracker-parity tool: detection files
+//! carry no masks, so the product's mask-aware parts (fused association, `[dedup]`) would fall
+//! back to boxes anyway, and its output is compared with Ultralytics' `BYTETracker`. Pass
+//! `--tracker configs/bytetrack.toml` for the product settings. Each option below overrides the
+//! config.
 
 use std::path::PathBuf;
 
@@ -17,7 +22,9 @@ pub struct TrackDetectionsArgs {
     /// Output tracks in MOTChallenge format (frame,id,x,y,w,h,score,-1,-1,-1).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Tracker config TOML (e.g. configs/bytetrack.toml); default: Ultralytics bytetrack.yaml values.
+    /// Tracker config TOML (e.g. configs/bytetrack.toml for the main job's product defaults);
+    /// default: Ultralytics bytetrack.yaml values (exact Ultralytics parity, no dedup).
+    /// Missing keys in FILE take Ultralytics' values.
     #[arg(long)]
     pub tracker: Option<PathBuf>,
     /// Frame rate of the sequence (lost tracks live round(frame_rate/30 * track_buffer) frames).
@@ -62,6 +69,10 @@ pub struct TrackDetectionsArgs {
     /// Give IDs only to confirmed tracks (true/false).
     #[arg(long)]
     pub lazy_ids: Option<bool>,
+    /// Suppress duplicate detections before association (true/false); detection files have no
+    /// masks, so boxes decide (box IoU above dedup.mask_iou, or box containment).
+    #[arg(long)]
+    pub dedup: Option<bool>,
 }
 
 /// The tracker configuration from `--tracker` and the overrides.
@@ -89,6 +100,9 @@ pub fn config_from_args(a: &TrackDetectionsArgs) -> anyhow::Result<TrackerConfig
         duplicate_iou,
         lazy_ids
     );
+    if let Some(on) = a.dedup {
+        c.dedup.enabled = on;
+    }
     c.validate()?;
     Ok(c)
 }

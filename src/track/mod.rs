@@ -8,6 +8,9 @@
 //! * [`kalman`] — the constant-velocity Kalman filter over `(cx, cy, a, h)`.
 //! * [`lap`] — optimal linear assignment with a cost limit.
 //! * [`matching`] — IoU / mask-IoU cost matrices.
+//! * [`dedup`] — mask-aware suppression of near-duplicate detections before association
+//!   (`[dedup]` in the config; off in [`TrackerConfig::default`], on in the product config
+//!   [`TrackerConfig::product`]).
 
 use std::path::Path;
 
@@ -15,11 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::BBox;
 
+pub mod dedup;
 pub mod kalman;
 pub mod lap;
 pub mod matching;
 pub mod tracker;
 
+pub use dedup::{DedupConfig, suppress_duplicates};
 pub use tracker::ByteTracker;
 
 /// Errors of the tracking stage.
@@ -95,6 +100,9 @@ pub struct TrackerConfig {
     /// Number track IDs only when a track is confirmed (a one-frame false positive uses no ID).
     /// `false` reproduces Ultralytics, which draws an ID for every started track.
     pub lazy_ids: bool,
+    /// Mask-aware suppression of near-duplicate detections before association (TOML table
+    /// `[dedup]`); disabled by default.
+    pub dedup: DedupConfig,
 }
 
 impl Default for TrackerConfig {
@@ -114,11 +122,27 @@ impl Default for TrackerConfig {
             unconfirmed_match_thresh: 0.7,
             duplicate_iou: 0.85,
             lazy_ids: false,
+            dedup: DedupConfig::default(),
         }
     }
 }
 
+/// The shipped product configuration, `configs/bytetrack.toml`, embedded at build time.
+pub const PRODUCT_TOML: &str = include_str!("../../configs/bytetrack.toml");
+
 impl TrackerConfig {
+    /// The product defaults: [`PRODUCT_TOML`] (`configs/bytetrack.toml`) parsed. This is what the
+    /// main job uses without `--tracker`; unlike [`TrackerConfig::default`] (Ultralytics'
+    /// tracker, exactly) it has duplicate suppression, mask-aware association and lazy IDs.
+    pub fn product() -> Result<Self, TrackError> {
+        Self::from_toml_str(PRODUCT_TOML).map_err(|e| match e {
+            TrackError::ConfigParse { message, .. } => {
+                TrackError::ConfigParse { path: "configs/bytetrack.toml (built in)".into(), message }
+            }
+            other => other,
+        })
+    }
+
     /// Read a TOML file (missing keys take their default) and validate it.
     pub fn from_toml_file(p: &Path) -> Result<Self, TrackError> {
         let path = p.display().to_string();
@@ -151,6 +175,7 @@ impl TrackerConfig {
         unit("new_track_thresh", self.new_track_thresh)?;
         unit("mask_weight", self.mask_weight)?;
         unit("duplicate_iou", self.duplicate_iou)?;
+        self.dedup.validate()?;
         for (name, v) in [
             ("match_thresh", self.match_thresh),
             ("second_match_thresh", self.second_match_thresh),
@@ -233,5 +258,22 @@ mod tests {
         assert!(e.contains("track_high_thresh"), "{e}");
         let e = TrackerConfig::from_toml_str("frame_rate = 0.0").unwrap_err().to_string();
         assert!(e.contains("frame_rate"), "{e}");
+        let c = TrackerConfig::from_toml_str("[dedup]\nenabled = true").unwrap();
+        assert_eq!(c.dedup, DedupConfig { enabled: true, ..DedupConfig::default() });
+        let e = TrackerConfig::from_toml_str("[dedup]\ncontainment = 2.0").unwrap_err().to_string();
+        assert!(e.contains("dedup.containment"), "{e}");
+        let e = TrackerConfig::from_toml_str("[dedup]\nmask_io = 0.5").unwrap_err().to_string();
+        assert!(e.contains("mask_io"), "{e}");
+    }
+
+    #[test]
+    fn product_config_is_the_shipped_file() {
+        // Ultralytics parity needs dedup off in Default; the shipped file turns it on.
+        assert!(!TrackerConfig::default().dedup.enabled);
+        let p = TrackerConfig::product().unwrap();
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/bytetrack.toml");
+        assert_eq!(p, TrackerConfig::from_toml_file(&file).unwrap());
+        assert!(p.dedup.enabled);
+        assert_ne!(p, TrackerConfig::default());
     }
 }

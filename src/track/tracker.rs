@@ -1,5 +1,7 @@
 //! The ByteTrack tracker, re-implemented to match Ultralytics 8.4.190's `BYTETracker` step by step:
 //!
+//! 0. Only with `dedup.enabled` (not in Ultralytics): near-duplicate detections are dropped
+//!    ([`super::dedup`]); the rest keep their index in the caller's list.
 //! 1. Detections with a non-positive width or height are ignored; the rest split into a high set
 //!    (`score >= track_high_thresh`) and a low set (`track_low_thresh < score < track_high_thresh`).
 //! 2. Confirmed tracked tracks and lost tracks form the pool; their Kalman state is predicted
@@ -26,6 +28,7 @@
 use crate::mask::Mask;
 use crate::types::{BBox, Detection};
 
+use super::dedup::Deduper;
 use super::kalman::{self, Cov, Mean, Measurement};
 use super::lap::{Assignment, LapSolver};
 use super::matching::{SmallMask, fuse_score, iou_f32};
@@ -142,6 +145,8 @@ pub struct ByteTracker {
     buf_r_tracked: Vec<usize>,
     buf_rest: Vec<Det>,
     buf_u_rest: Vec<usize>,
+    deduper: Deduper,
+    kept: Vec<usize>,
 }
 
 impl ByteTracker {
@@ -184,6 +189,8 @@ impl ByteTracker {
             buf_r_tracked: Vec::new(),
             buf_rest: Vec::new(),
             buf_u_rest: Vec::new(),
+            deduper: Deduper::new(),
+            kept: Vec::new(),
         }
     }
 
@@ -246,8 +253,11 @@ impl ByteTracker {
         let low_t = self.cfg.track_low_thresh;
         self.high.clear();
         self.low.clear();
-        for (i, d) in dets.iter().enumerate() {
-            let Some(det) = Det::new(d, i) else { continue };
+        // 0. Duplicate suppression: `kept` lists the surviving indices into `dets`, so every
+        // `Det` (and each output's `det_index`) keeps the caller's original index.
+        self.deduper.run(dets, &self.cfg.dedup, &mut self.kept);
+        for &i in &self.kept {
+            let Some(det) = Det::new(&dets[i], i) else { continue };
             if det.score >= high_t {
                 self.high.push(det);
             } else if det.score > low_t {

@@ -1,0 +1,330 @@
+//! Mask-aware suppression of near-duplicate detections, run before association.
+//!
+//! FastSAM's "everything" mode runs NMS at IoU 0.9, so it keeps near-duplicates: the same object
+//! twice with slightly different masks, or a part of an object next to the whole object. Each
+//! extra detection is a false positive and, tracked, an extra track. [`suppress_duplicates`]
+//! removes them greedily in order of decreasing score:
+//!
+//! * a detection whose mask IoU with an already kept detection exceeds
+//!   [`DedupConfig::mask_iou`] is dropped;
+//! * a pair where the fraction of either mask covered by the other exceeds
+//!   [`DedupConfig::containment`] is a part/whole pair: the detection processed later (lower
+//!   score) is dropped, so the higher-scoring one of the two survives (measured better than
+//!   keeping the larger one on the synthetic clip; see `BENCHMARKS.dedup.md`).
+//!
+//! Mask overlap is computed only for pairs whose boxes intersect, with
+//! [`RoiBitmap::intersection_area`](crate::mask::RoiBitmap::intersection_area) on the masks'
+//! ROIs. Where either detection has no mask (or an empty one), the same tests use the boxes
+//! (box IoU, and the fraction of a box inside the other).
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{BBox, Detection};
+
+use super::TrackError;
+
+/// Parameters of [`suppress_duplicates`]. `Default` has it disabled (so that
+/// [`TrackerConfig::default`](super::TrackerConfig::default) stays Ultralytics' tracker) with the
+/// thresholds measured best; `configs/bytetrack.toml` enables it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Run the suppression before association.
+    pub enabled: bool,
+    /// Drop a detection whose mask IoU with a kept (higher-scoring) one is above this.
+    pub mask_iou: f32,
+    /// Drop a detection when more than this fraction of its mask, or of the kept one's mask, is
+    /// covered by the other (a part and its whole). 1 disables the test.
+    pub containment: f32,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { enabled: false, mask_iou: 0.5, containment: 0.8 }
+    }
+}
+
+impl DedupConfig {
+    /// Check the thresholds are in `[0, 1]`.
+    pub fn validate(&self) -> Result<(), TrackError> {
+        for (name, v) in [("dedup.mask_iou", self.mask_iou), ("dedup.containment", self.containment)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(TrackError::InvalidParameter { name, value: v.to_string(), fix: "use a value in [0, 1]" });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sentinel for "not computed yet" in [`Deduper`]'s area cache.
+const UNKNOWN: u64 = u64::MAX;
+
+/// [`suppress_duplicates`] with reusable scratch buffers (the tracker keeps one).
+#[derive(Debug, Clone, Default)]
+pub struct Deduper {
+    /// Mask pixel count per detection, computed on first use ([`UNKNOWN`] until then).
+    areas: Vec<u64>,
+}
+
+impl Deduper {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Write into `keep` the indices (ascending) of the detections that survive. All detections
+    /// survive when `cfg.enabled` is false.
+    pub fn run(&mut self, dets: &[Detection], cfg: &DedupConfig, keep: &mut Vec<usize>) {
+        keep.clear();
+        keep.extend(0..dets.len());
+        if !cfg.enabled || dets.len() < 2 {
+            return;
+        }
+        self.areas.clear();
+        self.areas.resize(dets.len(), UNKNOWN);
+        // Highest score first; ties keep the original order.
+        keep.sort_unstable_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score).then(a.cmp(&b)));
+        // `keep[..n_kept]` are the survivors so far; the candidate `keep[p]` (p >= n_kept) is
+        // compared with them and moved down when it survives.
+        let mut n_kept = 0;
+        for p in 0..keep.len() {
+            let i = keep[p];
+            let dup = (0..n_kept).any(|q| self.is_duplicate(dets, keep[q], i, cfg));
+            if !dup {
+                keep[n_kept] = i;
+                n_kept += 1;
+            }
+        }
+        keep.truncate(n_kept);
+        keep.sort_unstable();
+    }
+
+    fn area(&mut self, dets: &[Detection], i: usize) -> u64 {
+        if self.areas[i] == UNKNOWN {
+            self.areas[i] = dets[i].mask.as_ref().map_or(0, |m| m.roi().area());
+        }
+        self.areas[i]
+    }
+
+    /// Whether candidate `i` duplicates the kept detection `k`.
+    fn is_duplicate(&mut self, dets: &[Detection], k: usize, i: usize, cfg: &DedupConfig) -> bool {
+        let (bk, bi) = (&dets[k].bbox, &dets[i].bbox);
+        let inter_box = box_intersection(bk, bi);
+        if inter_box <= 0.0 {
+            return false;
+        }
+        let (inter, area_k, area_i) = match (&dets[k].mask, &dets[i].mask) {
+            (Some(mk), Some(mi)) => {
+                let (ak, ai) = (self.area(dets, k), self.area(dets, i));
+                if ak == 0 || ai == 0 {
+                    (inter_box as f64, bk.area() as f64, bi.area() as f64)
+                } else {
+                    (mk.roi().intersection_area(mi.roi(), 0, 0) as f64, ak as f64, ai as f64)
+                }
+            }
+            _ => (inter_box as f64, bk.area() as f64, bi.area() as f64),
+        };
+        overlap_is_duplicate(inter, area_k, area_i, cfg)
+    }
+}
+
+/// Area of the intersection of two boxes (0 when they do not overlap).
+fn box_intersection(a: &BBox, b: &BBox) -> f32 {
+    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
+    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
+    iw * ih
+}
+
+/// The IoU and containment tests on an intersection and the two areas.
+fn overlap_is_duplicate(inter: f64, area_a: f64, area_b: f64, cfg: &DedupConfig) -> bool {
+    if inter <= 0.0 || area_a <= 0.0 || area_b <= 0.0 {
+        return false;
+    }
+    let iou = inter / (area_a + area_b - inter);
+    let contained = inter / area_a.min(area_b);
+    iou > cfg.mask_iou as f64 || contained > cfg.containment as f64
+}
+
+/// Greedy duplicate suppression by score (see the module documentation): writes into `keep` the
+/// ascending indices of the detections to track. `keep`'s buffer is reused; the area cache is
+/// allocated per call (use a [`Deduper`] to reuse it too).
+pub fn suppress_duplicates(dets: &[Detection], cfg: &DedupConfig, keep: &mut Vec<usize>) {
+    Deduper::new().run(dets, cfg, keep);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::{Mask, PixelRect, RoiBitmap};
+
+    const W: u32 = 200;
+    const H: u32 = 120;
+
+    /// A detection whose mask is the filled rectangle `[x0, x1) x [y0, y1)` and whose box bounds it.
+    fn rect_det(x0: u32, y0: u32, x1: u32, y1: u32, score: f32) -> Detection {
+        let rect = PixelRect::new(x0, y0, x1 - x0, y1 - y0);
+        let roi = RoiBitmap { img_w: W, img_h: H, rect, data: vec![1; rect.area() as usize] };
+        Detection {
+            bbox: BBox::new(x0 as f32, y0 as f32, x1 as f32, y1 as f32),
+            score,
+            class_id: 0,
+            mask: Some(Mask::from_roi(roi)),
+        }
+    }
+
+    fn boxed(d: &Detection) -> Detection {
+        Detection { mask: None, ..d.clone() }
+    }
+
+    fn on() -> DedupConfig {
+        DedupConfig { enabled: true, mask_iou: 0.5, containment: 0.8 }
+    }
+
+    fn kept(dets: &[Detection], cfg: &DedupConfig) -> Vec<usize> {
+        let mut keep = vec![99; 7]; // stale content must not leak into the result
+        suppress_duplicates(dets, cfg, &mut keep);
+        keep
+    }
+
+    #[test]
+    fn part_inside_whole_keeps_the_higher_score() {
+        // The part (20x20) lies entirely inside the whole (60x40): containment 1.0, IoU 1/6.
+        let whole = rect_det(10, 10, 70, 50, 0.9);
+        let part = rect_det(30, 20, 50, 40, 0.7);
+        assert_eq!(kept(&[part.clone(), whole.clone()], &on()), vec![1]);
+        // Higher-scoring part: the part survives (greedy by score).
+        let whole_low = Detection { score: 0.5, ..whole.clone() };
+        assert_eq!(kept(&[part.clone(), whole_low], &on()), vec![0]);
+        // Containment test off (1.0) and IoU 1/6 below 0.5: both stay.
+        let loose = DedupConfig { containment: 1.0, ..on() };
+        assert_eq!(kept(&[part, whole], &loose), vec![0, 1]);
+    }
+
+    #[test]
+    fn disjoint_and_touching_objects_are_kept() {
+        let a = rect_det(10, 10, 50, 50, 0.9);
+        let b = rect_det(120, 10, 160, 50, 0.8);
+        // Boxes overlap (share 10 columns) but the masks only partly: overlap 10*40 of 1600 each.
+        let c = rect_det(40, 10, 80, 50, 0.85);
+        assert_eq!(kept(&[a.clone(), b.clone(), c.clone()], &on()), vec![0, 1, 2]);
+        assert_eq!(kept(&[boxed(&a), boxed(&b), boxed(&c)], &on()), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn boxes_overlap_but_masks_do_not() {
+        // Two L-shaped objects interleaved: identical boxes, disjoint masks. Box IoU is 1 (would be
+        // suppressed without masks); mask overlap is 0, so both stay.
+        let mut left = RoiBitmap { img_w: W, img_h: H, rect: PixelRect::new(10, 10, 40, 40), data: vec![0; 1600] };
+        let mut right = left.clone();
+        for y in 0..40 {
+            for x in 0..40 {
+                let v = (x < 20) as u8;
+                left.data[y * 40 + x] = v;
+                right.data[y * 40 + x] = 1 - v;
+            }
+        }
+        let bbox = BBox::new(10.0, 10.0, 50.0, 50.0);
+        let d = |roi: RoiBitmap, score| Detection { bbox, score, class_id: 0, mask: Some(Mask::from_roi(roi)) };
+        let dets = [d(left, 0.9), d(right, 0.8)];
+        assert_eq!(kept(&dets, &on()), vec![0, 1]);
+        assert_eq!(kept(&[boxed(&dets[0]), boxed(&dets[1])], &on()), vec![0]);
+    }
+
+    #[test]
+    fn identical_masks_keep_one() {
+        let a = rect_det(10, 10, 50, 50, 0.6);
+        let b = rect_det(10, 10, 50, 50, 0.9);
+        let c = rect_det(10, 10, 50, 50, 0.9); // tie with b: the earlier index wins
+        assert_eq!(kept(&[a, b, c], &on()), vec![1]);
+    }
+
+    #[test]
+    fn iou_threshold_is_strict_and_disabled_keeps_all() {
+        // 40x40 squares overlapping by 30x40: IoU 1200 / 2000 = 0.6, containment 0.75.
+        let a = rect_det(10, 10, 50, 50, 0.9);
+        let b = rect_det(20, 10, 60, 50, 0.8);
+        let cfg = DedupConfig { containment: 1.0, ..on() };
+        assert_eq!(kept(&[a.clone(), b.clone()], &DedupConfig { mask_iou: 0.6, ..cfg }), vec![0, 1]);
+        assert_eq!(kept(&[a.clone(), b.clone()], &DedupConfig { mask_iou: 0.59, ..cfg }), vec![0]);
+        assert_eq!(kept(&[a, b], &DedupConfig { enabled: false, ..cfg }), vec![0, 1]);
+    }
+
+    #[test]
+    fn without_masks_boxes_decide() {
+        // Part box inside whole box: box containment 1.0.
+        let whole = boxed(&rect_det(10, 10, 70, 50, 0.9));
+        let part = boxed(&rect_det(30, 20, 50, 40, 0.7));
+        assert_eq!(kept(&[part.clone(), whole.clone()], &on()), vec![1]);
+        // One with a mask, one without: boxes decide as well.
+        let part_m = rect_det(30, 20, 50, 40, 0.7);
+        assert_eq!(kept(&[part_m, whole], &on()), vec![1]);
+    }
+
+    #[test]
+    fn empty_mask_falls_back_to_box() {
+        let whole = rect_det(10, 10, 70, 50, 0.9);
+        let empty = Detection {
+            bbox: BBox::new(30.0, 20.0, 50.0, 40.0),
+            score: 0.7,
+            class_id: 0,
+            mask: Some(Mask::from_roi(RoiBitmap::empty(W, H))),
+        };
+        assert_eq!(kept(&[whole, empty], &on()), vec![0]);
+    }
+
+    #[test]
+    fn greedy_chain_compares_only_with_survivors() {
+        // a (0.9) suppresses b (0.8, IoU 0.6); c (0.7) overlaps b by IoU 0.6 but a only by 1/3:
+        // b is gone, so c stays.
+        let a = rect_det(10, 10, 50, 50, 0.9);
+        let b = rect_det(20, 10, 60, 50, 0.8);
+        let c = rect_det(30, 10, 70, 50, 0.7);
+        let cfg = DedupConfig { containment: 1.0, ..on() };
+        assert_eq!(kept(&[c, b, a], &cfg), vec![0, 2]);
+    }
+
+    #[test]
+    fn tracker_outputs_carry_original_det_index() {
+        use crate::track::{ByteTracker, TrackerConfig};
+        // Per frame: [part (0.6), object A (0.9), part of A again (0.5), object B (0.8)], moving
+        // right 2 px per frame. With dedup on, only A and B are tracked, and the outputs must
+        // name them by their index in this full list (1 and 3), not in the kept list (0 and 1).
+        let frame = |f: u32| {
+            let x = 10 + 2 * f;
+            vec![
+                rect_det(x + 10, 20, x + 30, 40, 0.6),
+                rect_det(x, 10, x + 50, 50, 0.9),
+                rect_det(x + 5, 15, x + 25, 45, 0.5),
+                rect_det(x + 100, 10, x + 140, 60, 0.8),
+            ]
+        };
+        let cfg = TrackerConfig { dedup: on(), ..TrackerConfig::default() };
+        let mut t = ByteTracker::new(cfg);
+        let mut ids = std::collections::BTreeSet::new();
+        for f in 0..10 {
+            let dets = frame(f);
+            let out = t.update(&dets);
+            let mut idx: Vec<usize> = out.iter().map(|o| o.det_index).collect();
+            idx.sort_unstable();
+            assert_eq!(idx, vec![1, 3], "frame {f}");
+            for o in &out {
+                assert_eq!(o.score, dets[o.det_index].score);
+                assert!(o.bbox.iou(&dets[o.det_index].bbox) > 0.8, "frame {f}: {:?}", o.bbox);
+                ids.insert(o.track_id);
+            }
+        }
+        assert_eq!(ids.len(), 2, "one track per object: {ids:?}");
+        // Without dedup the parts become tracks of their own.
+        let mut plain = ByteTracker::new(TrackerConfig::default());
+        let n: usize = (0..10).map(|f| plain.update(&frame(f)).len()).max().unwrap();
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn validate_rejects_out_of_range() {
+        assert!(on().validate().is_ok());
+        let e = DedupConfig { containment: 1.5, ..on() }.validate().unwrap_err().to_string();
+        assert!(e.contains("dedup.containment"), "{e}");
+        let e = DedupConfig { mask_iou: -0.1, ..on() }.validate().unwrap_err().to_string();
+        assert!(e.contains("dedup.mask_iou"), "{e}");
+    }
+}
