@@ -76,3 +76,46 @@ fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
         assert_eq!((lb.input_w, lb.input_h), (320, 192));
     }
 }
+
+/// Prototype buffers are pooled: while detections of earlier frames are alive (frames in flight
+/// in the pipeline) new buffers are allocated, and once they are dropped the buffers are reused,
+/// so a steady stream allocates none. Masks of a kept frame stay correct after later frames.
+#[test]
+fn prototype_buffers_are_reused_once_masks_are_released() {
+    let Some(model) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(png) = fastsam_track::assets::require("golden/seg/zidane_640/orig.png") else { return };
+    let (w, h, bgr) = read_bgr(&png);
+    let rgb = bgr_to_rgb(bgr);
+    let view = ImageView::packed(w, h, PixelFormat::Rgb8, &rgb).unwrap();
+    let mut m = FastSam::load(&model, ModelOptions { imgsz: Some(320), ..opts(true) }).unwrap();
+    let first = m.segment(view).unwrap();
+    let first_rle: Vec<_> = first.iter().map(|d| d.mask.as_ref().unwrap().to_rle()).collect();
+    // Keep 3 frames' detections alive: each needs its own buffer.
+    let kept: Vec<_> = (0..3).map(|_| m.segment(view).unwrap()).collect();
+    // 4 frames alive: the first one used the model's initial (empty) buffer, the next 3 allocate.
+    let after_kept = m.proto_allocations();
+    assert_eq!(after_kept, 3, "one buffer per frame whose masks are alive");
+    drop(kept);
+    for _ in 0..5 {
+        let d = m.segment(view).unwrap();
+        for det in &d {
+            det.mask.as_ref().unwrap().roi();
+        }
+    }
+    assert_eq!(m.proto_allocations(), after_kept, "freed buffers must be reused");
+    // A pipeline keeps the last frames in flight while the next one is segmented: with a window
+    // of 2 frames alive, the pool settles and allocates nothing more.
+    let mut window = std::collections::VecDeque::new();
+    for _ in 0..3 {
+        window.push_back(m.segment(view).unwrap());
+    }
+    let settled = m.proto_allocations();
+    for _ in 0..8 {
+        window.pop_front();
+        window.push_back(m.segment(view).unwrap());
+    }
+    assert_eq!(m.proto_allocations(), settled, "a sliding window of live frames must not allocate per frame");
+    // The first frame's lazily rendered masks are unaffected by the reuse of other buffers.
+    let again: Vec<_> = first.iter().map(|d| d.mask.as_ref().unwrap().to_rle()).collect();
+    assert_eq!(again, first_rle);
+}

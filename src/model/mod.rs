@@ -278,6 +278,9 @@ pub fn parse_imgsz(s: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// Prototype buffers kept for reuse: enough for the frames a pipeline keeps in flight.
+const PROTO_POOL_MAX: usize = 16;
+
 /// A loaded FastSAM model with reusable pre/postprocessing buffers.
 pub struct FastSam {
     session: Session,
@@ -292,6 +295,9 @@ pub struct FastSam {
     post: Postprocessor,
     out0: Vec<f32>,
     protos: std::sync::Arc<Vec<f32>>,
+    /// Earlier prototype buffers, reused once no mask holds them any more (bounded).
+    proto_pool: Vec<std::sync::Arc<Vec<f32>>>,
+    proto_allocations: u64,
     last_dims: (usize, usize, usize, usize),
     timings: SegmentTimings,
 }
@@ -368,6 +374,8 @@ impl FastSam {
             post: Postprocessor::new(),
             out0: Vec::new(),
             protos: Default::default(),
+            proto_pool: Vec::new(),
+            proto_allocations: 0,
             last_dims: (0, 0, 0, 0),
             timings: SegmentTimings::default(),
         })
@@ -453,19 +461,36 @@ impl FastSam {
         }
         self.out0.clear();
         self.out0.extend_from_slice(d0);
-        // reuse the prototype buffer unless masks of an earlier frame still hold it
-        match std::sync::Arc::get_mut(&mut self.protos) {
-            Some(v) => {
-                v.clear();
-                v.extend_from_slice(d1);
+        // Masks of earlier frames may still hold their prototypes (frames in flight in the
+        // pipeline): take a pooled buffer that nothing holds any more, allocate only if none is free.
+        self.proto_pool.push(std::mem::take(&mut self.protos));
+        let free = self.proto_pool.iter_mut().position(|a| std::sync::Arc::get_mut(a).is_some());
+        let reused = free.map(|i| self.proto_pool.swap_remove(i)).and_then(|mut a| {
+            let v = std::sync::Arc::get_mut(&mut a)?;
+            v.clear();
+            v.extend_from_slice(d1);
+            Some(a)
+        });
+        self.protos = match reused {
+            Some(a) => a,
+            None => {
+                self.proto_allocations += 1;
+                std::sync::Arc::new(d1.to_vec())
             }
-            None => self.protos = std::sync::Arc::new(d1.to_vec()),
+        };
+        if self.proto_pool.len() > PROTO_POOL_MAX {
+            self.proto_pool.remove(0);
         }
         drop(outputs);
         self.last_dims = (anchors, nm, mh, mw);
         let t2 = Instant::now();
         self.timings = SegmentTimings { pre: t1 - t0, infer: t2 - t1, post: Default::default() };
         Ok(())
+    }
+
+    /// How many prototype buffers were allocated so far (steady state reuses them).
+    pub fn proto_allocations(&self) -> u64 {
+        self.proto_allocations
     }
 
     /// The raw outputs of the last [`FastSam::infer`] call.
