@@ -121,9 +121,11 @@ mod tests {
         assert!(parse_box("1,2,3").is_err());
         assert!(parse_box("5,2,3,4").is_err());
         assert!(parse_box("a,2,3,4").is_err());
+        assert!(parse_box("5,5,1,1").is_err());
         assert_eq!(parse_point("3,4").unwrap(), (3.0, 4.0, true));
         assert_eq!(parse_point("3,4,0").unwrap(), (3.0, 4.0, false));
         assert!(parse_point("3,4,2").is_err());
         assert!(parse_point("3").is_err());
+        assert!(parse_point("a,4").is_err());
     }
 }

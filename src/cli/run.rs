@@ -294,13 +294,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_prompts_and_default_output() {
-        assert_eq!(parse_box("1,2,30,40").unwrap(), BBox::new(1.0, 2.0, 30.0, 40.0));
-        assert!(parse_box("5,5,1,1").is_err());
-        assert!(parse_box("1,2,3").is_err());
-        assert_eq!(parse_point("3,4").unwrap(), (3.0, 4.0, true));
-        assert_eq!(parse_point("3,4,0").unwrap(), (3.0, 4.0, false));
-        assert!(parse_point("a,4").is_err());
+    fn default_output_names() {
         assert_eq!(default_output("/data/clip.mp4"), PathBuf::from("/data/clip.tracked.mp4"));
         assert_eq!(default_output("clip.avi"), PathBuf::from("clip.tracked.mp4"));
         assert_eq!(default_output("rtsp://cam/live"), PathBuf::from("live.tracked.mp4"));
