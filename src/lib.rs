@@ -1,25 +1,32 @@
 //! fastsam-track: real-time video segmentation and tracking with FastSAM.
 //!
-//! Stages (one module each): [`model`] (FastSAM inference, pre/post-processing, prompts),
-//! [`track`] (ByteTrack), [`video`] (GStreamer sources, sinks and the threaded pipeline),
-//! [`overlay`] (drawing), [`export`] (track files), [`eval`] (MOT metrics),
-//! [`convert`] (checkpoint download and `.pt` → ONNX conversion). [`cli`] is the thin
-//! command-line front end used by the `fastsam-track` binary.
+//! The model core builds without GStreamer (and, once letterboxing is pure Rust, without
+//! OpenCV):
+//! - [`model`]: FastSAM inference, pre/post-processing, prompts; [`engine`]-style session setup;
+//! - [`track`]: ByteTrack with mask-aware association;
+//! - [`stream`]: the per-stream core ([`stream::StreamProcessor`]) every way in shares: the CLI on
+//!   files, live cameras, many streams in one process, the GStreamer element;
+//! - [`export`] (track files), [`eval`] (MOT metrics), [`convert`] (`.pt` → ONNX), [`frame`]
+//!   (decoded frames and their pool), [`overlay`] (what to draw; drawing with feature `overlay`).
+//!
+//! Feature `video` adds [`video`]: GStreamer sources and sinks, the threaded pipeline and the
+//! multi-stream runner with its batching stage. The `fastsam-track` binary (feature `cli`) is a
+//! thin front end over this library.
 
 pub mod assets;
-pub mod cli;
 pub mod convert;
-pub mod error;
 pub mod eval;
 pub mod export;
+pub mod frame;
 pub mod mask;
 pub mod model;
 pub mod overlay;
 pub mod runtime;
+pub mod stream;
 pub mod track;
 pub mod types;
+#[cfg(feature = "video")]
 pub mod video;
 
-pub use error::{Error, Result};
 pub use mask::{Bitmap, Mask, MaskSource, PixelRect, Rle, RoiBitmap};
 pub use types::{BBox, Detection, ImageView, PixelFormat, SegmentTimings, Segmenter};

@@ -1,3 +1,7 @@
+//! The `fastsam-track` binary: a thin command-line front end over the `fastsam_track` library.
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    fastsam_track::cli::main()
+    cli::main()
 }

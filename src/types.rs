@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::mask::Mask;
+use crate::model::ModelError;
 
 /// An axis-aligned box in continuous pixel coordinates: `x1,y1` top-left, `x2,y2` bottom-right.
 /// A box covering pixel columns 0..=9 has `x1 = 0, x2 = 10`.
@@ -92,10 +93,10 @@ pub struct Detection {
 /// source in tests. The pipeline's segmentation stage owns one.
 pub trait Segmenter: Send {
     /// Segment one frame.
-    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, crate::Error>;
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, ModelError>;
 
     /// Segment several frames (for batched inference). The default runs them one by one.
-    fn segment_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Vec<Detection>>, crate::Error> {
+    fn segment_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Vec<Detection>>, ModelError> {
         images.iter().map(|im| self.segment(*im)).collect()
     }
 

@@ -10,8 +10,29 @@ use std::sync::Arc;
 use common_http::{Plan, Server};
 use fastsam_track::convert::ConvertError;
 use fastsam_track::convert::checkpoint::Checkpoint;
+use fastsam_track::convert::download::Progress;
 use fastsam_track::convert::download::{DownloadOptions, download, sha256_file};
-use indicatif::ProgressBar;
+use std::sync::Mutex;
+
+/// Records what the downloader reports.
+#[derive(Default)]
+struct Recorder {
+    length: Mutex<Option<u64>>,
+    position: Mutex<u64>,
+    finished: Mutex<bool>,
+}
+
+impl Progress for Recorder {
+    fn set_length(&self, bytes: u64) {
+        *self.length.lock().unwrap() = Some(bytes);
+    }
+    fn set_position(&self, bytes: u64) {
+        *self.position.lock().unwrap() = bytes;
+    }
+    fn finish(&self) {
+        *self.finished.lock().unwrap() = true;
+    }
+}
 
 const SHA_S_RANDOM: &str = "e1b435f27531ef6714b493c0f97d9bfbfda153f73b8aa4a023d6f0018b03f272";
 
@@ -20,11 +41,11 @@ fn data() -> Option<Arc<Vec<u8>>> {
     Some(Arc::new(std::fs::read(p).unwrap()))
 }
 
-fn opts(bar: Option<ProgressBar>) -> DownloadOptions {
+fn opts(bar: Option<Arc<Recorder>>) -> DownloadOptions {
     DownloadOptions {
         retries: 3,
         retry_delay: std::time::Duration::from_millis(10),
-        progress: bar.or_else(|| Some(ProgressBar::hidden())),
+        progress: Some(bar.unwrap_or_default() as Arc<dyn Progress>),
         ..Default::default()
     }
 }
@@ -35,7 +56,7 @@ fn normal_download_drives_progress_bar_and_verifies() {
     let srv = Server::start(data.clone(), |_, _| Plan::Full { ignore_range: false });
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("FastSAM-s.pt");
-    let bar = ProgressBar::hidden();
+    let bar = Arc::new(Recorder::default());
     let mut o = opts(Some(bar.clone()));
     o.sha256 = Some(SHA_S_RANDOM.into());
     o.expected_size = Some(data.len() as u64);
@@ -45,9 +66,9 @@ fn normal_download_drives_progress_bar_and_verifies() {
     assert_eq!((r.attempts, r.resumed), (1, 0));
     assert_eq!(std::fs::read(&dest).unwrap(), *data);
     // The progress bar was sized from Content-Length and driven to the end.
-    assert_eq!(bar.length(), Some(data.len() as u64));
-    assert_eq!(bar.position(), data.len() as u64);
-    assert!(bar.is_finished());
+    assert_eq!(*bar.length.lock().unwrap(), Some(data.len() as u64));
+    assert_eq!(*bar.position.lock().unwrap(), data.len() as u64);
+    assert!(*bar.finished.lock().unwrap());
     // No partial file left behind.
     assert!(!dir.path().join("FastSAM-s.pt.part").exists());
 }

@@ -14,7 +14,7 @@ use fastsam_track::{Detection, ImageView, Segmenter};
 /// Takes 40 ms per frame: slower than the 50 fps source.
 struct Slow;
 impl Segmenter for Slow {
-    fn segment(&mut self, _image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::Error> {
+    fn segment(&mut self, _image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::model::ModelError> {
         std::thread::sleep(Duration::from_millis(40));
         Ok(Vec::new())
     }

@@ -217,8 +217,7 @@ fn prompt_on_first_frame_selects_the_followed_tracks() {
     write_clip(&input, 30);
     // a point on the disc (shape 1) in frame 0: centre (280, 120)
     let prompt = Prompt::Points(vec![(280.0, 120.0, true)]);
-    let selector: pipeline::FrameSelector =
-        Box::new(move |dets, w, h| select(dets, &prompt, w, h).map_err(fastsam_track::Error::from));
+    let selector: pipeline::FrameSelector = Box::new(move |dets, w, h| select(dets, &prompt, w, h));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
     let cfg = PipelineConfig {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::model::{Device, FastSam, ModelOptions};
-use crate::types::BBox;
+use fastsam_track::model::{Device, FastSam, ModelOptions};
+use fastsam_track::types::BBox;
 
 /// Model selection and inference options.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,13 +20,13 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub imgsz: Option<u32>,
     /// Confidence threshold.
-    #[arg(long, default_value_t = 0.4)]
+    #[arg(long, default_value_t = ModelOptions::default().conf)]
     pub conf: f32,
     /// NMS IoU threshold.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = ModelOptions::default().iou)]
     pub iou: f32,
     /// Maximum detections per image.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = ModelOptions::default().max_det)]
     pub max_det: usize,
     /// Build masks at the original resolution (Ultralytics `retina_masks`); `--retina-masks false`
     /// builds them at the network resolution and resizes.
@@ -34,7 +34,7 @@ pub struct ModelArgs {
     pub retina_masks: Option<bool>,
     /// Execution device: cpu, cuda, cuda:N, tensorrt, tensorrt:N, or auto (CUDA if available,
     /// else CPU).
-    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    #[arg(long, default_value_t = ModelOptions::default().device, value_parser = parse_device)]
     pub device: Device,
     /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
     #[arg(long, value_name = "N")]
@@ -64,9 +64,9 @@ impl ModelArgs {
     }
 
     /// The ONNX model file: `--model`, else `$FASTSAM_MODEL`, else FastSAM-s; names and `.pt`
-    /// checkpoints are downloaded and converted as needed (see [`crate::convert::resolve_model`]).
+    /// checkpoints are downloaded and converted as needed (see [`fastsam_track::convert::resolve_model`]).
     pub fn model_path(&self) -> anyhow::Result<PathBuf> {
-        Ok(crate::convert::resolve_model(self.model.as_deref())?)
+        Ok(fastsam_track::convert::resolve_model(self.model.as_deref())?)
     }
 
     /// Resolve and load the model.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::eval;
+use fastsam_track::eval;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalMotArgs {

@@ -58,10 +58,43 @@ fn init_logging(verbose: u8) {
     let _ = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
+/// A download progress bar on stderr (hidden when stderr is not a terminal).
+struct DownloadBar(indicatif::ProgressBar);
+
+impl fastsam_track::convert::download::Progress for DownloadBar {
+    fn start(&self, name: &str) {
+        self.0.set_message(format!("downloading {name}"));
+    }
+    fn set_length(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn set_position(&self, bytes: u64) {
+        self.0.set_position(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish();
+    }
+    fn abandon(&self) {
+        self.0.abandon();
+    }
+}
+
+fn download_bar() -> std::sync::Arc<dyn fastsam_track::convert::download::Progress> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    std::sync::Arc::new(DownloadBar(b))
+}
+
 /// Entry point of the `fastsam-track` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    fastsam_track::convert::download::set_default_progress(Box::new(download_bar));
     let result = match cli.command {
         Some(Command::Segment(a)) => segment::run(a),
         Some(Command::TrackDetections(a)) => track_detections::run(a),
@@ -73,7 +106,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors can quote the input URL (GStreamer messages do): never print its credentials.
-            eprintln!("error: {}", crate::video::redact_credentials(&format!("{e:#}")));
+            eprintln!("error: {}", fastsam_track::video::redact_credentials(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::convert::{self, ConvertOptions, cache};
 use anyhow::{Context, bail};
+use fastsam_track::convert::{self, ConvertOptions, cache};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelCmdArgs {

@@ -1,27 +1,38 @@
-//! `fastsam-track INPUT`: the main job. Parses the options, opens the input, loads the model,
-//! runs [`crate::video::pipeline::run`] with a progress bar and Ctrl-C handling, prints a summary.
+//! `fastsam-track INPUT...`: the main job. Parses the options, opens every input, loads the model
+//! once, runs [`fastsam_track::video::pipeline::run_many`] (one stream per input, one shared
+//! model) with progress bars and Ctrl-C handling, and prints a summary per stream plus a total.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::common::{ModelArgs, parse_box, parse_point};
-use crate::model::FastSam;
-use crate::types::{BBox, Segmenter};
-use crate::video::deps::{OverlayStyle, Prompt, TrackerConfig, select};
-use crate::video::templates::{self, PipelinesFile};
-use crate::video::{NullSegmenter, PipelineConfig, SinkConfig, SourceConfig, VideoSource, pipeline};
+use super::common::{ModelArgs, parse_box, parse_point};
+use fastsam_track::model::FastSam;
+use fastsam_track::model::prompt::Prompt;
+use fastsam_track::overlay::OverlayStyle;
+use fastsam_track::stream::PromptSelector;
+use fastsam_track::track::TrackerConfig;
+use fastsam_track::types::{BBox, Segmenter};
+use fastsam_track::video::job::{self, StreamOutputs, StreamSetup, Templates};
+use fastsam_track::video::pipeline::{self, MultiReport, RunReport};
+use fastsam_track::video::{NullSegmenter, PipelineConfig, VideoSource, redact_credentials};
 
-/// Options of `fastsam-track INPUT`.
+/// Options of `fastsam-track INPUT...`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Input video: a file path, file:// or http(s):// URI, or rtsp:// URL.
-    #[arg(required = true)]
-    pub input: Option<String>,
-    /// Output video (MP4). Default: INPUT_STEM.tracked.mp4 next to the input.
+    /// Inputs: video files, file:// or http(s):// URIs, rtsp:// URLs. Several inputs run as
+    /// separate streams (own tracker and IDs, own outputs) that share one model.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// A text file listing more inputs, one per line (blank lines and # comments ignored).
+    #[arg(long, value_name = "FILE")]
+    pub sources: Option<PathBuf>,
+    /// Output video (MP4). Default: INPUT_STEM.tracked.mp4 next to each input. With several
+    /// inputs: a directory (ending in /) or a name containing {stem}.
     #[arg(short, long, value_name = "OUT.mp4")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -40,10 +51,12 @@ pub struct RunArgs {
     /// include, 0 to exclude (repeatable).
     #[arg(long = "point", value_name = "X,Y[,LABEL]", value_parser = parse_point)]
     pub points: Vec<(f32, f32, bool)>,
-    /// Write tracks in MOTChallenge format (frame,id,x,y,w,h,score,-1,-1,-1).
+    /// Write tracks in MOTChallenge format (frame,id,x,y,w,h,score,-1,-1,-1). With several
+    /// inputs: a directory (ending in /) or a name containing {stem}.
     #[arg(long, value_name = "FILE")]
     pub tracks_mot: Option<PathBuf>,
-    /// Write tracks as JSON Lines: one line per frame with PTS, and per track ID, box, score, mask RLE.
+    /// Write tracks as JSON Lines: one line per frame with PTS, and per track ID, box, score, mask
+    /// RLE. With several inputs: a directory (ending in /) or a name containing {stem}.
     #[arg(long, value_name = "FILE")]
     pub tracks_json: Option<PathBuf>,
     /// Do not draw or encode a video (track files only).
@@ -55,6 +68,13 @@ pub struct RunArgs {
     /// Capacity (frames) of each channel between pipeline stages [default: 4, or the config's].
     #[arg(long, value_name = "N")]
     pub channel_capacity: Option<usize>,
+    /// Most frames per inference call, gathered across streams. Batching pays on a GPU; on a CPU
+    /// ONNX Runtime already uses every core for one frame.
+    #[arg(long, value_name = "N", default_value_t = PipelineConfig::default().batch)]
+    pub batch: usize,
+    /// How long the batching stage waits for more frames after the first of a batch.
+    #[arg(long, value_name = "MS", default_value_t = PipelineConfig::default().batch_timeout.as_millis() as u64)]
+    pub batch_timeout_ms: u64,
     /// Decode pipeline: a template file (pipelines/*.txt) or an inline gst-launch description
     /// with {uri}/{path} and an `appsink name=sink`.
     #[arg(long, value_name = "TEMPLATE")]
@@ -65,26 +85,58 @@ pub struct RunArgs {
     /// Pipeline config file (see configs/pipeline.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     pub pipelines: Option<PathBuf>,
-    /// Before the run, time the model alone on the first N frames (decoded into memory first) and
-    /// report the end-to-end rate as a fraction of that raw inference rate.
+    /// Before the run, time the model alone on the first N frames of the first input (decoded
+    /// into memory first) and report the end-to-end rate as a fraction of that raw rate.
     #[arg(long, value_name = "N")]
     pub bench_raw: Option<usize>,
-    /// Treat the input as a live stream (drop frames when behind). Default: from the URI scheme.
+    /// Treat the inputs as live streams (drop frames when behind). Default: from the URI scheme.
     #[arg(long)]
     pub live: bool,
 }
 
-/// The default output: INPUT_STEM.tracked.mp4 next to a local input, in the current directory
-/// for a URL.
-pub fn default_output(input: &str) -> PathBuf {
-    let local = !input.contains("://") || input.starts_with("file://");
-    let path = Path::new(input.strip_prefix("file://").unwrap_or(input));
-    let stem = path.file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or("stream");
-    let name = format!("{stem}.tracked.mp4");
-    match path.parent() {
-        Some(dir) if local => dir.join(name),
-        _ => PathBuf::from(name),
+/// The inputs from the command line and `--sources`.
+fn collect_inputs(args: &RunArgs) -> anyhow::Result<Vec<String>> {
+    let mut inputs = args.inputs.clone();
+    if let Some(list) = &args.sources {
+        let text =
+            std::fs::read_to_string(list).with_context(|| format!("cannot read --sources {}", list.display()))?;
+        inputs.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
     }
+    if inputs.is_empty() {
+        bail!("no input given: fastsam-track INPUT... (or --sources FILE); see fastsam-track --help");
+    }
+    Ok(inputs)
+}
+
+/// Each input's outputs, named per stream when there are several.
+fn plan_outputs(args: &RunArgs, inputs: &[String]) -> anyhow::Result<Vec<StreamOutputs>> {
+    let n = inputs.len();
+    if n > 1 {
+        job::check_unique_stems(inputs)?;
+    }
+    let mut plans = Vec::with_capacity(n);
+    for input in inputs {
+        let per = |p: &Option<PathBuf>, what, suffix| {
+            p.as_deref().map(|p| job::per_stream_path(p, input, n, what, suffix)).transpose()
+        };
+        let video = if args.no_video {
+            None
+        } else {
+            Some(per(&args.output, "-o", ".tracked.mp4")?.unwrap_or_else(|| job::default_output(input)))
+        };
+        if let Some(out) = &video
+            && Path::new(input).canonicalize().ok().is_some_and(|i| out.canonicalize().ok() == Some(i))
+        {
+            bail!("the output {} is the input; choose another -o", out.display());
+        }
+        let tracks_mot = per(&args.tracks_mot, "--tracks-mot", ".txt")?;
+        let tracks_json = per(&args.tracks_json, "--tracks-json", ".jsonl")?;
+        plans.push(StreamOutputs { video, tracks_mot, tracks_json });
+    }
+    if args.no_video && args.tracks_mot.is_none() && args.tracks_json.is_none() {
+        tracing::warn!("--no-video without --tracks-mot/--tracks-json: nothing will be written");
+    }
+    Ok(plans)
 }
 
 fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
@@ -113,60 +165,16 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
     }
 }
 
-fn ms_per_frame(d: std::time::Duration, n: u64) -> f64 {
+fn ms_per_frame(d: Duration, n: u64) -> f64 {
     if n == 0 { 0.0 } else { d.as_secs_f64() * 1e3 / n as f64 }
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Some(input) = args.input.clone() else { bail!("no input given (fastsam-track INPUT)") };
-
-    // Pipeline templates: config file, then flags.
-    let file_cfg = match &args.pipelines {
-        Some(p) => PipelinesFile::load(p)?,
-        None => PipelinesFile::default(),
-    };
-    let decode_t = match &args.decode_pipeline {
-        Some(t) => templates::load_template(t)?,
-        None => file_cfg.decode.clone().unwrap_or_else(|| templates::DEFAULT_DECODE.to_string()),
-    };
-    let encode_t = match &args.encode_pipeline {
-        Some(t) => Some(templates::load_template(t)?),
-        None => file_cfg.encode.clone(),
-    };
-    let sink_cfg = match encode_t {
-        Some(t) => SinkConfig { template: t, fallback: None, ..SinkConfig::default() },
-        None => SinkConfig::default(),
-    };
-    let capacity = args.channel_capacity.or(file_cfg.channel_capacity).unwrap_or(4);
-    if capacity == 0 {
-        bail!("--channel-capacity must be at least 1");
-    }
-
-    let output = (!args.no_video).then(|| args.output.clone().unwrap_or_else(|| default_output(&input)));
-    if let Some(out) = &output
-        && Path::new(&input).canonicalize().ok().is_some_and(|i| out.canonicalize().ok() == Some(i))
-    {
-        bail!("the output {} is the input; choose another -o", out.display());
-    }
-    if args.no_video && args.tracks_mot.is_none() && args.tracks_json.is_none() {
-        tracing::warn!("--no-video without --tracks-mot/--tracks-json: nothing will be written");
-    }
-
-    let mut tracker = match &args.tracker {
-        Some(p) => TrackerConfig::from_toml_file(p).with_context(|| format!("tracker config {}", p.display()))?,
-        // The product defaults, configs/bytetrack.toml as built in (not Ultralytics' values).
-        None => TrackerConfig::product().context("built-in tracker config")?,
-    };
-
-    // Open the input first: bad input fails before a model is loaded or an output created.
-    let src_cfg = SourceConfig { template: decode_t, live: args.live.then_some(true), ..SourceConfig::default() };
-    let source = VideoSource::open(&input, &src_cfg)?;
-    let info = source.info().clone();
-    // Lost tracks are kept `track_buffer` frames at 30 fps, scaled to the input's real frame rate.
-    if let Some(fps) = info.fps_f64().filter(|f| f.is_finite() && *f > 0.0) {
-        tracker.frame_rate = fps;
-    }
-
+/// The model (or the null segmenter), and the raw-inference rate when `--bench-raw` asks.
+fn load_segmenter(
+    args: &RunArgs,
+    first: &str,
+    templates: &Templates,
+) -> anyhow::Result<(Box<dyn Segmenter>, Option<f64>)> {
     let mut segmenter: Box<dyn Segmenter> = if args.null_model {
         eprintln!("model: none (--null-model: no detections)");
         Box::new(NullSegmenter)
@@ -178,79 +186,134 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("model: {} ({})", path.display(), seg.describe());
         Box::new(seg)
     };
-
     let raw = match args.bench_raw {
         Some(n) if n > 0 => {
-            let mut seg = segmenter;
-            let r = crate::video::bench::raw_inference(&input, &src_cfg, seg.as_mut(), n)?;
+            let r = fastsam_track::video::bench::raw_inference(first, &templates.source, segmenter.as_mut(), n)?;
             eprintln!(
                 "raw inference (model alone, {} frames in memory): {:.2} fps ({:.1} ms/frame)",
                 r.frames,
                 r.fps(),
                 r.elapsed.as_secs_f64() * 1e3 / r.frames.max(1) as f64
             );
-            segmenter = seg;
-            Some(r)
+            Some(r.fps())
         }
         _ => None,
     };
+    Ok((segmenter, raw))
+}
 
-    let selector = make_prompt(&args.boxes, &args.points).map(|prompt| {
-        Box::new(move |dets: &[crate::types::Detection], w: u32, h: u32| {
-            select(dets, &prompt, w, h).map_err(crate::Error::from)
-        }) as pipeline::FrameSelector
-    });
+/// One progress bar per stream (frame count when the length is known, else a spinner).
+fn progress_bars(sources: &[VideoSource], names: &[String]) -> (MultiProgress, Vec<ProgressBar>) {
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{prefix} {spinner} {pos}/{len} frames [{elapsed_precise}] {bar:30} {per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bars = sources
+        .iter()
+        .zip(names)
+        .map(|(s, name)| {
+            let info = s.info();
+            let pb = match info.expected_frames().filter(|_| !info.live) {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::new_spinner(),
+            };
+            pb.set_style(style.clone());
+            if sources.len() > 1 {
+                pb.set_prefix(name.clone());
+            }
+            multi.add(pb)
+        })
+        .collect();
+    (multi, bars)
+}
 
-    let overlay = OverlayStyle { show_boxes: args.show_boxes, show_scores: args.show_boxes, ..OverlayStyle::default() };
-    let cfg = PipelineConfig {
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let inputs = collect_inputs(&args)?;
+    let templates = Templates::resolve(
+        args.pipelines.as_deref(),
+        args.decode_pipeline.as_deref(),
+        args.encode_pipeline.as_deref(),
+    )?;
+    let defaults = PipelineConfig::default();
+    let capacity = args.channel_capacity.or(templates.channel_capacity).unwrap_or(defaults.channel_capacity);
+    if capacity == 0 {
+        bail!("--channel-capacity must be at least 1");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let pcfg = PipelineConfig {
         channel_capacity: capacity,
-        tracker,
-        overlay,
-        output: output.clone(),
-        sink: sink_cfg,
-        tracks_mot: args.tracks_mot.clone(),
-        tracks_json: args.tracks_json.clone(),
-        selector,
+        batch: args.batch,
+        batch_timeout: Duration::from_millis(args.batch_timeout_ms),
+    };
+    let plans = plan_outputs(&args, &inputs)?;
+    let tracker = match &args.tracker {
+        Some(p) => TrackerConfig::from_toml_file(p).with_context(|| format!("tracker config {}", p.display()))?,
+        // The product defaults, configs/bytetrack.toml as built in (not Ultralytics' values).
+        None => TrackerConfig::product().context("built-in tracker config")?,
     };
 
-    eprintln!(
-        "input: {} ({}x{}, {}{})",
-        crate::video::redact_credentials(&input),
-        info.width,
-        info.height,
-        info.fps_f64().map(|f| format!("{f:.2} fps")).unwrap_or_else(|| "unknown fps".into()),
-        if info.live { ", live" } else { "" }
-    );
+    // Open the inputs first: bad input fails before a model is loaded or an output created.
+    let src_cfg = fastsam_track::video::SourceConfig { live: args.live.then_some(true), ..templates.source.clone() };
+    let mut sources = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let source =
+            VideoSource::open(input, &src_cfg).with_context(|| format!("opening {}", redact_credentials(input)))?;
+        let info = source.info();
+        eprintln!(
+            "input: {} ({}x{}, {}{})",
+            redact_credentials(input),
+            info.width,
+            info.height,
+            info.fps_f64().map(|f| format!("{f:.2} fps")).unwrap_or_else(|| "unknown fps".into()),
+            if info.live { ", live" } else { "" }
+        );
+        sources.push(source);
+    }
+    let (mut segmenter, raw) = load_segmenter(&args, &inputs[0], &templates)?;
+
+    let names: Vec<String> =
+        inputs.iter().map(|i| if inputs.len() > 1 { job::stem_of(i) } else { redact_credentials(i) }).collect();
+    let (_multi, bars) = progress_bars(&sources, &names);
+    let overlay = OverlayStyle { show_boxes: args.show_boxes, show_scores: args.show_boxes, ..OverlayStyle::default() };
+    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink };
+    let prompt = make_prompt(&args.boxes, &args.points);
+    let mut streams = Vec::with_capacity(inputs.len());
+    for ((source, plan), name) in sources.into_iter().zip(&plans).zip(&names) {
+        let selector = prompt.clone().map(|p| Box::new(p) as Box<dyn PromptSelector>);
+        streams.push(job::build_stream(name.clone(), source, selector, plan, &setup)?);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-
-    let pb = match info.expected_frames().filter(|_| !info.live) {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
+    let progress = |i: usize, n: u64| {
+        if let Some(b) = bars.get(i) {
+            b.set_position(n);
+        }
     };
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} frames [{elapsed_precise}] {bar:30} {per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let pbc = pb.clone();
-    let progress = move |n: u64| pbc.set_position(n);
-    let result = pipeline::run(source, segmenter, cfg, &stop, &progress);
-    pb.finish_and_clear();
+    let result = pipeline::run_many(streams, segmenter.as_mut(), &pcfg, &stop, &progress);
+    for b in &bars {
+        b.finish_and_clear();
+    }
     let report = result?;
+    summarize(&report, &plans, raw)
+}
 
-    let n = report.frames;
-    let t = &report.times;
+fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str) {
+    let n = r.frames;
+    let t = &r.times;
     eprintln!(
-        "done: {} frames, {} tracks, {:.1} fps mean over {:.1} s, {} dropped",
+        "{prefix}done: {} frames, {} tracks, {:.1} fps mean over {:.1} s, {} dropped",
         n,
-        report.tracks,
-        report.mean_fps(),
-        report.elapsed.as_secs_f64(),
-        report.dropped
+        r.tracks,
+        r.mean_fps(),
+        r.elapsed.as_secs_f64(),
+        r.dropped
     );
     eprintln!(
-        "time per frame (ms): decode {:.2} | pre {:.2} | infer {:.2} | post {:.2} | track {:.2} | draw {:.2} | encode {:.2}",
+        "{prefix}time per frame (ms): decode {:.2} | pre {:.2} | infer {:.2} | post {:.2} | track {:.2} | draw {:.2} | encode {:.2}",
         ms_per_frame(t.decode, n),
         ms_per_frame(t.pre, n),
         ms_per_frame(t.infer, n),
@@ -259,45 +322,57 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ms_per_frame(t.draw, n),
         ms_per_frame(t.encode, n)
     );
-    if let Some(r) = raw {
-        eprintln!(
-            "end-to-end: {:.2} fps steady (first to last frame) = {:.2} x raw inference ({:.2} fps)",
-            report.steady_fps,
-            if r.fps() > 0.0 { report.steady_fps / r.fps() } else { 0.0 },
-            r.fps()
-        );
+    if let Some(seeded) = &r.seeded_tracks {
+        eprintln!("{prefix}prompt: following track IDs {seeded:?}");
     }
-    if let Some(seeded) = &report.seeded_tracks {
-        eprintln!("prompt: following track IDs {seeded:?}");
+    if let Some(out) = &plan.video {
+        eprintln!("{prefix}output: {} ({} frames)", out.display(), r.frames_encoded);
     }
-    if let Some(out) = &output {
-        eprintln!("output: {} ({} frames)", out.display(), report.frames_encoded);
+    for p in [&plan.tracks_mot, &plan.tracks_json].into_iter().flatten() {
+        eprintln!("{prefix}tracks: {}", p.display());
     }
-    for p in [&args.tracks_mot, &args.tracks_json].into_iter().flatten() {
-        eprintln!("tracks: {}", p.display());
+    if r.interrupted {
+        eprintln!("{prefix}interrupted after {} frames; outputs were finalised", r.frames);
     }
-    if report.interrupted {
-        eprintln!("interrupted after {} frames; outputs were finalised", report.frames);
-    }
-    if let Some(e) = report.input_error {
-        bail!(
-            "{e}. The {} frames before it were processed{}",
-            report.frames,
-            output.map(|o| format!(" and {} was finalised", o.display())).unwrap_or_default()
-        );
-    }
-    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_output_names() {
-        assert_eq!(default_output("/data/clip.mp4"), PathBuf::from("/data/clip.tracked.mp4"));
-        assert_eq!(default_output("clip.avi"), PathBuf::from("clip.tracked.mp4"));
-        assert_eq!(default_output("rtsp://cam/live"), PathBuf::from("live.tracked.mp4"));
-        assert_eq!(default_output("file:///v/a.mkv"), PathBuf::from("/v/a.tracked.mp4"));
+/// Print each stream's summary and the total; fail when a stream or the model failed.
+fn summarize(report: &MultiReport, plans: &[StreamOutputs], raw: Option<f64>) -> anyhow::Result<()> {
+    let many = report.streams.len() > 1;
+    for (r, plan) in report.streams.iter().zip(plans) {
+        let prefix = if many { format!("[{}] ", r.name) } else { String::new() };
+        print_stream(r, plan, &prefix);
     }
+    if many {
+        eprintln!(
+            "total: {} streams, {} frames, {:.2} fps aggregate over {:.1} s, {:.2} frames per inference call",
+            report.streams.len(),
+            report.frames(),
+            report.fps(),
+            report.elapsed.as_secs_f64(),
+            report.mean_batch()
+        );
+    }
+    if let (Some(raw), Some(first)) = (raw, report.streams.first()) {
+        let steady = if many { report.fps() } else { first.steady_fps };
+        eprintln!(
+            "end-to-end: {steady:.2} fps steady (first to last frame) = {:.2} x raw inference ({raw:.2} fps)",
+            if raw > 0.0 { steady / raw } else { 0.0 }
+        );
+    }
+    if let Some(e) = &report.model_error {
+        bail!("{e}");
+    }
+    let mut failed = Vec::new();
+    for (r, plan) in report.streams.iter().zip(plans) {
+        if let Some(e) = r.error.as_ref().or(r.input_error.as_ref()) {
+            let kept = plan.video.as_ref().map(|o| format!(" and {} was finalised", o.display())).unwrap_or_default();
+            let prefix = if many { format!("{}: ", r.name) } else { String::new() };
+            failed.push(format!("{prefix}{e}. The {} frames before it were processed{kept}", r.frames));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
 }

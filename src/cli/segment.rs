@@ -1,6 +1,6 @@
 //! `fastsam-track segment IMAGE...`: segment still images (everything mode, or box/point prompts)
 //! and write, per image, an overlay PNG and a JSON file with boxes, scores and COCO RLE masks in
-//! Ultralytics' detection order. Thin: the work is in [`crate::model`] and [`crate::overlay`].
+//! Ultralytics' detection order. Thin: the work is in [`fastsam_track::model`] and [`fastsam_track::overlay`].
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +9,10 @@ use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, MatTraitManual};
 use serde::Serialize;
 
 use super::common::{ModelArgs, parse_box, parse_point};
-use crate::mask::Rle;
-use crate::model::prompt::{self, Prompt};
-use crate::overlay::{Overlay, OverlayItem, OverlayStyle};
-use crate::types::{BBox, ImageView, PixelFormat, Segmenter};
+use fastsam_track::mask::Rle;
+use fastsam_track::model::prompt::{self, Prompt};
+use fastsam_track::overlay::{Overlay, OverlayItem, OverlayStyle};
+use fastsam_track::types::{BBox, ImageView, PixelFormat, Segmenter};
 
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {

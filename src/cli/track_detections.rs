@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::eval;
-use crate::track::{Association, ByteTracker, TrackerConfig};
+use fastsam_track::eval;
+use fastsam_track::track::{Association, ByteTracker, TrackerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct TrackDetectionsArgs {

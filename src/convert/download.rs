@@ -10,15 +10,49 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use super::ConvertError;
 
+/// Receives download progress (the CLI draws a bar; the library itself draws nothing).
+pub trait Progress: Send + Sync {
+    /// A transfer of `name` starts.
+    fn start(&self, _name: &str) {}
+    /// The total size became known.
+    fn set_length(&self, _bytes: u64) {}
+    /// Bytes on disk so far.
+    fn set_position(&self, _bytes: u64) {}
+    /// The download completed.
+    fn finish(&self) {}
+    /// The download gave up.
+    fn abandon(&self) {}
+}
+
+/// Makes the [`Progress`] receiver of downloads that are given none (see [`set_default_progress`]).
+pub type ProgressFactory = Box<dyn Fn() -> Arc<dyn Progress> + Send + Sync>;
+
+static DEFAULT_PROGRESS: OnceLock<ProgressFactory> = OnceLock::new();
+
+/// Install the process-wide progress receiver for downloads started without one (the CLI installs
+/// a progress bar). Only the first call takes effect.
+pub fn set_default_progress(factory: ProgressFactory) {
+    let _ = DEFAULT_PROGRESS.set(factory);
+}
+
+/// A progress receiver that logs the start and end of a transfer.
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn start(&self, name: &str) {
+        tracing::info!("downloading {name}");
+    }
+}
+
 /// Download settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DownloadOptions {
     /// Expected size in bytes, if known.
     pub expected_size: Option<u64>,
@@ -28,10 +62,22 @@ pub struct DownloadOptions {
     pub retries: u32,
     /// Pause before a retry (doubled each time).
     pub retry_delay: Duration,
-    /// The progress bar to drive; `None` draws one on stderr (hidden when stderr is not a terminal).
-    pub progress: Option<ProgressBar>,
+    /// Where progress goes; `None`: the process default ([`set_default_progress`]), else a log line.
+    pub progress: Option<Arc<dyn Progress>>,
     /// Connect/response timeout.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("expected_size", &self.expected_size)
+            .field("sha256", &self.sha256)
+            .field("retries", &self.retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DownloadOptions {
@@ -84,17 +130,10 @@ pub fn download(url: &str, dest: &Path, opts: &DownloadOptions) -> Result<Downlo
         .user_agent(concat!("fastsam-track/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let bar = opts.progress.clone().unwrap_or_else(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b
-    });
+    let bar: Arc<dyn Progress> =
+        opts.progress.clone().or_else(|| DEFAULT_PROGRESS.get().map(|f| f())).unwrap_or_else(|| Arc::new(LogProgress));
     let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    bar.set_message(format!("downloading {name}"));
+    bar.start(&name);
     let mut attempts = 0u32;
     let mut resumed = 0u32;
     let mut delay = opts.retry_delay;
@@ -165,7 +204,7 @@ fn attempt(
     agent: &ureq::Agent,
     url: &str,
     part: &Path,
-    bar: &ProgressBar,
+    bar: &Arc<dyn Progress>,
     resumed: &mut u32,
 ) -> Result<Attempt, ConvertError> {
     let derr = |msg: String| ConvertError::Download { url: url.to_string(), msg };

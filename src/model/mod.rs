@@ -31,6 +31,8 @@ use crate::types::{Detection, ImageView, SegmentTimings, Segmenter};
 /// Errors of the model stage.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
     #[error("cannot read model {path}: {source}")]
     Read {
         path: PathBuf,
@@ -314,7 +316,7 @@ fn ort_err<R>(e: ort::Error<R>) -> String {
 
 impl FastSam {
     /// Load and validate a FastSAM ONNX model.
-    pub fn load(path: &Path, opts: ModelOptions) -> Result<FastSam, crate::Error> {
+    pub fn load(path: &Path, opts: ModelOptions) -> Result<FastSam, ModelError> {
         opts.validate()?;
         let env = crate::runtime::environment(opts.ort_lib.as_deref())?;
         // read errors (missing file, permissions) get their own message
@@ -347,8 +349,7 @@ impl FastSam {
                     return Err(ModelError::InvalidOption(format!(
                         "{} has a fixed {h}x{w} input; --imgsz {req} needs a dynamic-shape export (or omit --imgsz)",
                         path.display()
-                    ))
-                    .into());
+                    )));
                 }
                 (h, w)
             }
@@ -568,7 +569,7 @@ fn register_device(builder: &mut ort::session::builder::SessionBuilder, device: 
 }
 
 impl Segmenter for FastSam {
-    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, crate::Error> {
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, ModelError> {
         let (_, raw) = self.segment_raw(&image)?;
         Ok(raw.iter().map(RawDetection::to_detection).collect())
     }

@@ -30,7 +30,7 @@ pub fn raw_inference(
     cfg: &SourceConfig,
     seg: &mut dyn Segmenter,
     n: usize,
-) -> Result<RawInference, crate::Error> {
+) -> Result<RawInference, super::VideoError> {
     let mut src = VideoSource::open(input, cfg)?;
     let pool = FramePool::new(1);
     let stop = AtomicBool::new(false);
@@ -44,13 +44,17 @@ pub fn raw_inference(
     drop(src);
     let mut it = frames.iter();
     if let Some(f) = it.next() {
-        seg.segment(f.view())?;
+        seg.segment(f.view()).map_err(|e| stage_err(f, e))?;
     }
     let t0 = Instant::now();
     let mut count = 0u64;
     for f in it {
-        seg.segment(f.view())?;
+        seg.segment(f.view()).map_err(|e| stage_err(f, e))?;
         count += 1;
     }
     Ok(RawInference { frames: count, elapsed: t0.elapsed() })
+}
+
+fn stage_err(f: &super::Frame, e: crate::model::ModelError) -> super::VideoError {
+    super::VideoError::Stage { stage: "segment", frame: f.index + 1, cause: e.into() }
 }

@@ -5,35 +5,30 @@
 //!   [`FramePool`].
 //! - [`sink`]: an appsrc-fed encode pipeline (template in `pipelines/encode.txt`: `x264enc`, falling
 //!   back to `openh264enc`) writing an MP4 that keeps the input timestamps.
-//! - [`pipeline`]: decode → segment → track → draw → encode, one thread per stage, bounded channels.
+//! - [`pipeline`]: decode → segment (shared, batching) → track → draw → encode, one thread per
+//!   stage, bounded channels; one or many streams.
+//! - [`io`]: the source and sink as the stream core's edge traits.
+//! - [`job`]: template resolution, per-stream output naming, building a stream.
 //! - [`templates`]: loading and checking the editable pipeline templates (missing elements are
 //!   reported with the Debian package that provides them).
 
 pub mod bench;
+pub mod io;
+pub mod job;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
 pub mod templates;
 pub mod yuv;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+pub use crate::frame::{Frame, FramePool, VideoInfo};
+use crate::types::ImageView;
 
-use crate::types::{ImageView, PixelFormat};
-
-pub use pipeline::{FrameSelector, PipelineConfig, RunReport, StageTimes};
+pub use pipeline::{MultiReport, PipelineConfig, RunReport, StageTimes, Stream};
 pub use sink::{SinkConfig, VideoSink};
-pub use source::{SourceConfig, VideoInfo, VideoSource};
-
-/// The APIs of the model, tracker and overlay modules the pipeline uses, in one place.
-pub mod deps {
-    pub use crate::model::prompt::{Prompt, select};
-    pub use crate::overlay::{Overlay, OverlayItem, OverlayStyle, color_for};
-    pub use crate::track::{ByteTracker, TrackedObject, TrackerConfig};
-}
+pub use source::{SourceConfig, VideoSource};
 
 /// Errors of the video module.
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +68,8 @@ pub enum VideoError {
     Truncated { decoded: u64, expected: u64 },
     #[error("encoder error after {frames} frames: {message}")]
     Encode { frames: u64, message: String },
-    #[error("{stage} stage failed at frame {frame}: {source}")]
-    Stage {
-        stage: &'static str,
-        frame: u64,
-        #[source]
-        source: Box<crate::Error>,
-    },
+    #[error("{stage} stage failed at frame {frame}: {cause}")]
+    Stage { stage: &'static str, frame: u64, cause: StageError },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -88,6 +78,19 @@ pub enum VideoError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// What failed inside a pipeline stage (each module's own error).
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
 }
 
 impl VideoError {
@@ -99,78 +102,6 @@ impl VideoError {
 /// Initialise GStreamer once (cheap to call again).
 pub fn init() -> Result<(), VideoError> {
     gstreamer::init().map_err(|e| VideoError::Init(e.to_string()))
-}
-
-/// One decoded frame: tightly packed RGB (`stride == 3 * width`), with its timestamps.
-#[derive(Debug)]
-pub struct Frame {
-    /// 0-based index in decode order (dropped live frames leave gaps).
-    pub index: u64,
-    pub pts: Option<Duration>,
-    pub duration: Option<Duration>,
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-impl Frame {
-    pub fn stride(&self) -> usize {
-        self.width as usize * 3
-    }
-    pub fn view(&self) -> ImageView<'_> {
-        ImageView {
-            width: self.width,
-            height: self.height,
-            stride: self.stride(),
-            format: PixelFormat::Rgb8,
-            data: &self.data,
-        }
-    }
-}
-
-/// Recycles frame buffers: stages hand buffers back once a frame is encoded (or dropped), so a
-/// steady-state run allocates no full-size image per frame. Bounded: surplus buffers are freed.
-#[derive(Clone)]
-pub struct FramePool {
-    inner: Arc<PoolInner>,
-}
-
-struct PoolInner {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
-    allocated: AtomicU64,
-}
-
-impl FramePool {
-    /// A pool keeping at most `capacity` spare buffers.
-    pub fn new(capacity: usize) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        Self { inner: Arc::new(PoolInner { tx, rx, allocated: AtomicU64::new(0) }) }
-    }
-    /// A buffer of exactly `len` bytes (contents unspecified), recycled when one is available.
-    pub fn take(&self, len: usize) -> Vec<u8> {
-        match self.inner.rx.try_recv() {
-            Ok(mut v) => {
-                if v.capacity() < len {
-                    self.inner.allocated.fetch_add(1, Ordering::Relaxed);
-                }
-                v.resize(len, 0);
-                v
-            }
-            Err(_) => {
-                self.inner.allocated.fetch_add(1, Ordering::Relaxed);
-                vec![0; len]
-            }
-        }
-    }
-    /// Hand a buffer back for reuse.
-    pub fn give(&self, v: Vec<u8>) {
-        let _ = self.inner.tx.try_send(v);
-    }
-    /// How many buffers were allocated (or grown) so far.
-    pub fn allocations(&self) -> u64 {
-        self.inner.allocated.load(Ordering::Relaxed)
-    }
 }
 
 /// Convert a local path or URI to the URI `uridecodebin` wants, checking local files first so a
@@ -224,7 +155,7 @@ pub(crate) fn duration_to_clock(d: Duration) -> gstreamer::ClockTime {
 pub struct NullSegmenter;
 
 impl crate::types::Segmenter for NullSegmenter {
-    fn segment(&mut self, _image: ImageView<'_>) -> Result<Vec<crate::types::Detection>, crate::Error> {
+    fn segment(&mut self, _image: ImageView<'_>) -> Result<Vec<crate::types::Detection>, crate::model::ModelError> {
         Ok(Vec::new())
     }
     fn describe(&self) -> String {
@@ -235,22 +166,6 @@ impl crate::types::Segmenter for NullSegmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pool_recycles_buffers() {
-        let pool = FramePool::new(4);
-        let a = pool.take(100);
-        let b = pool.take(100);
-        assert_eq!(pool.allocations(), 2);
-        pool.give(a);
-        pool.give(b);
-        for _ in 0..50 {
-            let x = pool.take(100);
-            assert_eq!(x.len(), 100);
-            pool.give(x);
-        }
-        assert_eq!(pool.allocations(), 2);
-    }
 
     #[test]
     fn local_input_errors() {

@@ -1,65 +1,74 @@
-//! The threaded pipeline: decode → segment → track → draw → encode.
+//! The threaded pipeline: N streams share one model.
+//!
+//! ```text
+//!  stream i: source ─► decode ─┐                                  ┌─► track ─► draw ─► encode ─► sink
+//!  stream j: source ─► decode ─┼─► shared channel ─► segment ─────┼─► track ─► draw ─► encode ─► sink
+//!                              │   (batching: --batch, deadline)  │   (one StreamProcessor per stream)
+//! ```
 //!
 //! Each stage runs on its own thread; stages are connected by bounded crossbeam channels of
 //! capacity [`PipelineConfig::channel_capacity`], so a slow stage blocks the ones before it
 //! (backpressure) and memory stays bounded. File input never drops a frame (blocking sends); live
-//! input uses `try_send` from the decoder and counts the frames it drops. Frame buffers travel
-//! through the stages and go back to a [`FramePool`] after encoding, so steady state allocates no
-//! full-size image.
+//! input uses `try_send` from its decoder and counts the frames it drops. Frame buffers travel
+//! through the stages and go back to a [`FramePool`] after encoding.
 //!
-//! Stopping: when `stop` is set (Ctrl-C), the decoder stops reading, the stages drain what is in
-//! flight, the encoder sends EOS (a playable MP4) and the track files are flushed. A failing stage
-//! drops its input channel, which stops the stages before it; the stages after it drain, so the
-//! output is always finalised with the frames that made it through.
+//! The segment stage gathers up to [`PipelineConfig::batch`] frames (from any streams), waiting at
+//! most [`PipelineConfig::batch_timeout`] after the first, runs them in one
+//! [`Segmenter::segment_batch`] call and hands each result back to its stream. Each stream's track
+//! stage owns its [`StreamProcessor`] (tracker, prompt, followed IDs) and its track files.
 //!
-//! The segmenter is any [`Segmenter`]; the tracker runs on its [`Detection`]s. With a prompt, the
-//! frame selector runs on the first frame: the tracks born from the selected detections are the
-//! only ones drawn and exported from then on.
+//! Stopping: when `stop` is set (Ctrl-C), the decoders stop reading, the stages drain what is in
+//! flight, the sinks finalise (a playable MP4, flushed track files). A stream that ends or fails
+//! does not stop the others: its failing stage drops its input channel, which halts that stream's
+//! decoder; the stages after it drain and finalise. A model error stops every stream.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use serde::Serialize;
 
-use super::deps::{ByteTracker, Overlay, OverlayItem, OverlayStyle, TrackedObject, TrackerConfig};
-use super::{Frame, FramePool, SinkConfig, VideoError, VideoSink, VideoSource};
-use crate::export::{ExportObject, TrackWriter};
-use crate::types::{Detection, PixelFormat, Segmenter};
+use super::{Frame, FramePool, VideoError};
+use crate::export::ExportError;
+use crate::model::ModelError;
+use crate::overlay::{Overlay, OverlayItem, OverlayStyle};
+use crate::stream::{FrameMeta, FrameResult, FrameSink, FrameSource, ResultSink, StreamProcessor};
+use crate::types::{Detection, PixelFormat, SegmentTimings, Segmenter};
 
-/// Picks, on the first frame, which detections (indices) the run follows.
-pub type FrameSelector = Box<dyn FnOnce(&[Detection], u32, u32) -> Result<Vec<usize>, crate::Error> + Send>;
+/// A stream's frame source, as the pipeline takes it.
+pub type SourceBox = Box<dyn FrameSource<Error = VideoError>>;
+/// A stream's video output.
+pub type SinkBox = Box<dyn FrameSink<Error = VideoError>>;
+/// A stream's track-file output.
+pub type ResultSinkBox = Box<dyn ResultSink<Error = ExportError>>;
 
-/// What to run and where to write.
+/// One stream of a run: where frames come from, its per-stream core, where results go.
+pub struct Stream {
+    /// Shown in logs and the summary (credentials already redacted).
+    pub name: String,
+    pub source: SourceBox,
+    pub processor: StreamProcessor,
+    /// Overlay video; `None` skips drawing and encoding.
+    pub video: Option<SinkBox>,
+    pub results: Vec<ResultSinkBox>,
+    pub overlay: OverlayStyle,
+}
+
+/// How the pipeline runs (shared by every stream).
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     /// Capacity (frames) of each channel between stages.
     pub channel_capacity: usize,
-    pub tracker: TrackerConfig,
-    pub overlay: OverlayStyle,
-    /// Output video; `None` skips drawing and encoding (`--no-video`).
-    pub output: Option<PathBuf>,
-    pub sink: SinkConfig,
-    pub tracks_mot: Option<PathBuf>,
-    pub tracks_json: Option<PathBuf>,
-    /// Prompt selection applied on the first frame (`None`: follow everything).
-    pub selector: Option<FrameSelector>,
+    /// Most frames in one inference call.
+    pub batch: usize,
+    /// After the first frame of a batch, how long to wait for more (zero: take what is queued).
+    pub batch_timeout: Duration,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self {
-            channel_capacity: 4,
-            tracker: TrackerConfig::default(),
-            overlay: OverlayStyle::default(),
-            output: None,
-            sink: SinkConfig::default(),
-            tracks_mot: None,
-            tracks_json: None,
-            selector: None,
-        }
+        Self { channel_capacity: 4, batch: 1, batch_timeout: Duration::from_millis(10) }
     }
 }
 
@@ -68,6 +77,7 @@ impl Default for PipelineConfig {
 pub struct StageTimes {
     /// Waiting for and copying decoded frames.
     pub decode: Duration,
+    /// Pre-processing, inference, post-processing: a batch's time is shared among its frames.
     pub pre: Duration,
     pub infer: Duration,
     pub post: Duration,
@@ -78,9 +88,10 @@ pub struct StageTimes {
     pub encode: Duration,
 }
 
-/// The outcome of a run.
+/// The outcome of one stream.
 #[derive(Debug)]
 pub struct RunReport {
+    pub name: String,
     /// Frames that went through every stage.
     pub frames: u64,
     /// Frames decoded (including dropped ones).
@@ -93,17 +104,20 @@ pub struct RunReport {
     pub tracks: u64,
     /// Track IDs seeded by the prompt on the first frame (`None` without a prompt).
     pub seeded_tracks: Option<Vec<u64>>,
+    /// Wall time of the whole run.
     pub elapsed: Duration,
-    /// Frames per second between the first and the last finished frame (start-up excluded).
+    /// Frames per second between the stream's first and last finished frame (start-up excluded).
     pub steady_fps: f64,
     pub times: StageTimes,
     /// Stopped by the stop flag (Ctrl-C) before the end of the input.
     pub interrupted: bool,
     /// A decode error mid-stream: the frames before it were processed and the output finalised.
     pub input_error: Option<VideoError>,
+    /// A failure of this stream's own stages (track files, drawing, encoding, prompt).
+    pub error: Option<VideoError>,
     /// The encode pipeline used.
     pub encoder: Option<String>,
-    /// Frame buffers allocated during the run (bounded by the channel capacities).
+    /// Frame buffers allocated during the run, all streams together.
     pub buffer_allocations: u64,
 }
 
@@ -114,6 +128,109 @@ impl RunReport {
     }
 }
 
+/// The outcome of a run of several streams.
+#[derive(Debug)]
+pub struct MultiReport {
+    pub streams: Vec<RunReport>,
+    pub elapsed: Duration,
+    /// A failure of the shared model stage (it stops every stream).
+    pub model_error: Option<VideoError>,
+    /// Inference calls and the frames they carried.
+    pub batches: u64,
+    pub batched_frames: u64,
+}
+
+impl MultiReport {
+    /// Frames through every stage, all streams together.
+    pub fn frames(&self) -> u64 {
+        self.streams.iter().map(|s| s.frames).sum()
+    }
+    /// Aggregate frames per second over the whole run.
+    pub fn fps(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.frames() as f64 / s } else { 0.0 }
+    }
+    /// Mean frames per inference call.
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 { 0.0 } else { self.batched_frames as f64 / self.batches as f64 }
+    }
+}
+
+/// Run one stream until its input ends or `stop` is set. `progress` gets the number of finished
+/// frames. Any error of the stream or the model is returned; a mid-stream decode error is in
+/// [`RunReport::input_error`] (the output was finalised with the frames before it).
+pub fn run(
+    stream: Stream,
+    segmenter: &mut dyn Segmenter,
+    cfg: &PipelineConfig,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RunReport, VideoError> {
+    let mut report = run_many(vec![stream], segmenter, cfg, stop, &|_, n| progress(n))?;
+    let mut one = report.streams.pop().ok_or_else(|| VideoError::Other("the run lost its stream".into()))?;
+    if let Some(e) = report.model_error.take().or_else(|| one.error.take()) {
+        return Err(e);
+    }
+    Ok(one)
+}
+
+/// Run several streams with one shared model (see the module docs). `progress` gets a stream's
+/// index and its number of finished frames. Per-stream failures are in each [`RunReport`]; a
+/// model failure is in [`MultiReport::model_error`].
+pub fn run_many(
+    streams: Vec<Stream>,
+    segmenter: &mut dyn Segmenter,
+    cfg: &PipelineConfig,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(usize, u64) + Sync),
+) -> Result<MultiReport, VideoError> {
+    if streams.is_empty() {
+        return Err(VideoError::Other("no stream to run".into()));
+    }
+    let started = Instant::now();
+    let cap = cfg.channel_capacity.max(1);
+    let n = streams.len();
+    // Frames in flight: every channel full + one per stage, plus slack.
+    let pool = FramePool::new(n * (4 * cap + 8) + cfg.batch);
+    let halts: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
+    let clocks: Vec<DoneClock> = (0..n).map(|_| DoneClock::default()).collect();
+    let (job_tx, job_rx) = bounded::<Job>(cap * n);
+
+    let (outcomes, batch) = std::thread::scope(|s| {
+        let mut seg_txs = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for (i, st) in streams.into_iter().enumerate() {
+            let (seg_tx, seg_rx) = bounded::<Segmented>(cap);
+            seg_txs.push(Some(seg_tx));
+            let ctx = StreamCtx { index: i, pool: &pool, stop, halt: &halts[i], clock: &clocks[i], progress };
+            handles.push(spawn_stream(s, st, ctx, job_tx.clone(), seg_rx, cap));
+        }
+        drop(job_tx);
+        let batch = batch_loop(job_rx, seg_txs, segmenter, cfg, &halts, &pool);
+        let outcomes: Vec<StreamOutcome> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| StreamOutcome::panicked())).collect();
+        (outcomes, batch)
+    });
+
+    let elapsed = started.elapsed();
+    let interrupted = stop.load(Ordering::Relaxed);
+    let allocations = pool.allocations();
+    let streams = outcomes
+        .into_iter()
+        .zip(clocks)
+        .zip(batch.times.iter())
+        .map(|((o, clock), t)| o.into_report(clock, *t, elapsed, interrupted, allocations))
+        .collect();
+    Ok(MultiReport { streams, elapsed, model_error: batch.error, batches: batch.batches, batched_frames: batch.frames })
+}
+
+/// What decoders send to the segment stage.
+enum Job {
+    Frame(usize, Frame),
+    /// The stream has no more frames.
+    End(usize),
+}
+
 struct Segmented {
     frame: Frame,
     dets: Vec<Detection>,
@@ -121,367 +238,469 @@ struct Segmented {
 
 struct Tracked {
     frame: Frame,
-    dets: Vec<Detection>,
-    tracks: Vec<TrackedObject>,
+    result: FrameResult,
 }
 
-/// Records the first error raised by any stage.
+/// First and last finished frame of a stream, for its steady-state rate.
 #[derive(Default)]
-struct FirstError(Mutex<Option<crate::Error>>);
+struct DoneClock(Mutex<(Option<Instant>, Option<Instant>)>);
 
-impl FirstError {
-    fn set(&self, e: crate::Error) {
-        tracing::error!("{e}");
-        if let Ok(mut g) = self.0.lock()
-            && g.is_none()
-        {
-            *g = Some(e);
-        }
-    }
-    fn take(&self) -> Option<crate::Error> {
-        self.0.lock().ok().and_then(|mut g| g.take())
-    }
-}
-
-fn stage_err(stage: &'static str, frame: &Frame, e: crate::Error) -> crate::Error {
-    VideoError::Stage { stage, frame: frame.index + 1, source: Box::new(e) }.into()
-}
-
-/// Run the whole pipeline until the input ends or `stop` is set. `progress` is called with the
-/// number of finished frames after each one.
-pub fn run(
-    mut source: VideoSource,
-    mut segmenter: Box<dyn Segmenter>,
-    cfg: PipelineConfig,
-    stop: &AtomicBool,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<RunReport, crate::Error> {
-    let started = Instant::now();
-    let info = source.info().clone();
-    let cap = cfg.channel_capacity.max(1);
-    // Frames in flight: every channel full + one per stage, plus slack.
-    let pool = FramePool::new(4 * cap + 8);
-    let mut sink = match &cfg.output {
-        Some(out) => Some(VideoSink::create(out, &info, &cfg.sink)?),
-        None => None,
-    };
-    let encoder = sink.as_ref().map(|s| s.description().to_string());
-    let mut writer = TrackWriter::create(cfg.tracks_mot.as_deref(), cfg.tracks_json.as_deref())
-        .map_err(|e| crate::Error::io(e.path.display().to_string(), e.source))?;
-    let (w, h) = (info.width, info.height);
-    let live = info.live;
-    let expected_frames = if live { None } else { info.expected_frames() };
-    let errors = FirstError::default();
-
-    let (dec_tx, dec_rx) = bounded::<Frame>(cap);
-    let (seg_tx, seg_rx) = bounded::<Segmented>(cap);
-    let (trk_tx, trk_rx): (Sender<Tracked>, Receiver<Tracked>) = bounded(cap);
-    let (drw_tx, drw_rx) = bounded::<Frame>(cap);
-    let video = sink.is_some();
-    let mut tracker_cfg = Some(cfg.tracker);
-    let mut selector = cfg.selector;
-    let overlay_style = cfg.overlay;
-
-    let mut times = StageTimes::default();
-    let (mut dropped, mut frames_decoded, mut input_error) = (0u64, 0u64, None);
-    let mut frames_done = 0u64;
-    // first and last finished frame, for the steady-state rate
-    let first_last = Mutex::new((None::<Instant>, None::<Instant>));
-    let on_done_fn = |n: u64| {
-        if let Ok(mut g) = first_last.lock() {
+impl DoneClock {
+    fn tick(&self) {
+        if let Ok(mut g) = self.0.lock() {
             let now = Instant::now();
             g.0.get_or_insert(now);
             g.1 = Some(now);
         }
-        progress(n);
-    };
-    let on_done = &on_done_fn;
-    let mut ids: HashSet<u64> = HashSet::new();
-    let mut seeded: Option<Vec<u64>> = None;
+    }
+    fn steady_fps(self, frames: u64) -> f64 {
+        match self.0.into_inner().ok() {
+            Some((Some(a), Some(b))) if frames > 1 && b > a => (frames - 1) as f64 / (b - a).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+}
 
-    std::thread::scope(|s| {
-        // ---- decode
-        let pool_d = pool.clone();
-        let dec = s.spawn(move || {
-            let (mut busy, mut dropped, mut err) = (Duration::ZERO, 0u64, None);
-            loop {
-                let t0 = Instant::now();
-                match source.next_frame(&pool_d, stop) {
-                    Ok(Some(frame)) => {
-                        busy += t0.elapsed();
-                        if live {
-                            match dec_tx.try_send(frame) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full(f)) => {
-                                    dropped += 1;
-                                    pool_d.give(f.data);
-                                }
-                                Err(TrySendError::Disconnected(_)) => break,
-                            }
-                        } else if dec_tx.send(frame).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
-                }
+/// What a stream's threads share with the run.
+#[derive(Clone, Copy)]
+struct StreamCtx<'a> {
+    index: usize,
+    pool: &'a FramePool,
+    stop: &'a AtomicBool,
+    /// Set when the stream's own stages are gone: its decoder stops.
+    halt: &'a AtomicBool,
+    clock: &'a DoneClock,
+    progress: &'a (dyn Fn(usize, u64) + Sync),
+}
+
+impl StreamCtx<'_> {
+    fn done(&self, n: u64) {
+        self.clock.tick();
+        (self.progress)(self.index, n);
+    }
+}
+
+/// Everything a stream's threads hand back.
+struct StreamOutcome {
+    name: String,
+    decode: DecodeStats,
+    processor: Option<StreamProcessor>,
+    track_busy: Duration,
+    draw_busy: Duration,
+    encode_busy: Duration,
+    frames: u64,
+    frames_encoded: u64,
+    encoder: Option<String>,
+    error: Option<VideoError>,
+    expected_frames: Option<u64>,
+}
+
+impl StreamOutcome {
+    fn panicked() -> Self {
+        StreamOutcome {
+            name: String::new(),
+            decode: DecodeStats::default(),
+            processor: None,
+            track_busy: Duration::ZERO,
+            draw_busy: Duration::ZERO,
+            encode_busy: Duration::ZERO,
+            frames: 0,
+            frames_encoded: 0,
+            encoder: None,
+            error: Some(VideoError::Other("a stream thread panicked".into())),
+            expected_frames: None,
+        }
+    }
+
+    fn into_report(
+        self,
+        clock: DoneClock,
+        seg: SegmentTimings,
+        elapsed: Duration,
+        interrupted: bool,
+        buffer_allocations: u64,
+    ) -> RunReport {
+        let mut input_error = self.decode.error;
+        if let (None, false, Some(expected)) = (&input_error, interrupted, self.expected_frames) {
+            // A truncated file often just ends early without a decoder error: compare with what the
+            // container announced (tolerance for rounding in duration × fps).
+            let decoded = self.decode.frames_read;
+            if decoded + 2 + expected / 50 < expected {
+                input_error = Some(VideoError::Truncated { decoded, expected });
             }
-            (busy, dropped, err, source.frames_read())
-        });
+        }
+        if let Some(e) = &input_error {
+            tracing::error!("{}: {e}", self.name);
+        }
+        let times = StageTimes {
+            decode: self.decode.busy,
+            pre: seg.pre,
+            infer: seg.infer,
+            post: seg.post,
+            track: self.track_busy,
+            draw: self.draw_busy,
+            encode: self.encode_busy,
+        };
+        RunReport {
+            steady_fps: clock.steady_fps(self.frames),
+            name: self.name,
+            frames: self.frames,
+            frames_decoded: self.decode.frames_read,
+            frames_encoded: self.frames_encoded,
+            dropped: self.decode.dropped,
+            tracks: self.processor.as_ref().map_or(0, |p| p.track_count()),
+            seeded_tracks: self.processor.as_ref().and_then(|p| p.seeded_tracks().map(<[u64]>::to_vec)),
+            elapsed,
+            times,
+            interrupted,
+            input_error,
+            error: self.error,
+            encoder: self.encoder,
+            buffer_allocations,
+        }
+    }
+}
 
-        // ---- segment
-        let pool_s = pool.clone();
-        let errors_s = &errors;
-        let seg = s.spawn(move || {
-            let mut t = StageTimes::default();
-            for frame in dec_rx {
-                match segmenter.segment(frame.view()) {
-                    Ok(dets) => {
-                        let st = segmenter.last_timings();
-                        t.pre += st.pre;
-                        t.infer += st.infer;
-                        t.post += st.post;
-                        if seg_tx.send(Segmented { frame, dets }).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        errors_s.set(stage_err("segment", &frame, e));
-                        pool_s.give(frame.data);
-                        break;
-                    }
-                }
+/// Start one stream's decode, track, draw and encode threads; the returned handle joins them.
+fn spawn_stream<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    st: Stream,
+    ctx: StreamCtx<'env>,
+    job_tx: Sender<Job>,
+    seg_rx: Receiver<Segmented>,
+    cap: usize,
+) -> std::thread::ScopedJoinHandle<'scope, StreamOutcome> {
+    s.spawn(move || {
+        let Stream { name, source, processor, video, results, overlay } = st;
+        let info = source.info().clone();
+        let expected_frames = if info.live { None } else { info.expected_frames() };
+        let encoder = video.as_ref().map(|v| v.describe());
+        std::thread::scope(|s2| {
+            let dec = s2.spawn(move || decode_loop(source, ctx, job_tx, info.live));
+            let (trk_tx, trk_rx) = bounded::<Tracked>(cap);
+            let (drw_tx, drw_rx) = bounded::<Frame>(cap);
+            let has_video = video.is_some();
+            let trk = s2.spawn(move || track_loop(seg_rx, processor, results, has_video.then_some(trk_tx), ctx));
+            let drw = has_video.then(|| s2.spawn(move || draw_loop(trk_rx, overlay, drw_tx, ctx)));
+            let enc = video.map(|v| encode_loop(drw_rx, v, ctx));
+            let decode = dec.join().unwrap_or_else(|_| DecodeStats::panicked());
+            let track = trk.join().unwrap_or_else(|_| TrackOutcome::panicked());
+            let draw = drw.map(|h| h.join().unwrap_or_else(|_| (Duration::ZERO, Some(panic_err("draw")))));
+            let (draw_busy, draw_err) = draw.unwrap_or((Duration::ZERO, None));
+            let (encode_busy, frames_encoded, encode_done, enc_err) = enc.unwrap_or((Duration::ZERO, 0, 0, None));
+            let frames = if has_video { encode_done } else { track.done };
+            StreamOutcome {
+                name,
+                decode,
+                processor: Some(track.processor),
+                track_busy: track.busy,
+                draw_busy,
+                encode_busy,
+                frames,
+                frames_encoded,
+                encoder,
+                error: track.error.or(draw_err).or(enc_err),
+                expected_frames,
             }
-            t
-        });
+        })
+    })
+}
 
-        // ---- track (+ track files)
-        let pool_t = pool.clone();
-        let errors_t = &errors;
-        let writer_ref = &mut writer;
-        let trk = s.spawn(move || {
-            let mut tracker = ByteTracker::new(tracker_cfg.take().unwrap_or_default());
-            let mut busy = Duration::ZERO;
-            let mut allowed: Option<HashSet<u64>> = None;
-            let mut seeded = None;
-            let mut ids = HashSet::new();
-            let mut done = 0u64;
-            let mut objects: Vec<ExportObject> = Vec::new();
-            for Segmented { frame, dets } in seg_rx {
-                let t0 = Instant::now();
-                let mut tracks = tracker.update(&dets);
-                if let Some(sel) = selector.take() {
-                    match sel(&dets, w, h) {
-                        Ok(chosen) => {
-                            let a: HashSet<u64> =
-                                tracks.iter().filter(|t| chosen.contains(&t.det_index)).map(|t| t.track_id).collect();
-                            if a.is_empty() {
-                                tracing::warn!(
-                                    "the prompt selected no object on the first frame ({} detections, {} selected): \
-                                     nothing will be tracked",
-                                    dets.len(),
-                                    chosen.len()
-                                );
-                            }
-                            let mut v: Vec<u64> = a.iter().copied().collect();
-                            v.sort_unstable();
-                            seeded = Some(v);
-                            allowed = Some(a);
+fn panic_err(stage: &str) -> VideoError {
+    VideoError::Other(format!("{stage} thread panicked"))
+}
+
+#[derive(Default)]
+struct DecodeStats {
+    busy: Duration,
+    dropped: u64,
+    frames_read: u64,
+    error: Option<VideoError>,
+}
+
+impl DecodeStats {
+    fn panicked() -> Self {
+        DecodeStats { error: Some(panic_err("decode")), ..Default::default() }
+    }
+}
+
+fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live: bool) -> DecodeStats {
+    let mut st = DecodeStats::default();
+    while !ctx.halt.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        match source.next_frame(ctx.pool, ctx.stop) {
+            Ok(Some(frame)) => {
+                st.busy += t0.elapsed();
+                let job = Job::Frame(ctx.index, frame);
+                if live {
+                    match tx.try_send(job) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(Job::Frame(_, f))) => {
+                            st.dropped += 1;
+                            ctx.pool.give(f.data);
                         }
-                        Err(e) => {
-                            errors_t.set(stage_err("prompt", &frame, e));
-                            pool_t.give(frame.data);
-                            break;
-                        }
+                        Err(_) => break,
                     }
-                }
-                if let Some(a) = &allowed {
-                    tracks.retain(|t| a.contains(&t.track_id));
-                }
-                ids.extend(tracks.iter().map(|t| t.track_id));
-                if writer_ref.is_active() {
-                    let masks = writer_ref.wants_masks();
-                    objects.clear();
-                    objects.extend(tracks.iter().map(|t| {
-                        let rle = if masks {
-                            dets.get(t.det_index).and_then(|d| d.mask.as_ref()).map(|m| m.to_rle())
-                        } else {
-                            None
-                        };
-                        ExportObject::new(t.track_id, &t.bbox, t.score, t.class_id, rle)
-                    }));
-                    if let Err(e) = writer_ref.write_frame(frame.index + 1, frame.pts, &objects) {
-                        errors_t.set(crate::Error::io(e.path.display().to_string(), e.source));
-                        pool_t.give(frame.data);
-                        break;
-                    }
-                }
-                busy += t0.elapsed();
-                if video {
-                    if trk_tx.send(Tracked { frame, dets, tracks }).is_err() {
-                        break;
-                    }
-                } else {
-                    pool_t.give(frame.data);
-                    done += 1;
-                    on_done(done);
-                }
-            }
-            drop(trk_tx);
-            (busy, ids, seeded, done)
-        });
-
-        // ---- draw
-        let errors_w = &errors;
-        let pool_w = pool.clone();
-        let drw = video.then(|| {
-            s.spawn(move || {
-                let mut overlay = Overlay::new(overlay_style);
-                let mut busy = Duration::ZERO;
-                for Tracked { mut frame, dets, tracks } in trk_rx {
-                    let t0 = Instant::now();
-                    let items: Vec<OverlayItem<'_>> = tracks
-                        .iter()
-                        .map(|t| OverlayItem {
-                            mask: dets.get(t.det_index).and_then(|d| d.mask.as_ref()),
-                            bbox: t.bbox,
-                            color_key: t.track_id,
-                            label: Some(t.track_id.to_string()),
-                            score: Some(t.score),
-                        })
-                        .collect();
-                    let stride = frame.stride();
-                    if let Err(e) = overlay.draw(&mut frame.data, w, h, stride, PixelFormat::Rgb8, &items) {
-                        errors_w.set(stage_err("draw", &frame, e));
-                        pool_w.give(frame.data);
-                        break;
-                    }
-                    drop(items);
-                    busy += t0.elapsed();
-                    if drw_tx.send(frame).is_err() {
-                        break;
-                    }
-                }
-                busy
-            })
-        });
-
-        // ---- encode (this thread)
-        let mut enc_busy = Duration::ZERO;
-        if let Some(sk) = sink.as_mut() {
-            let mut done = 0u64;
-            for frame in drw_rx.iter() {
-                let t0 = Instant::now();
-                if let Err(e) = sk.push(&frame) {
-                    errors.set(stage_err("encode", &frame, e.into()));
-                    pool.give(frame.data);
+                } else if tx.send(job).is_err() {
                     break;
                 }
-                enc_busy += t0.elapsed();
-                pool.give(frame.data);
-                done += 1;
-                on_done(done);
             }
-            frames_done = done;
+            Ok(None) => break,
+            Err(e) => {
+                st.error = Some(e);
+                break;
+            }
         }
-        drop(drw_rx);
-        times.encode = enc_busy;
+    }
+    let _ = tx.send(Job::End(ctx.index));
+    st.frames_read = source.frames_read();
+    st
+}
 
-        match dec.join() {
-            Ok((busy, d, err, n)) => {
-                times.decode = busy;
-                dropped = d;
-                input_error = err;
-                frames_decoded = n;
+/// What the segment stage hands back.
+struct BatchOutcome {
+    /// Per stream: its share of pre/infer/post time.
+    times: Vec<SegmentTimings>,
+    batches: u64,
+    frames: u64,
+    error: Option<VideoError>,
+}
+
+/// The shared segment stage: gather a batch, run it, route each result to its stream.
+fn batch_loop(
+    rx: Receiver<Job>,
+    mut outs: Vec<Option<Sender<Segmented>>>,
+    segmenter: &mut dyn Segmenter,
+    cfg: &PipelineConfig,
+    halts: &[AtomicBool],
+    pool: &FramePool,
+) -> BatchOutcome {
+    let max = cfg.batch.max(1);
+    let mut out =
+        BatchOutcome { times: vec![SegmentTimings::default(); outs.len()], batches: 0, frames: 0, error: None };
+    let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max);
+    let mut ended: Vec<usize> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        take_job(first, &mut batch, &mut ended);
+        gather(&rx, &mut batch, &mut ended, max, cfg.batch_timeout);
+        if !batch.is_empty() {
+            if let Err(e) = run_batch(&mut batch, &mut outs, segmenter, halts, pool, &mut out) {
+                out.error = Some(e);
+                break;
             }
-            Err(_) => errors.set(VideoError::Other("decode thread panicked".into()).into()),
         }
-        match seg.join() {
-            Ok(t) => {
-                times.pre = t.pre;
-                times.infer = t.infer;
-                times.post = t.post;
+        for i in ended.drain(..) {
+            outs[i] = None;
+        }
+    }
+    // A model error (or the end): every stream's track stage drains and finishes.
+    for (_, f) in batch.drain(..) {
+        pool.give(f.data);
+    }
+    drop(outs);
+    for h in halts {
+        if out.error.is_some() {
+            h.store(true, Ordering::Relaxed);
+        }
+    }
+    // Unblock decoders still sending, then let them see the closed channel.
+    drop(rx);
+    out
+}
+
+fn take_job(job: Job, batch: &mut Vec<(usize, Frame)>, ended: &mut Vec<usize>) {
+    match job {
+        Job::Frame(i, f) => batch.push((i, f)),
+        Job::End(i) => ended.push(i),
+    }
+}
+
+/// Fill the batch up to `max` frames: what is queued now, then what arrives before the deadline.
+/// Stops early at a stream's end so that its frames are routed before its channel closes.
+fn gather(rx: &Receiver<Job>, batch: &mut Vec<(usize, Frame)>, ended: &mut Vec<usize>, max: usize, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while batch.len() < max && ended.is_empty() {
+        match rx.recv_deadline(deadline) {
+            Ok(job) => take_job(job, batch, ended),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+}
+
+fn run_batch(
+    batch: &mut Vec<(usize, Frame)>,
+    outs: &mut [Option<Sender<Segmented>>],
+    segmenter: &mut dyn Segmenter,
+    halts: &[AtomicBool],
+    pool: &FramePool,
+    out: &mut BatchOutcome,
+) -> Result<(), VideoError> {
+    let views: Vec<_> = batch.iter().map(|(_, f)| f.view()).collect();
+    let result = segmenter.segment_batch(&views);
+    drop(views);
+    let dets = match result {
+        Ok(d) if d.len() == batch.len() => d,
+        Ok(d) => {
+            let e = ModelError::Output(format!("{} results for a batch of {} frames", d.len(), batch.len()));
+            return Err(stage_err("segment", &batch[0].1, e));
+        }
+        Err(e) => return Err(stage_err("segment", &batch[0].1, e)),
+    };
+    let t = segmenter.last_timings();
+    let k = batch.len() as u32;
+    out.batches += 1;
+    out.frames += batch.len() as u64;
+    for ((i, frame), dets) in batch.drain(..).zip(dets) {
+        let share = &mut out.times[i];
+        share.pre += t.pre / k;
+        share.infer += t.infer / k;
+        share.post += t.post / k;
+        let sent = match &outs[i] {
+            Some(tx) => tx.send(Segmented { frame, dets }).map_err(|e| e.into_inner().frame),
+            None => Err(frame),
+        };
+        if let Err(frame) = sent {
+            // The stream's own stages are gone (an error there): stop its decoder.
+            outs[i] = None;
+            halts[i].store(true, Ordering::Relaxed);
+            pool.give(frame.data);
+        }
+    }
+    Ok(())
+}
+
+fn stage_err(stage: &'static str, frame: &Frame, e: impl Into<super::StageError>) -> VideoError {
+    VideoError::Stage { stage, frame: frame.index + 1, cause: e.into() }
+}
+
+struct TrackOutcome {
+    processor: StreamProcessor,
+    busy: Duration,
+    done: u64,
+    error: Option<VideoError>,
+}
+
+impl TrackOutcome {
+    fn panicked() -> Self {
+        TrackOutcome {
+            processor: StreamProcessor::new(crate::stream::StreamConfig {
+                tracker: Default::default(),
+                frame_rate: None,
+            }),
+            busy: Duration::ZERO,
+            done: 0,
+            error: Some(panic_err("track")),
+        }
+    }
+}
+
+/// A stream's track stage: its processor and its track files. Without a video output it is the
+/// last stage and returns the frame buffers.
+fn track_loop(
+    rx: Receiver<Segmented>,
+    mut processor: StreamProcessor,
+    mut results: Vec<ResultSinkBox>,
+    tx: Option<Sender<Tracked>>,
+    ctx: StreamCtx<'_>,
+) -> TrackOutcome {
+    let (mut busy, mut done, mut error) = (Duration::ZERO, 0u64, None);
+    for Segmented { frame, dets } in rx.iter() {
+        let t0 = Instant::now();
+        let meta = FrameMeta { index: frame.index, pts: frame.pts };
+        let result = match processor.process(frame.view(), meta, dets) {
+            Ok(r) => r,
+            Err(e) => {
+                error = Some(stage_err("prompt", &frame, e));
+                ctx.pool.give(frame.data);
+                break;
             }
-            Err(_) => errors.set(VideoError::Other("segment thread panicked".into()).into()),
+        };
+        if let Some(e) = results.iter_mut().find_map(|s| s.write(&result).err()) {
+            error = Some(stage_err("track files", &frame, e));
+            ctx.pool.give(frame.data);
+            break;
         }
-        match trk.join() {
-            Ok((busy, i, sd, done)) => {
-                times.track = busy;
-                ids = i;
-                seeded = sd;
-                if !video {
-                    frames_done = done;
+        busy += t0.elapsed();
+        match &tx {
+            Some(tx) => {
+                if let Err(e) = tx.send(Tracked { frame, result }) {
+                    ctx.pool.give(e.into_inner().frame.data);
+                    break;
                 }
             }
-            Err(_) => errors.set(VideoError::Other("track thread panicked".into()).into()),
-        }
-        if let Some(d) = drw {
-            match d.join() {
-                Ok(b) => times.draw = b,
-                Err(_) => errors.set(VideoError::Other("draw thread panicked".into()).into()),
+            None => {
+                ctx.pool.give(frame.data);
+                done += 1;
+                ctx.done(done);
             }
         }
-    });
+    }
+    if error.is_some() {
+        ctx.halt.store(true, Ordering::Relaxed);
+    }
+    drop(rx);
+    drop(tx);
+    for sink in results {
+        if let Err(e) = sink.finish() {
+            error.get_or_insert(VideoError::Stage { stage: "track files", frame: done, cause: e.into() });
+        }
+    }
+    TrackOutcome { processor, busy, done, error }
+}
 
-    // Finalise outputs whatever happened above.
-    let flush = writer.finish();
-    let frames_encoded = match sink {
-        Some(sk) => match sk.finish() {
-            Ok(n) => n,
-            Err(e) => {
-                errors.set(e.into());
-                0
-            }
-        },
-        None => 0,
-    };
-    if let Err(e) = flush {
-        errors.set(crate::Error::io(e.path.display().to_string(), e.source));
-    }
-    if let Some(e) = errors.take() {
-        if let Some(out) = &cfg.output {
-            if frames_encoded > 0 {
-                tracing::warn!(
-                    "{} was finalised with the {frames_encoded} frames processed before the error",
-                    out.display()
-                );
-            } else {
-                tracing::warn!("no frame was written; {} was not created", out.display());
-            }
+fn draw_loop(
+    rx: Receiver<Tracked>,
+    style: OverlayStyle,
+    tx: Sender<Frame>,
+    ctx: StreamCtx<'_>,
+) -> (Duration, Option<VideoError>) {
+    let mut overlay = Overlay::new(style);
+    let mut busy = Duration::ZERO;
+    for Tracked { mut frame, result } in rx.iter() {
+        let t0 = Instant::now();
+        let items: Vec<OverlayItem<'_>> = result.overlay_items().collect();
+        let (w, h, stride) = (frame.width, frame.height, frame.stride());
+        let drawn = overlay.draw(&mut frame.data, w, h, stride, PixelFormat::Rgb8, &items);
+        drop(items);
+        if let Err(e) = drawn {
+            ctx.halt.store(true, Ordering::Relaxed);
+            let err = stage_err("draw", &frame, e);
+            ctx.pool.give(frame.data);
+            return (busy, Some(err));
         }
-        return Err(e);
-    }
-    let interrupted = stop.load(Ordering::Relaxed);
-    if let (None, false, Some(expected)) = (&input_error, interrupted, expected_frames) {
-        // A truncated file often just ends early without a decoder error: compare with what the
-        // container announced (tolerance for rounding in duration × fps).
-        if frames_decoded + 2 + expected / 50 < expected {
-            input_error = Some(VideoError::Truncated { decoded: frames_decoded, expected });
+        busy += t0.elapsed();
+        if let Err(e) = tx.send(frame) {
+            ctx.pool.give(e.into_inner().data);
+            break;
         }
     }
-    if let Some(e) = &input_error {
-        tracing::error!("{e}");
+    (busy, None)
+}
+
+/// The encode stage (on the stream's own thread): push, then finalise the output whatever
+/// happened. Returns (busy, frames written to the file, frames finished, error).
+fn encode_loop(rx: Receiver<Frame>, mut sink: SinkBox, ctx: StreamCtx<'_>) -> (Duration, u64, u64, Option<VideoError>) {
+    let (mut busy, mut done, mut error) = (Duration::ZERO, 0u64, None);
+    for frame in rx.iter() {
+        let t0 = Instant::now();
+        let pushed = sink.push(&frame);
+        ctx.pool.give(frame.data);
+        if let Err(e) = pushed {
+            ctx.halt.store(true, Ordering::Relaxed);
+            error = Some(e);
+            break;
+        }
+        busy += t0.elapsed();
+        done += 1;
+        ctx.done(done);
     }
-    let steady_fps = match first_last.into_inner().ok() {
-        Some((Some(a), Some(b))) if frames_done > 1 && b > a => (frames_done - 1) as f64 / (b - a).as_secs_f64(),
-        _ => 0.0,
+    drop(rx);
+    let encoded = match sink.finish() {
+        Ok(n) => n,
+        Err(e) => {
+            error.get_or_insert(e);
+            0
+        }
     };
-    Ok(RunReport {
-        steady_fps,
-        frames: frames_done,
-        frames_decoded,
-        frames_encoded,
-        dropped,
-        tracks: ids.len() as u64,
-        seeded_tracks: seeded,
-        elapsed: started.elapsed(),
-        times,
-        interrupted,
-        input_error,
-        encoder,
-        buffer_allocations: pool.allocations(),
-    })
+    (busy, encoded, done, error)
 }

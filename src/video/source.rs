@@ -17,7 +17,7 @@ use gstreamer_video::prelude::*;
 
 use super::templates::{self, DEFAULT_DECODE};
 use super::yuv::{I420, YuvRange, i420_to_rgb};
-use super::{Frame, FramePool, VideoError, clock_to_duration};
+use super::{Frame, FramePool, VideoError, VideoInfo, clock_to_duration};
 
 /// Decode options.
 #[derive(Debug, Clone)]
@@ -34,30 +34,6 @@ pub struct SourceConfig {
 impl Default for SourceConfig {
     fn default() -> Self {
         Self { template: DEFAULT_DECODE.to_string(), live: None, open_timeout: Duration::from_secs(30) }
-    }
-}
-
-/// What the source knows about the stream after the first frame.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VideoInfo {
-    pub width: u32,
-    pub height: u32,
-    /// Frame rate as a fraction (`None` when unknown or variable).
-    pub fps: Option<(i32, i32)>,
-    /// Stream duration when the container says.
-    pub duration: Option<Duration>,
-    pub live: bool,
-    /// The URI that was opened.
-    pub uri: String,
-}
-
-impl VideoInfo {
-    pub fn fps_f64(&self) -> Option<f64> {
-        self.fps.filter(|(n, d)| *n > 0 && *d > 0).map(|(n, d)| n as f64 / d as f64)
-    }
-    /// Expected number of frames (duration × fps) when both are known.
-    pub fn expected_frames(&self) -> Option<u64> {
-        Some((self.duration?.as_secs_f64() * self.fps_f64()?).round() as u64)
     }
 }
 

@@ -153,7 +153,7 @@ pub fn detections_for(i: u64) -> Vec<Detection> {
 }
 
 impl Segmenter for ScriptedSegmenter {
-    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::Error> {
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::model::ModelError> {
         let i = read_code(&image);
         self.seen.lock().unwrap().push(i);
         Ok(detections_for(i))
@@ -225,7 +225,7 @@ pub fn path_masks(w: u32, h: u32, i: u64) -> Vec<Bitmap> {
 }
 
 impl Segmenter for PathSegmenter {
-    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::Error> {
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::model::ModelError> {
         assert_eq!((image.width, image.height), (self.w, self.h));
         let i = self.calls;
         self.calls += 1;
