@@ -9,7 +9,7 @@ mod support;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use fastsam_track::video::{PipelineConfig, SourceConfig, VideoSource, pipeline};
+use fastsam_track::video::{SourceConfig, VideoSource};
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -32,11 +32,11 @@ fn rss_is_flat_over_10000_frames() {
     );
     let src_cfg = SourceConfig { template, ..SourceConfig::default() };
     let source = VideoSource::open("videotestsrc://", &src_cfg).unwrap();
-    let cfg = PipelineConfig {
+    let cfg = support::Job {
         output: Some(dir.path().join("long.mp4")),
         tracks_mot: Some(dir.path().join("t.txt")),
         tracks_json: Some(dir.path().join("t.jsonl")),
-        ..PipelineConfig::default()
+        ..support::Job::default()
     };
     let samples = Mutex::new(Vec::new());
     let start = rss_kib();
@@ -45,8 +45,8 @@ fn rss_is_flat_over_10000_frames() {
             samples.lock().unwrap().push((n, rss_kib()));
         }
     };
-    let seg = Box::new(support::PathSegmenter { w, h, calls: 0 });
-    let report = pipeline::run(source, seg, cfg, &AtomicBool::new(false), &progress).unwrap();
+    let mut seg = Box::new(support::PathSegmenter { w, h, calls: 0 });
+    let report = support::run_job_progress(source, &mut *seg, cfg, &AtomicBool::new(false), &progress).unwrap();
     let end = rss_kib();
     let samples = samples.into_inner().unwrap();
     eprintln!("RSS before run {start} KiB; by frame: {samples:?}; after run {end} KiB");

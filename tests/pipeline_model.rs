@@ -17,25 +17,21 @@ use std::sync::atomic::AtomicBool;
 
 use fastsam_track::model::{Device, FastSam, ModelOptions};
 use fastsam_track::track::TrackerConfig;
-use fastsam_track::video::{PipelineConfig, RunReport, SourceConfig, VideoSource, pipeline};
+use fastsam_track::video::{RunReport, SourceConfig, VideoSource};
 
 fn run_model(input: &Path, model: &Path, imgsz: Option<u32>, tracker: TrackerConfig, dir: &Path) -> RunReport {
     let opts = ModelOptions { imgsz, device: Device::Cpu, ..ModelOptions::default() };
-    let seg = FastSam::load(model, opts).expect("load model");
+    let mut seg = FastSam::load(model, opts).expect("load model");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    // As the main job does: lost tracks live `track_buffer` frames at 30 fps, scaled to the input.
-    let mut tracker = tracker;
-    if let Some(fps) = source.info().fps_f64().filter(|f| f.is_finite() && *f > 0.0) {
-        tracker.frame_rate = fps;
-    }
-    let cfg = PipelineConfig {
+    // As the main job does, the stream scales the tracker's lost-track buffer to the input's rate.
+    let cfg = support::Job {
         output: Some(dir.join("out.mp4")),
         tracks_mot: Some(dir.join("t.txt")),
         tracks_json: Some(dir.join("t.jsonl")),
         tracker,
-        ..PipelineConfig::default()
+        ..support::Job::default()
     };
-    let report = pipeline::run(source, Box::new(seg), cfg, &AtomicBool::new(false), &|_| {}).unwrap();
+    let report = support::run_job(source, &mut seg, cfg, &AtomicBool::new(false)).unwrap();
     let t = &report.times;
     let n = report.frames as f64;
     eprintln!(

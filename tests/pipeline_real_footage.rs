@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::atomic::AtomicBool;
 
-use fastsam_track::video::{NullSegmenter, PipelineConfig, SourceConfig, VideoSource, pipeline};
+use fastsam_track::video::{NullSegmenter, SourceConfig, VideoSource};
 use support::*;
 
 fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
@@ -22,13 +22,13 @@ fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
     let info = source.info().clone();
     let (w, h) = (info.width, info.height);
-    let cfg = PipelineConfig {
+    let cfg = support::Job {
         output: Some(out.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
-        ..PipelineConfig::default()
+        ..support::Job::default()
     };
-    let report = pipeline::run(source, Box::new(PathSegmenter { w, h, calls: 0 }), cfg, &stop, &|_| {}).unwrap();
+    let report = support::run_job(source, &mut PathSegmenter { w, h, calls: 0 }, cfg, &stop).unwrap();
     eprintln!("{rel}: {report:?}");
 
     let (in_info, in_frames) = decode_all(&input);
@@ -58,8 +58,8 @@ fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
 
     // Overlay only where the masks are: compare with the same pipeline without detections.
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = PipelineConfig { output: Some(plain.clone()), ..PipelineConfig::default() };
-    pipeline::run(source, Box::new(NullSegmenter), cfg, &stop, &|_| {}).unwrap();
+    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
+    support::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
     let (_, ref_frames) = decode_all(&plain);
     assert_eq!(ref_frames.len(), expect_frames);
     for i in (0..expect_frames).step_by(expect_frames / 7) {

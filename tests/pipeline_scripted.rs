@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use fastsam_track::Rle;
-use fastsam_track::video::deps::OverlayStyle;
-use fastsam_track::video::{NullSegmenter, PipelineConfig, SourceConfig, VideoSource, pipeline};
+use fastsam_track::overlay::OverlayStyle;
+use fastsam_track::video::{NullSegmenter, SourceConfig, VideoSource};
 use support::*;
 
 const N: u64 = 60;
@@ -45,19 +45,19 @@ fn ids_persist_through_the_whole_pipeline() {
     write_clip(&input, N);
 
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let seg = Box::new(ScriptedSegmenter { seen: seen.clone() });
+    let mut seg = Box::new(ScriptedSegmenter { seen: seen.clone() });
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = PipelineConfig {
-        channel_capacity: 2,
+    let cfg = support::Job {
+        pipeline: fastsam_track::video::PipelineConfig { channel_capacity: 2, ..Default::default() },
         // labels are drawn outside masks by the real overlay; this test checks mask pixels only
         overlay: OverlayStyle { show_labels: false, ..OverlayStyle::default() },
         output: Some(output.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
-        ..PipelineConfig::default()
+        ..support::Job::default()
     };
     let stop = AtomicBool::new(false);
-    let report = pipeline::run(source, seg, cfg, &stop, &|_| {}).unwrap();
+    let report = support::run_job(source, &mut *seg, cfg, &stop).unwrap();
 
     // Every frame decoded in order, none dropped.
     assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
@@ -140,8 +140,8 @@ fn ids_persist_through_the_whole_pipeline() {
     // same decode/encode steps and differ only by the overlay (and codec noise).
     let plain = dir.path().join("plain.mp4");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = PipelineConfig { output: Some(plain.clone()), ..PipelineConfig::default() };
-    let r = pipeline::run(source, Box::new(NullSegmenter), cfg, &stop, &|_| {}).unwrap();
+    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
+    let r = support::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
     assert_eq!(r.tracks, 0);
     let (_, ref_frames) = decode_all(&plain);
     assert_eq!(ref_frames.len() as u64, N);
@@ -210,26 +210,25 @@ fn ids_persist_through_the_whole_pipeline() {
 
 #[test]
 fn prompt_on_first_frame_selects_the_followed_tracks() {
-    use fastsam_track::video::deps::{Prompt, select};
+    use fastsam_track::model::prompt::Prompt;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("shapes.mp4");
     let (mot, json, output) = (dir.path().join("p.txt"), dir.path().join("p.jsonl"), dir.path().join("p.mp4"));
     write_clip(&input, 30);
     // a point on the disc (shape 1) in frame 0: centre (280, 120)
     let prompt = Prompt::Points(vec![(280.0, 120.0, true)]);
-    let selector: pipeline::FrameSelector = Box::new(move |dets, w, h| select(dets, &prompt, w, h));
+    let selector: Box<dyn fastsam_track::stream::PromptSelector> = Box::new(prompt);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = PipelineConfig {
+    let cfg = support::Job {
         output: Some(output.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
-        selector: Some(selector),
+        prompt: Some(selector),
         overlay: OverlayStyle { show_labels: false, ..OverlayStyle::default() },
-        ..PipelineConfig::default()
+        ..support::Job::default()
     };
-    let report =
-        pipeline::run(source, Box::new(ScriptedSegmenter { seen }), cfg, &AtomicBool::new(false), &|_| {}).unwrap();
+    let report = support::run_job(source, &mut ScriptedSegmenter { seen }, cfg, &AtomicBool::new(false)).unwrap();
     let seeded = report.seeded_tracks.clone().expect("prompt ran");
     assert_eq!(seeded.len(), 1);
     assert_eq!(report.tracks, 1);
@@ -248,8 +247,8 @@ fn prompt_on_first_frame_selects_the_followed_tracks() {
     // the overlay is drawn on the disc only: the other shapes look as in a plain re-encode
     let plain = dir.path().join("plain.mp4");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = PipelineConfig { output: Some(plain.clone()), ..PipelineConfig::default() };
-    pipeline::run(source, Box::new(NullSegmenter), cfg, &AtomicBool::new(false), &|_| {}).unwrap();
+    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
+    support::run_job(source, &mut NullSegmenter, cfg, &AtomicBool::new(false)).unwrap();
     let (_, a) = decode_all(&plain);
     let (_, b) = decode_all(&output);
     for i in [0usize, 15, 29] {

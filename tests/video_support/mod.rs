@@ -284,3 +284,56 @@ pub fn check_track_files_consistent(mot: &Path, json: &Path, pts: &[Option<Durat
     assert_eq!(n_json_objects, rows.len(), "MOT has rows for frames not in JSON");
     ids.len()
 }
+
+/// One pipeline run as the main job sets it up (outputs, tracker scaled to the input's rate,
+/// optional prompt), for tests that drive the library directly.
+pub struct Job {
+    pub output: Option<std::path::PathBuf>,
+    pub tracks_mot: Option<std::path::PathBuf>,
+    pub tracks_json: Option<std::path::PathBuf>,
+    pub tracker: fastsam_track::track::TrackerConfig,
+    pub overlay: fastsam_track::overlay::OverlayStyle,
+    pub sink: SinkConfig,
+    pub prompt: Option<Box<dyn fastsam_track::stream::PromptSelector>>,
+    pub pipeline: fastsam_track::video::PipelineConfig,
+}
+
+impl Default for Job {
+    fn default() -> Self {
+        Job {
+            output: None,
+            tracks_mot: None,
+            tracks_json: None,
+            tracker: Default::default(),
+            overlay: Default::default(),
+            sink: SinkConfig::default(),
+            prompt: None,
+            pipeline: Default::default(),
+        }
+    }
+}
+
+/// Build the stream (creating the outputs) and run it.
+pub fn run_job(
+    source: VideoSource,
+    seg: &mut dyn Segmenter,
+    job: Job,
+    stop: &AtomicBool,
+) -> Result<fastsam_track::video::RunReport, fastsam_track::video::VideoError> {
+    run_job_progress(source, seg, job, stop, &|_| {})
+}
+
+/// [`run_job`], reporting finished frames to `progress`.
+pub fn run_job_progress(
+    source: VideoSource,
+    seg: &mut dyn Segmenter,
+    job: Job,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<fastsam_track::video::RunReport, fastsam_track::video::VideoError> {
+    use fastsam_track::video::job::{StreamOutputs, StreamSetup, build_stream};
+    let outputs = StreamOutputs { video: job.output, tracks_mot: job.tracks_mot, tracks_json: job.tracks_json };
+    let setup = StreamSetup { tracker: &job.tracker, overlay: &job.overlay, sink: &job.sink };
+    let stream = build_stream("test".into(), source, job.prompt, &outputs, &setup)?;
+    fastsam_track::video::pipeline::run(stream, seg, &job.pipeline, stop, progress)
+}
