@@ -14,7 +14,7 @@
 //!
 //! The segment stage gathers up to [`PipelineConfig::batch`] frames (from any streams), waiting at
 //! most [`PipelineConfig::batch_timeout`] after the first, runs them in one
-//! [`Segmenter::segment_batch`] call and hands each result back to its stream. Each stream's track
+//! [`Segmenter::segment_batch`] call per frame size and hands each result back to its stream. Each stream's track
 //! stage owns its [`StreamProcessor`] (tracker, prompt, followed IDs) and its track files.
 //!
 //! Stopping: when `stop` is set (Ctrl-C), the decoders stop reading, the stages drain what is in
@@ -527,6 +527,9 @@ fn gather(rx: &Receiver<Job>, batch: &mut Vec<(usize, Frame)>, ended: &mut Vec<u
     }
 }
 
+/// Run the gathered frames, one inference call per frame size (frames of one size share a
+/// letterbox, so a stream's results do not depend on what it was batched with), and route each
+/// result to its stream.
 fn run_batch(
     batch: &mut Vec<(usize, Frame)>,
     outs: &mut [Option<Sender<Segmented>>],
@@ -535,22 +538,39 @@ fn run_batch(
     pool: &FramePool,
     out: &mut BatchOutcome,
 ) -> Result<(), VideoError> {
-    let views: Vec<_> = batch.iter().map(|(_, f)| f.view()).collect();
+    while !batch.is_empty() {
+        let size = (batch[0].1.width, batch[0].1.height);
+        let (group, rest): (Vec<_>, Vec<_>) = batch.drain(..).partition(|(_, f)| (f.width, f.height) == size);
+        *batch = rest;
+        run_group(group, outs, segmenter, halts, pool, out)?;
+    }
+    Ok(())
+}
+
+fn run_group(
+    group: Vec<(usize, Frame)>,
+    outs: &mut [Option<Sender<Segmented>>],
+    segmenter: &mut dyn Segmenter,
+    halts: &[AtomicBool],
+    pool: &FramePool,
+    out: &mut BatchOutcome,
+) -> Result<(), VideoError> {
+    let views: Vec<_> = group.iter().map(|(_, f)| f.view()).collect();
     let result = segmenter.segment_batch(&views);
     drop(views);
     let dets = match result {
-        Ok(d) if d.len() == batch.len() => d,
+        Ok(d) if d.len() == group.len() => d,
         Ok(d) => {
-            let e = ModelError::Output(format!("{} results for a batch of {} frames", d.len(), batch.len()));
-            return Err(stage_err("segment", &batch[0].1, e));
+            let e = ModelError::Output(format!("{} results for a batch of {} frames", d.len(), group.len()));
+            return Err(stage_err("segment", &group[0].1, e));
         }
-        Err(e) => return Err(stage_err("segment", &batch[0].1, e)),
+        Err(e) => return Err(stage_err("segment", &group[0].1, e)),
     };
     let t = segmenter.last_timings();
-    let k = batch.len() as u32;
+    let k = group.len() as u32;
     out.batches += 1;
-    out.frames += batch.len() as u64;
-    for ((i, frame), dets) in batch.drain(..).zip(dets) {
+    out.frames += group.len() as u64;
+    for ((i, frame), dets) in group.into_iter().zip(dets) {
         let share = &mut out.times[i];
         share.pre += t.pre / k;
         share.infer += t.infer / k;
