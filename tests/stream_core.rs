@@ -234,3 +234,29 @@ fn cli_refuses_ambiguous_per_stream_outputs() {
     assert!(err.contains("{stem}"), "{err}");
     assert!(!dir.path().join("t.txt").exists(), "nothing written");
 }
+
+#[test]
+fn a_broken_stream_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, cut) = (dir.path().join("good.mp4"), dir.path().join("cut.mp4"));
+    support::write_clip(&good, 150);
+    support::write_truncated_clip(&cut, 100);
+    let o = bin()
+        .arg(&cut)
+        .arg(&good)
+        .args(["--null-model", "--batch", "2", "--tracks-json"])
+        .arg(format!("{}/", dir.path().display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a broken input fails the run: {err}");
+    assert!(err.contains("cut: input ended at frame"), "names the broken stream: {err}");
+    assert!(!err.contains("good: input ended"), "{err}");
+    // The good stream ran to its end; the broken one was finalised with what decoded.
+    let (_, frames) = support::decode_all(&dir.path().join("good.tracked.mp4"));
+    assert_eq!(frames.len(), 150);
+    assert_eq!(support::read_jsonl(&dir.path().join("good.jsonl")).len(), 150);
+    let (_, cut_frames) = support::decode_all(&dir.path().join("cut.tracked.mp4"));
+    assert!(cut_frames.len() > 10 && cut_frames.len() < 100, "{} frames", cut_frames.len());
+    assert_eq!(support::read_jsonl(&dir.path().join("cut.jsonl")).len(), cut_frames.len());
+}

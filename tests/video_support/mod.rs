@@ -337,3 +337,32 @@ pub fn run_job_progress(
     let stream = build_stream("test".into(), source, job.prompt, &outputs, &setup)?;
     fastsam_track::video::pipeline::run(stream, seg, &job.pipeline, stop, progress)
 }
+
+/// Write the synthetic clip of `frames` frames with its index first (`faststart`), then cut the
+/// file in half: it opens, announces `frames` frames, and breaks mid-stream.
+pub fn write_truncated_clip(path: &Path, frames: u64) {
+    let full = path.with_extension("full.mp4");
+    let tmpl = "appsrc name=src ! videoconvert ! video/x-raw,format=I420 ! x264enc ! h264parse ! \
+                mp4mux faststart=true ! filesink location=\"{output}\"";
+    let info = VideoInfo { width: W, height: H, fps: Some((25, 1)), duration: None, live: false, uri: String::new() };
+    let cfg = SinkConfig { template: tmpl.into(), fallback: None, ..SinkConfig::default() };
+    let mut sink = VideoSink::create(&full, &info, &cfg).expect("encoder");
+    let mut data = vec![0u8; (W * H * 3) as usize];
+    for i in 0..frames {
+        draw_frame(i, &mut data);
+        let f = Frame {
+            index: i,
+            pts: Some(Duration::from_millis(40 * i)),
+            duration: Some(Duration::from_millis(40)),
+            width: W,
+            height: H,
+            data: std::mem::take(&mut data),
+        };
+        sink.push(&f).expect("encode");
+        data = f.data;
+    }
+    sink.finish().expect("finish");
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&full).unwrap();
+}
