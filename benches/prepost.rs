@@ -20,6 +20,9 @@ use fastsam_track::model::{Device, FastSam, Letterbox, ModelOptions, PostConfig,
 use fastsam_track::{ImageView, PixelFormat};
 use opencv::core::{MatTraitConst, MatTraitConstManual};
 
+#[path = "../tests/support/assets.rs"]
+mod assets;
+
 struct Tensors {
     out0: Vec<f32>,
     anchors: usize,
@@ -34,7 +37,7 @@ fn read_bgr(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
 }
 
 fn golden_tensors(case: &str, w: u32, h: u32) -> Option<Tensors> {
-    let dir = fastsam_track::assets::require(&format!("golden/seg/{case}/output0.npy"))?.parent()?.to_path_buf();
+    let dir = assets::require(&format!("golden/seg/{case}/output0.npy"))?.parent()?.to_path_buf();
     let o0 = read_f32(&dir.join("output0.npy")).ok()?;
     let o1 = read_f32(&dir.join("output1.npy")).ok()?;
     Some(Tensors {
@@ -73,7 +76,7 @@ fn benches(c: &mut Criterion) {
     let cases = [("bus", "bus_640"), ("zidane", "zidane_640")];
     let mut images = Vec::new();
     for (short, case) in cases {
-        let Some(p) = fastsam_track::assets::require(&format!("golden/seg/{case}/orig.png")) else { return };
+        let Some(p) = assets::require(&format!("golden/seg/{case}/orig.png")) else { return };
         images.push((short, case, read_bgr(&p)));
     }
     // preprocessing
@@ -95,8 +98,8 @@ fn benches(c: &mut Criterion) {
         }
     }
     // 1024 tensors from the dynamic model, and raw inference times
-    let dyn_model = fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx");
-    let static_model = fastsam_track::assets::require("models/FastSAM-s-random-640.onnx");
+    let dyn_model = assets::require("models/FastSAM-s-random-dynamic.onnx");
+    let static_model = assets::require("models/FastSAM-s-random-640.onnx");
     let mut infer_jobs = Vec::new();
     if let Some(m) = &dyn_model {
         let opts = ModelOptions { imgsz: Some(1024), device: Device::Cpu, ..ModelOptions::default() };

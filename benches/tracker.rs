@@ -6,7 +6,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use fastsam_track::track::{Association, ByteTracker, TrackerConfig};
 use fastsam_track::{BBox, Detection, Mask};
 
-#[path = "../tests/common/scenes.rs"]
+#[path = "../tests/support/scenes.rs"]
 mod scenes;
 
 fn frame(n: usize, f: usize, masks: bool, rng: &mut scenes::Rng) -> Vec<Detection> {

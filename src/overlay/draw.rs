@@ -329,19 +329,98 @@ mod tests {
         assert!(err.to_string().contains("too small"), "{err}");
     }
 
+    const BG: [u8; 3] = [7, 7, 7];
+
+    /// Draw one label-only item (no mask, no box) onto a `w`x`h` image filled with [`BG`].
+    fn draw_label_only(w: u32, h: u32, bbox: BBox, key: u64, label: &str, score: Option<f32>) -> Vec<u8> {
+        let mut img = BG.repeat((w * h) as usize);
+        let item = OverlayItem { mask: None, bbox, color_key: key, label: Some(label.into()), score };
+        let style = OverlayStyle { show_scores: score.is_some(), show_boxes: false, ..Default::default() };
+        Overlay::new(style).draw(&mut img, w, h, (w * 3) as usize, PixelFormat::Rgb8, &[item]).unwrap();
+        img
+    }
+
+    /// The label's extent `(x0, y0, x1, y1)` (exclusive ends): the bounding box of the changed
+    /// pixels, checked to be a solid tag (every pixel in it changed, none outside it) filled with
+    /// the track's colour and carrying text in black or white, whichever contrasts with it (with
+    /// anti-aliased pixels between the two).
+    fn label_extent(img: &[u8], w: u32, h: u32, key: u64) -> (u32, u32, u32, u32) {
+        let px = |x: u32, y: u32| -> [u8; 3] {
+            let p = ((y * w + x) * 3) as usize;
+            [img[p], img[p + 1], img[p + 2]]
+        };
+        let changed: Vec<(u32, u32)> =
+            (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| px(x, y) != BG).collect();
+        assert!(!changed.is_empty(), "no label drawn");
+        let x0 = changed.iter().map(|p| p.0).min().unwrap();
+        let x1 = changed.iter().map(|p| p.0).max().unwrap() + 1;
+        let y0 = changed.iter().map(|p| p.1).min().unwrap();
+        let y1 = changed.iter().map(|p| p.1).max().unwrap() + 1;
+        assert_eq!(changed.len() as u32, (x1 - x0) * (y1 - y0), "the label is one solid tag, nothing elsewhere");
+        let fill = color_for(key);
+        let luma = |c: [u8; 3]| 0.299 * c[0] as f64 + 0.587 * c[1] as f64 + 0.114 * c[2] as f64;
+        let text = if luma(fill) > 140.0 { [0, 0, 0] } else { [255, 255, 255] };
+        let (mut n_fill, mut n_text) = (0, 0);
+        for &(x, y) in &changed {
+            let c = px(x, y);
+            n_fill += usize::from(c == fill);
+            // Anti-aliased 1-px strokes rarely reach the exact text colour: count pixels nearer
+            // to it than to the fill.
+            let d = |a: [u8; 3], b: [u8; 3]| (0..3).map(|k| (a[k] as i32 - b[k] as i32).abs()).sum::<i32>();
+            n_text += usize::from(d(c, text) < d(c, fill));
+            for k in 0..3 {
+                let (lo, hi) = (fill[k].min(text[k]), fill[k].max(text[k]));
+                assert!((lo..=hi).contains(&c[k]), "({x},{y}) {c:?} is neither fill {fill:?} nor text {text:?}");
+            }
+        }
+        assert!(n_fill * 2 > changed.len(), "the tag is mostly the track colour ({n_fill}/{})", changed.len());
+        assert!(n_text >= 10, "pixels nearer the text colour {text:?} than the fill: {n_text}");
+        // The text sits inside the tag, off its border rows and columns.
+        for x in x0..x1 {
+            assert_eq!(px(x, y0), fill, "top border ({x},{y0})");
+            assert_eq!(px(x, y1 - 1), fill, "bottom border ({x},{})", y1 - 1);
+        }
+        for y in y0..y1 {
+            assert_eq!(px(x0, y), fill, "left border ({x0},{y})");
+        }
+        (x0, y0, x1, y1)
+    }
+
+    #[test]
+    fn label_sits_on_top_of_the_box_in_the_track_colour() {
+        let (w, h) = (160u32, 120u32);
+        // A light and a dark track colour (black and white text respectively).
+        let luma = |k: u64| {
+            let c = color_for(k);
+            0.299 * c[0] as f64 + 0.587 * c[1] as f64 + 0.114 * c[2] as f64
+        };
+        let light = (0..32).find(|&k| luma(k) > 170.0).unwrap();
+        let dark = (0..32).find(|&k| luma(k) < 110.0).unwrap();
+        for key in [light, dark] {
+            let img = draw_label_only(w, h, BBox::new(40.0, 60.0, 110.0, 100.0), key, "#12", None);
+            let (x0, y0, x1, y1) = label_extent(&img, w, h, key);
+            // Left-aligned with the box, its bottom edge on the box's top edge.
+            assert_eq!((x0, y1), (40, 60), "key {key}: tag at ({x0},{y0})-({x1},{y1})");
+            // One line of small text: a tag about 20 px high and narrower than the box.
+            assert!((12..=30).contains(&(y1 - y0)), "tag height {}", y1 - y0);
+            assert!((20..=70).contains(&(x1 - x0)), "tag width {} for \"#12\"", x1 - x0);
+            // A longer text gives a wider tag at the same place.
+            let img2 = draw_label_only(w, h, BBox::new(40.0, 60.0, 110.0, 100.0), key, "#12", Some(0.9));
+            let (a0, b0, a1, b1) = label_extent(&img2, w, h, key);
+            assert_eq!((a0, b0, b1), (x0, y0, y1));
+            assert!(a1 > x1 + 15, "\"#12 0.90\" is wider than \"#12\": {a1} vs {x1}");
+        }
+    }
+
     #[test]
     fn labels_are_drawn_inside_the_image() {
+        // A box in the top-right corner: no room above it or to its right, so the tag moves down
+        // (inside the box) and left, and stays whole within the image.
         let (w, h) = (80u32, 40u32);
-        let mut img = vec![0u8; (w * h * 3) as usize];
-        let item = OverlayItem {
-            mask: None,
-            bbox: BBox::new(70.0, 0.0, 80.0, 10.0),
-            color_key: 2,
-            label: Some("#12".into()),
-            score: Some(0.9),
-        };
-        let style = OverlayStyle { show_scores: true, show_boxes: true, ..Default::default() };
-        Overlay::new(style).draw(&mut img, w, h, (w * 3) as usize, PixelFormat::Rgb8, &[item]).unwrap();
-        assert!(img.iter().any(|&v| v != 0));
+        let img = draw_label_only(w, h, BBox::new(70.0, 0.0, 80.0, 10.0), 2, "#12", Some(0.9));
+        let (x0, y0, x1, y1) = label_extent(&img, w, h, 2);
+        assert_eq!((y0, x1), (0, w), "tag at ({x0},{y0})-({x1},{y1})");
+        assert!(x0 > 0 && x0 < 70, "the tag was moved left to fit: x0 {x0}");
+        assert!((12..=30).contains(&(y1 - y0)), "tag height {}", y1 - y0);
     }
 }

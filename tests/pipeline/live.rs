@@ -2,8 +2,7 @@
 //! `try_send` into the first channel) and counted, instead of queueing without bound; the
 //! output still plays. A live `videotestsrc` stands in for an RTSP camera.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -33,12 +32,12 @@ fn live_source_drops_and_counts_frames() {
     let src_cfg = SourceConfig { template: template.into(), ..SourceConfig::default() };
     let source = VideoSource::open("videotestsrc://", &src_cfg).unwrap();
     assert!(source.info().live);
-    let cfg = support::Job {
+    let cfg = video::Job {
         pipeline: fastsam_track::video::PipelineConfig { channel_capacity: 2, ..Default::default() },
         output: Some(out.clone()),
-        ..support::Job::default()
+        ..video::Job::default()
     };
-    let report = support::run_job(source, &mut Slow, cfg, &AtomicBool::new(false)).unwrap();
+    let report = video::run_job(source, &mut Slow, cfg, &AtomicBool::new(false)).unwrap();
     eprintln!("{report:?}");
     assert!(report.dropped > 0, "a 40 ms/frame segmenter on a 50 fps live source must drop frames");
     assert_eq!(report.frames + report.dropped, report.frames_decoded);
@@ -46,7 +45,7 @@ fn live_source_drops_and_counts_frames() {
     // The run keeps up with real time instead of processing a backlog: 100 frames at 50 fps last
     // 2 s, in which a 40 ms/frame segmenter finishes at most 50 (plus what the channels hold).
     assert!(report.frames <= 58, "{} frames processed: a backlog was queued instead of dropped", report.frames);
-    let (_, frames) = support::decode_all(&out);
+    let (_, frames) = video::decode_all(&out);
     assert_eq!(frames.len() as u64, report.frames_encoded);
     assert_eq!(report.frames_encoded, report.frames);
 }

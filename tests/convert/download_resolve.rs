@@ -4,12 +4,12 @@
 //!
 //! Everything runs in one test function because it changes process-wide environment variables.
 
-mod common_http;
+use crate::support::assets;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common_http::{Plan, Server};
+use crate::support::http::{Plan, Server};
 use fastsam_track::convert::graph::CONVERTER_VERSION;
 use fastsam_track::convert::onnx_proto::ModelProto;
 use fastsam_track::convert::{ConvertError, resolve_model};
@@ -31,7 +31,7 @@ fn output_names(p: &Path) -> Vec<String> {
 
 #[test]
 fn resolve_model_offline_download_convert_and_cache() {
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
+    let Some(pt) = assets::require("models/FastSAM-s-random.pt") else { return };
     let data = Arc::new(std::fs::read(&pt).unwrap());
     let srv = Server::start(data, |_, _| Plan::Full { ignore_range: false });
     let cache = tempfile::tempdir().unwrap();

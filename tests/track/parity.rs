@@ -2,6 +2,8 @@
 //! `../shared/golden/tracker`: the same track ID for every (frame, det_index) and Kalman boxes
 //! within 1e-3 px, in the same output order; plus motmetrics on the resulting tracks.
 
+use crate::support::assets;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -48,7 +50,7 @@ fn run(seq: &eval::DetectionSequence, cfg: TrackerConfig) -> Vec<(i64, TrackedOb
 }
 
 fn check_sequence(name: &str) {
-    let Some(dir) = fastsam_track::assets::require(&format!("golden/tracker/{name}/tracks.csv")) else { return };
+    let Some(dir) = assets::require(&format!("golden/tracker/{name}/tracks.csv")) else { return };
     let dir = dir.parent().unwrap().to_path_buf();
     let seq = eval::read_detections(&dir.join("detections.csv")).unwrap();
     let meta: serde_json::Value =
@@ -102,8 +104,8 @@ fn check_sequence(name: &str) {
 
     // motmetrics on the tracks vs the golden motmetrics.json (the hypothesis is tracks.csv).
     let gt_path = match meta["gt"].as_str().unwrap() {
-        p if p.starts_with("mot/") => fastsam_track::assets::root().join("assets").join(p),
-        p => fastsam_track::assets::root().join("golden").join(p),
+        p if p.starts_with("mot/") => assets::root().join("assets").join(p),
+        p => assets::root().join("golden").join(p),
     };
     // motmetrics' loadtxt moves the ground truth by (-1, -1) (MATLAB convention) while the
     // golden's hypothesis frame was built from tracks.csv directly, so do the same here.

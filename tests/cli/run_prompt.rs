@@ -1,8 +1,8 @@
 //! `fastsam-track CLIP --point X,Y` with the trained synthetic model: the point picks one object on
 //! the first frame, and only its track is exported, starting on that object.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::assets;
+use crate::support::video;
 
 use std::process::Command;
 
@@ -11,9 +11,9 @@ use fastsam_track::{BBox, Rle};
 #[test]
 fn point_prompt_follows_one_object() {
     let (Some(clip), Some(masks), Some(model)) = (
-        fastsam_track::assets::require("assets/synth/synth_track_a.mp4"),
-        fastsam_track::assets::require("assets/synth/synth_track_a/masks.jsonl"),
-        fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx"),
+        assets::require("assets/synth/synth_track_a.mp4"),
+        assets::require("assets/synth/synth_track_a/masks.jsonl"),
+        assets::require("models/FastSAM-n-synth-dynamic.onnx"),
     ) else {
         return;
     };
@@ -62,7 +62,7 @@ fn point_prompt_follows_one_object() {
     let ids: Vec<u64> =
         line.split('[').nth(1).unwrap().trim_end_matches(']').split(',').map(|s| s.trim().parse().unwrap()).collect();
     assert_eq!(ids.len(), 1, "{line}");
-    let rows = support::read_mot(&mot);
+    let rows = video::read_mot(&mot);
     assert!(rows.len() > 50, "the followed object is tracked for a while ({} rows)", rows.len());
     assert!(rows.iter().all(|r| r.1 == ids[0]), "only the followed ID is exported");
     let first = rows.iter().find(|r| r.0 == 1).expect("tracked from frame 1");

@@ -2,6 +2,8 @@
 //! of the shared test checkpoints (independent figures from MODELS.md), and clear errors for
 //! hostile, non-zip and incomplete archives.
 
+use crate::support::assets;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -33,7 +35,7 @@ const YOLOV8_SEG_LAYERS: &[&str] = &[
 ];
 
 fn check_arch(file: &str, params: usize, scale: &str) {
-    let Some(pt) = fastsam_track::assets::require(&format!("models/{file}")) else { return };
+    let Some(pt) = assets::require(&format!("models/{file}")) else { return };
     let ck = Checkpoint::load(&pt).unwrap();
     assert_eq!(ck.meta_str("version").as_deref(), Some("8.4.190"));
     let model = ck.model().unwrap();
@@ -113,7 +115,7 @@ fn non_checkpoints_give_clear_errors() {
     assert!(e.contains("no `model`"), "{e}");
 
     // Storages missing from the archive: the real pickle without its data/ files.
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-n-synth.pt") else { return };
+    let Some(pt) = assets::require("models/FastSAM-n-synth.pt") else { return };
     let mut z = zip::ZipArchive::new(std::fs::File::open(&pt).unwrap()).unwrap();
     let name = z.file_names().find(|n| n.ends_with("data.pkl")).unwrap().to_string();
     let mut pkl = Vec::new();
@@ -126,7 +128,7 @@ fn non_checkpoints_give_clear_errors() {
 
 #[test]
 fn bad_imgsz_is_rejected() {
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-n-synth.pt") else { return };
+    let Some(pt) = assets::require("models/FastSAM-n-synth.pt") else { return };
     let dir = tempfile::tempdir().unwrap();
     let e =
         convert_checkpoint(&pt, &dir.path().join("x.onnx"), &ConvertOptions { imgsz: Some((300, 320)) }).unwrap_err();

@@ -6,11 +6,11 @@
 //!   the same clip and model (28.9% / 39.9%, read from `assets/synth/ultralytics_baseline_metrics.json`).
 //! - `random_weights_*`: random-weight FastSAM-s models on real footage (meaningless masks, real
 //!   shapes and counts): frame count and timing preserved, MOT and JSON consistent. Slow, so
-//!   `#[ignore]`d: `cargo test --test pipeline_model -- --ignored`. (The same checks run by default
-//!   with scripted detections in `pipeline_real_footage.rs`.)
+//!   `#[ignore]`d: `cargo test --test pipeline model:: -- --ignored`. (The same checks run by default
+//!   with scripted detections in `real_footage.rs`.)
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::assets;
+use crate::support::video;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -24,14 +24,14 @@ fn run_model(input: &Path, model: &Path, imgsz: Option<u32>, tracker: TrackerCon
     let mut seg = FastSam::load(model, opts).expect("load model");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
     // As the main job does, the stream scales the tracker's lost-track buffer to the input's rate.
-    let cfg = support::Job {
+    let cfg = video::Job {
         output: Some(dir.join("out.mp4")),
         tracks_mot: Some(dir.join("t.txt")),
         tracks_json: Some(dir.join("t.jsonl")),
         tracker,
-        ..support::Job::default()
+        ..video::Job::default()
     };
-    let report = support::run_job(source, &mut seg, cfg, &AtomicBool::new(false)).unwrap();
+    let report = video::run_job(source, &mut seg, cfg, &AtomicBool::new(false)).unwrap();
     let t = &report.times;
     let n = report.frames as f64;
     eprintln!(
@@ -52,8 +52,8 @@ fn run_model(input: &Path, model: &Path, imgsz: Option<u32>, tracker: TrackerCon
 }
 
 fn check_outputs(input: &Path, dir: &Path, report: &RunReport) {
-    let (in_info, in_frames) = support::decode_all(input);
-    let (out_info, out_frames) = support::decode_all(&dir.join("out.mp4"));
+    let (in_info, in_frames) = video::decode_all(input);
+    let (out_info, out_frames) = video::decode_all(&dir.join("out.mp4"));
     assert_eq!(report.frames as usize, in_frames.len());
     assert_eq!(out_frames.len(), in_frames.len(), "output frame count");
     assert_eq!(out_info.fps, in_info.fps);
@@ -62,7 +62,7 @@ fn check_outputs(input: &Path, dir: &Path, report: &RunReport) {
         assert!(rel(&in_frames, i).abs_diff(rel(&out_frames, i)).as_secs_f64() < 1e-3, "frame {i} pts");
     }
     let pts: Vec<_> = in_frames.iter().map(|f| f.pts).collect();
-    let ids = support::check_track_files_consistent(
+    let ids = video::check_track_files_consistent(
         &dir.join("t.txt"),
         &dir.join("t.jsonl"),
         &pts,
@@ -70,6 +70,7 @@ fn check_outputs(input: &Path, dir: &Path, report: &RunReport) {
         in_info.height,
     );
     assert_eq!(ids as u64, report.tracks);
+    assert!(report.tracks >= 1, "no track at all: the track-file checks above compared empty files");
 }
 
 /// One row of Ultralytics' reference metrics from `ultralytics_baseline_metrics.json`.
@@ -95,10 +96,10 @@ fn baseline(v: &serde_json::Value) -> Baseline {
 #[test]
 fn synth_clip_tracking_quality() {
     let (Some(clip), Some(gt), Some(model), Some(base)) = (
-        fastsam_track::assets::require("assets/synth/synth_track_a.mp4"),
-        fastsam_track::assets::require("assets/synth/synth_track_a/gt.txt"),
-        fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx"),
-        fastsam_track::assets::require("assets/synth/ultralytics_baseline_metrics.json"),
+        assets::require("assets/synth/synth_track_a.mp4"),
+        assets::require("assets/synth/synth_track_a/gt.txt"),
+        assets::require("models/FastSAM-n-synth-dynamic.onnx"),
+        assets::require("assets/synth/ultralytics_baseline_metrics.json"),
     ) else {
         return;
     };
@@ -143,8 +144,7 @@ fn synth_clip_tracking_quality() {
 
 /// Random-weight model on real footage: frame count and timing preserved, MOT and JSON consistent.
 fn random_weights_on(clip: &str, model: &str, imgsz: Option<u32>, tracker: TrackerConfig) {
-    let (Some(clip), Some(model)) = (fastsam_track::assets::require(clip), fastsam_track::assets::require(model))
-    else {
+    let (Some(clip), Some(model)) = (assets::require(clip), assets::require(model)) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

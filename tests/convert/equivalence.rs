@@ -3,6 +3,8 @@
 //! outputs `output0` / `output1` for the golden input images (max abs diff <= 1e-3), for the static
 //! 640 export, the dynamic export (square and non-square inputs) and the trained FastSAM-n-synth.
 
+use crate::support::assets;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -113,10 +115,9 @@ fn init_map(p: &Path) -> HashMap<String, (Vec<i64>, Vec<f32>)> {
 
 #[test]
 fn initializers_match_ultralytics_export_tensor_by_tensor() {
-    let (Some(pt), Some(theirs)) = (
-        fastsam_track::assets::require("models/FastSAM-s-random.pt"),
-        fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx"),
-    ) else {
+    let (Some(pt), Some(theirs)) =
+        (assets::require("models/FastSAM-s-random.pt"), assets::require("models/FastSAM-s-random-dynamic.onnx"))
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -139,42 +140,42 @@ fn initializers_match_ultralytics_export_tensor_by_tensor() {
 
 #[test]
 fn fastsam_s_static_640_matches_ultralytics_export() {
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
-    let Some(theirs) = fastsam_track::assets::require("models/FastSAM-s-random-640.onnx") else { return };
+    let Some(pt) = assets::require("models/FastSAM-s-random.pt") else { return };
+    let Some(theirs) = assets::require("models/FastSAM-s-random-640.onnx") else { return };
     let dir = tempfile::tempdir().unwrap();
     let ours = convert(&pt, Some((640, 640)), dir.path());
     for case in ["bus_640", "zidane_640"] {
-        let Some(png) = fastsam_track::assets::require(&format!("golden/seg/{case}/input.png")) else { return };
+        let Some(png) = assets::require(&format!("golden/seg/{case}/input.png")) else { return };
         compare(&ours, &theirs, &load_input(&png, 0, 640, 0, 640), &format!("FastSAM-s static {case}"));
     }
 }
 
 #[test]
 fn fastsam_s_dynamic_matches_ultralytics_export() {
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
-    let Some(theirs) = fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx") else { return };
+    let Some(pt) = assets::require("models/FastSAM-s-random.pt") else { return };
+    let Some(theirs) = assets::require("models/FastSAM-s-random-dynamic.onnx") else { return };
     let dir = tempfile::tempdir().unwrap();
     let ours = convert(&pt, None, dir.path());
-    let Some(png) = fastsam_track::assets::require("golden/seg/bus_640/input.png") else { return };
+    let Some(png) = assets::require("golden/seg/bus_640/input.png") else { return };
     compare(&ours, &theirs, &load_input(&png, 0, 640, 0, 640), "FastSAM-s dynamic bus 640x640");
     compare(&ours, &theirs, &load_input(&png, 96, 384, 0, 640), "FastSAM-s dynamic bus 384x640");
     // A static non-square conversion (constant anchors) against the same reference.
     let fixed = convert(&pt, Some((384, 640)), dir.path());
     compare(&fixed, &theirs, &load_input(&png, 96, 384, 0, 640), "FastSAM-s static-384x640 bus");
-    let Some(png) = fastsam_track::assets::require("golden/seg/zidane_640/input.png") else { return };
+    let Some(png) = assets::require("golden/seg/zidane_640/input.png") else { return };
     compare(&ours, &theirs, &load_input(&png, 0, 640, 64, 512), "FastSAM-s dynamic zidane 640x512");
 }
 
 #[test]
 fn fastsam_n_synth_matches_ultralytics_export() {
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-n-synth.pt") else { return };
-    let Some(theirs) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(pt) = assets::require("models/FastSAM-n-synth.pt") else { return };
+    let Some(theirs) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
     let dir = tempfile::tempdir().unwrap();
     let dynamic = convert(&pt, None, dir.path());
     let fixed = convert(&pt, Some((320, 320)), dir.path());
     let mut batch = Vec::new();
     for case in ["bus_640", "zidane_640"] {
-        let Some(png) = fastsam_track::assets::require(&format!("golden/seg/{case}/input.png")) else { return };
+        let Some(png) = assets::require(&format!("golden/seg/{case}/input.png")) else { return };
         let input = load_input(&png, 160, 320, 160, 320);
         batch.push(input.clone());
         compare(&dynamic, &theirs, &input, &format!("FastSAM-n-synth dynamic {case} 320x320"));
@@ -189,8 +190,8 @@ fn fastsam_n_synth_matches_ultralytics_export() {
 #[test]
 fn static_model_matches_golden_raw_outputs() {
     // Third, independent reference: the raw outputs stored with the goldens (onnxruntime 1.32.0 on Ultralytics' export).
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
-    let Some(dir_case) = fastsam_track::assets::require("golden/seg/bus_640") else { return };
+    let Some(pt) = assets::require("models/FastSAM-s-random.pt") else { return };
+    let Some(dir_case) = assets::require("golden/seg/bus_640") else { return };
     let dir = tempfile::tempdir().unwrap();
     let ours = convert(&pt, Some((640, 640)), dir.path());
     let out = run(&ours, &load_input(&dir_case.join("input.png"), 0, 640, 0, 640));
@@ -250,11 +251,11 @@ fn nms(o0: &(Vec<usize>, Vec<f32>), conf: f32, iou: f32, max_det: usize) -> Vec<
 fn converted_model_gives_ultralytics_final_detections() {
     // The golden detections (Ultralytics' FastSAM predict on its own export) are reproduced from the
     // converted model's raw output with a plain greedy NMS: same anchors, same order.
-    let Some(pt) = fastsam_track::assets::require("models/FastSAM-s-random.pt") else { return };
+    let Some(pt) = assets::require("models/FastSAM-s-random.pt") else { return };
     let dir = tempfile::tempdir().unwrap();
     let ours = convert(&pt, Some((640, 640)), dir.path());
     for case in ["bus_640", "zidane_640"] {
-        let Some(dc) = fastsam_track::assets::require(&format!("golden/seg/{case}")) else { return };
+        let Some(dc) = assets::require(&format!("golden/seg/{case}")) else { return };
         let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dc.join("case.json")).unwrap()).unwrap();
         let ev = &j["everything"]["retina_false"];
         let want: Vec<usize> =

@@ -1,10 +1,9 @@
 //! Memory stays bounded over a long input: 10,000 frames from `videotestsrc` (through the decode
 //! template) with a fast scripted segmenter, tracker, overlay, encoder and both track files.
 //! Samples RSS after warm-up and at the end. Slow (minutes on 2 cores): `cargo test --test
-//! pipeline_memory -- --ignored --nocapture`. Figures go to BENCHMARKS.md.
+//! pipeline memory -- --ignored --nocapture`. Figures go to BENCHMARKS.md.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -32,11 +31,11 @@ fn rss_is_flat_over_10000_frames() {
     );
     let src_cfg = SourceConfig { template, ..SourceConfig::default() };
     let source = VideoSource::open("videotestsrc://", &src_cfg).unwrap();
-    let cfg = support::Job {
+    let cfg = video::Job {
         output: Some(dir.path().join("long.mp4")),
         tracks_mot: Some(dir.path().join("t.txt")),
         tracks_json: Some(dir.path().join("t.jsonl")),
-        ..support::Job::default()
+        ..video::Job::default()
     };
     let samples = Mutex::new(Vec::new());
     let start = rss_kib();
@@ -45,8 +44,8 @@ fn rss_is_flat_over_10000_frames() {
             samples.lock().unwrap().push((n, rss_kib()));
         }
     };
-    let mut seg = Box::new(support::PathSegmenter { w, h, calls: 0 });
-    let report = support::run_job_progress(source, &mut *seg, cfg, &AtomicBool::new(false), &progress).unwrap();
+    let mut seg = Box::new(video::PathSegmenter { w, h, calls: 0 });
+    let report = video::run_job_progress(source, &mut *seg, cfg, &AtomicBool::new(false), &progress).unwrap();
     let end = rss_kib();
     let samples = samples.into_inner().unwrap();
     eprintln!("RSS before run {start} KiB; by frame: {samples:?}; after run {end} KiB");

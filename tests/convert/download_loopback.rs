@@ -3,11 +3,11 @@
 //! transfer interrupted mid-body (resumed with `Range`, or restarted when the server ignores
 //! `Range`), server errors, and truncated/corrupt files rejected with clear errors.
 
-mod common_http;
+use crate::support::assets;
 
 use std::sync::Arc;
 
-use common_http::{Plan, Server};
+use crate::support::http::{Plan, Server};
 use fastsam_track::convert::ConvertError;
 use fastsam_track::convert::checkpoint::Checkpoint;
 use fastsam_track::convert::download::Progress;
@@ -37,7 +37,7 @@ impl Progress for Recorder {
 const SHA_S_RANDOM: &str = "e1b435f27531ef6714b493c0f97d9bfbfda153f73b8aa4a023d6f0018b03f272";
 
 fn data() -> Option<Arc<Vec<u8>>> {
-    let p = fastsam_track::assets::require("models/FastSAM-s-random.pt")?;
+    let p = assets::require("models/FastSAM-s-random.pt")?;
     Some(Arc::new(std::fs::read(p).unwrap()))
 }
 

@@ -2,8 +2,7 @@
 //! the stream is detected as live, frames flow, and Ctrl-C leaves a playable MP4 and complete
 //! track files. Skipped (loudly) when the system python has no GstRtspServer bindings.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -98,9 +97,9 @@ fn rtsp_stream_is_live_and_stops_cleanly() {
     assert!(st.success(), "{st:?}: {err}");
     assert!(err.contains("320x240, 25.00 fps, live"), "detected as live: {err}");
     assert!(err.contains("interrupted after"), "{err}");
-    let (info, frames) = support::decode_all(&out);
+    let (info, frames) = video::decode_all(&out);
     assert_eq!((info.width, info.height), (320, 240));
     assert!(frames.len() >= 50, "{} frames", frames.len());
-    let lines = support::read_jsonl(&json);
+    let lines = video::read_jsonl(&json);
     assert_eq!(lines.len(), frames.len(), "one JSON line per encoded frame (no drops with a null model)");
 }

@@ -8,6 +8,8 @@
 //!
 //! Case counts are set with `PROPTEST_CASES` (default below); CONVERT.notes.md records a long run.
 
+use crate::support::assets;
+
 use std::io::Read;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,14 +110,46 @@ fn hostile(module: &str, name: &str, import: u8, call: u8, proto: u8) -> Vec<u8>
     v
 }
 
+/// The fixture checkpoint exists but is not a usable one (a Git LFS pointer, a truncated or
+/// placeholder file): a failure under `FASTSAM_REQUIRE_ASSETS=1`, a loud skip otherwise, never a
+/// silent pass.
+fn unusable<T>(p: &std::path::Path, why: impl std::fmt::Display) -> Option<T> {
+    let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let msg = format!("FIXTURE UNUSABLE: {} ({size} bytes) is not a usable checkpoint: {why}", p.display());
+    if assets::required() {
+        panic!("{msg} (a Git LFS pointer or placeholder?), and FASTSAM_REQUIRE_ASSETS=1");
+    }
+    eprintln!("\n!!!!!!!!!! SKIPPING: {msg} (a Git LFS pointer or placeholder?) !!!!!!!!!!\n");
+    None
+}
+
+/// The fixture checkpoint's zip archive, or `None` (skip, or panic when required).
+fn fixture_zip() -> Option<(std::path::PathBuf, zip::ZipArchive<std::fs::File>)> {
+    let p = assets::require("models/FastSAM-n-synth.pt")?;
+    let f = match std::fs::File::open(&p) {
+        Ok(f) => f,
+        Err(e) => return unusable(&p, e),
+    };
+    match zip::ZipArchive::new(f) {
+        Ok(z) => Some((p, z)),
+        Err(e) => unusable(&p, format!("not a zip archive ({e})")),
+    }
+}
+
 fn real_pickle() -> Option<&'static [u8]> {
     static DATA: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let p = fastsam_track::assets::require("models/FastSAM-n-synth.pt")?;
-        let mut z = zip::ZipArchive::new(std::fs::File::open(p).ok()?).ok()?;
-        let name = z.file_names().find(|n| n.ends_with("data.pkl"))?.to_string();
+        let (p, mut z) = fixture_zip()?;
+        let Some(name) = z.file_names().find(|n| n.ends_with("data.pkl")).map(str::to_string) else {
+            return unusable(&p, "no data.pkl in the archive");
+        };
         let mut buf = Vec::new();
-        z.by_name(&name).ok()?.read_to_end(&mut buf).ok()?;
+        if let Err(e) = z.by_name(&name).map_err(std::io::Error::from).and_then(|mut f| f.read_to_end(&mut buf)) {
+            return unusable(&p, format!("reading {name}: {e}"));
+        }
+        if buf.is_empty() {
+            return unusable(&p, format!("{name} is empty"));
+        }
         Some(buf)
     })
     .as_deref()
@@ -126,16 +160,20 @@ type Storages = std::collections::HashMap<String, Vec<u8>>;
 fn real_storages() -> Option<&'static Storages> {
     static DATA: OnceLock<Option<Storages>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let p = fastsam_track::assets::require("models/FastSAM-n-synth.pt")?;
-        let mut z = zip::ZipArchive::new(std::fs::File::open(p).ok()?).ok()?;
+        let (p, mut z) = fixture_zip()?;
         let names: Vec<String> = z.file_names().map(str::to_string).collect();
         let mut out = Storages::new();
         for n in names {
             if let Some((_, key)) = n.split_once("/data/") {
                 let mut buf = Vec::new();
-                z.by_name(&n).ok()?.read_to_end(&mut buf).ok()?;
+                if let Err(e) = z.by_name(&n).map_err(std::io::Error::from).and_then(|mut f| f.read_to_end(&mut buf)) {
+                    return unusable(&p, format!("reading {n}: {e}"));
+                }
                 out.insert(key.to_string(), buf);
             }
+        }
+        if out.is_empty() {
+            return unusable(&p, "no tensor storages (`*/data/*`) in the archive");
         }
         Some(out)
     })

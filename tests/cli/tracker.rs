@@ -2,6 +2,8 @@
 //! the MOTChallenge text output keeps Ultralytics parity (IDs, boxes within 1e-3 px), and
 //! `eval-mot --json` reports what the library computes for the same files.
 
+use crate::support::assets;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -13,7 +15,7 @@ fn bin() -> Command {
 
 #[test]
 fn track_detections_output_keeps_parity() {
-    let Some(dets) = fastsam_track::assets::require("golden/tracker/TUD-Campus_seed0/detections.csv") else { return };
+    let Some(dets) = assets::require("golden/tracker/TUD-Campus_seed0/detections.csv") else { return };
     let dir = dets.parent().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tracks.txt");
@@ -33,7 +35,7 @@ fn track_detections_output_keeps_parity() {
     }
 
     // eval-mot --json = library evaluate on the same files.
-    let gt = fastsam_track::assets::root().join("assets/mot/TUD-Campus/gt.txt");
+    let gt = assets::root().join("assets/mot/TUD-Campus/gt.txt");
     let o = bin().args(["eval-mot", "--json", "--gt"]).arg(&gt).arg("--pred").arg(&out).output().unwrap();
     assert!(o.status.success());
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -3,11 +3,9 @@
 //! objects, bounded memory and lazy IDs. Every output is checked to carry the index of the
 //! detection it was updated with.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::scenes::{self, Rng, Scene, det};
+use crate::support::scenes::{self, Rng, Scene, det};
 use fastsam_track::Detection;
 use fastsam_track::track::{Association, ByteTracker, TrackedObject, TrackerConfig};
 

@@ -3,16 +3,16 @@
 //! meaningless masks): frame count and timing preserved, overlay only where the masks are, MOT and
 //! JSON track files consistent with each other and with the video.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::assets;
+use crate::support::video;
+use crate::support::video::*;
 
 use std::sync::atomic::AtomicBool;
 
 use fastsam_track::video::{NullSegmenter, SourceConfig, VideoSource};
-use support::*;
 
 fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
-    let Some(input) = fastsam_track::assets::require(rel) else { return };
+    let Some(input) = assets::require(rel) else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
     let plain = dir.path().join("plain.mp4");
@@ -22,13 +22,13 @@ fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
     let info = source.info().clone();
     let (w, h) = (info.width, info.height);
-    let cfg = support::Job {
+    let cfg = video::Job {
         output: Some(out.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
-        ..support::Job::default()
+        ..video::Job::default()
     };
-    let report = support::run_job(source, &mut PathSegmenter { w, h, calls: 0 }, cfg, &stop).unwrap();
+    let report = video::run_job(source, &mut PathSegmenter { w, h, calls: 0 }, cfg, &stop).unwrap();
     eprintln!("{rel}: {report:?}");
 
     let (in_info, in_frames) = decode_all(&input);
@@ -58,8 +58,8 @@ fn run_on(rel: &str, expect_frames: usize, min_inside_diff: f64) {
 
     // Overlay only where the masks are: compare with the same pipeline without detections.
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
-    support::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
+    let cfg = video::Job { output: Some(plain.clone()), ..video::Job::default() };
+    video::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
     let (_, ref_frames) = decode_all(&plain);
     assert_eq!(ref_frames.len(), expect_frames);
     for i in (0..expect_frames).step_by(expect_frames / 7) {

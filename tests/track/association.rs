@@ -1,13 +1,11 @@
 //! Box vs mask vs fused association on synthetic crossing and occlusion scenes with masks
-//! (generated in `common::scenes`). Prints the comparison table recorded in BENCHMARKS.md and
+//! (generated in `support::scenes`). Prints the comparison table recorded in BENCHMARKS.md and
 //! checks that the association chosen as the product default in `configs/bytetrack.toml` is
 //! at least as good as box association on these scenes (by IDF1, then ID switches).
 
-mod common;
-
 use std::path::Path;
 
-use common::scenes::{self, Scene, SceneParams};
+use crate::support::scenes::{self, Scene, SceneParams};
 use fastsam_track::eval::{self, MotMetrics, MotRow};
 use fastsam_track::track::{Association, ByteTracker, TrackerConfig};
 

@@ -2,6 +2,8 @@
 //! TUD-Stadtmitte (`test.txt` vs `gt.txt`, IoU 0.5; see `../shared/golden/mot/EXPECTED.md`),
 //! and hand-checkable cases of the accumulator rules.
 
+use crate::support::assets;
+
 use std::path::Path;
 
 use fastsam_track::eval::{self, MotMetrics, MotRow};
@@ -117,7 +119,7 @@ fn tud_sequences_match_motmetrics() {
         let m = if name == "OVERALL" {
             MotMetrics::overall(&parts)
         } else {
-            let Some(dir) = fastsam_track::assets::require(&format!("assets/mot/{name}/gt.txt")) else { return };
+            let Some(dir) = assets::require(&format!("assets/mot/{name}/gt.txt")) else { return };
             let dir = dir.parent().unwrap();
             let gt = eval::read_mot(&dir.join("gt.txt")).unwrap();
             let pred = eval::read_mot(&dir.join("test.txt")).unwrap();

@@ -2,8 +2,7 @@
 //! left behind (or, for a file truncated mid-stream, an output finalised with the frames that
 //! decoded and an error naming the frame).
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -105,7 +104,7 @@ fn unsupported_codec() {
 fn missing_encoder_element_names_package() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.mp4");
-    support::write_clip(&input, 5);
+    video::write_clip(&input, 5);
     let out = run(&[
         input.to_str().unwrap(),
         "--null-model",
@@ -130,8 +129,8 @@ fn truncated_mid_stream_finalises_output() {
                 mp4mux faststart=true ! filesink location=\"{output}\"";
     {
         let info = fastsam_track::video::VideoInfo {
-            width: support::W,
-            height: support::H,
+            width: video::W,
+            height: video::H,
             fps: Some((25, 1)),
             duration: None,
             live: false,
@@ -143,15 +142,15 @@ fn truncated_mid_stream_finalises_output() {
             ..fastsam_track::video::SinkConfig::default()
         };
         let mut sink = fastsam_track::video::VideoSink::create(&full, &info, &cfg).unwrap();
-        let mut data = vec![0u8; (support::W * support::H * 3) as usize];
+        let mut data = vec![0u8; (video::W * video::H * 3) as usize];
         for i in 0..100u64 {
-            support::draw_frame(i, &mut data);
+            video::draw_frame(i, &mut data);
             let f = fastsam_track::video::Frame {
                 index: i,
                 pts: Some(std::time::Duration::from_millis(40 * i)),
                 duration: Some(std::time::Duration::from_millis(40)),
-                width: support::W,
-                height: support::H,
+                width: video::W,
+                height: video::H,
                 data: std::mem::take(&mut data),
             };
             sink.push(&f).unwrap();
@@ -168,7 +167,7 @@ fn truncated_mid_stream_finalises_output() {
     assert!(err.contains("finalised"), "{err}");
     // The output holds exactly the frames that decoded, and plays.
     let output = dir.path().join("cut.tracked.mp4");
-    let (_, frames) = support::decode_all(&output);
+    let (_, frames) = video::decode_all(&output);
     assert!(frames.len() > 10 && frames.len() < 100, "{} frames", frames.len());
     assert!(
         err.contains(&format!("input ended at frame {}", frames.len())),
@@ -176,7 +175,7 @@ fn truncated_mid_stream_finalises_output() {
         frames.len()
     );
     // in order, each decodable input frame once (B-frame reordering may skip a few near the cut)
-    let codes: Vec<u64> = frames.iter().map(|f| support::read_code(&f.view())).collect();
+    let codes: Vec<u64> = frames.iter().map(|f| video::read_code(&f.view())).collect();
     assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
     assert_eq!(codes[..10], (0..10).collect::<Vec<_>>());
 }

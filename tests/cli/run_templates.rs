@@ -2,8 +2,7 @@
 //! work, an inline description works, the openh264 encoder template works, and a template without
 //! the required appsink/appsrc is a clear error.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
 
 use std::process::{Command, Output};
 
@@ -15,7 +14,7 @@ fn run(args: &[&str]) -> Output {
 fn config_file_and_template_files() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.mp4");
-    support::write_clip(&input, 20);
+    video::write_clip(&input, 20);
     let i = input.to_str().unwrap();
     for (name, extra) in [
         ("config", vec!["--pipelines", "configs/pipeline.toml", "--channel-capacity", "1"]),
@@ -27,10 +26,10 @@ fn config_file_and_template_files() {
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {err}");
-        let (_, frames) = support::decode_all(&out_path);
+        let (_, frames) = video::decode_all(&out_path);
         assert_eq!(frames.len(), 20, "{name}");
         for (k, f) in frames.iter().enumerate() {
-            assert_eq!(support::read_code(&f.view()), k as u64, "{name}: frame order");
+            assert_eq!(video::read_code(&f.view()), k as u64, "{name}: frame order");
         }
     }
 }
@@ -54,7 +53,7 @@ fn inline_decode_template() {
     // the raw-inference comparison ran on 5 frames (after a warm-up frame) and is reported
     assert!(err.contains("raw inference (model alone, 5 frames in memory)"), "{err}");
     assert!(err.contains("end-to-end:") && err.contains("x raw inference"), "{err}");
-    let (info, frames) = support::decode_all(&out_path);
+    let (info, frames) = video::decode_all(&out_path);
     assert_eq!((frames.len(), info.width, info.height, info.fps), (15, 160, 96, Some((30, 1))));
 }
 
@@ -62,7 +61,7 @@ fn inline_decode_template() {
 fn template_without_appsink_or_appsrc_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.mp4");
-    support::write_clip(&input, 3);
+    video::write_clip(&input, 3);
     let out =
         run(&[input.to_str().unwrap(), "--null-model", "--decode-pipeline", "uridecodebin uri=\"{uri}\" ! fakesink"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -3,8 +3,8 @@
 //! through every stage, that the output keeps the frame count and timing, and that the overlay
 //! changes the picture exactly where the masks are.
 
-#[path = "video_support/mod.rs"]
-mod support;
+use crate::support::video;
+use crate::support::video::*;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use fastsam_track::Rle;
 use fastsam_track::overlay::OverlayStyle;
 use fastsam_track::video::{NullSegmenter, SourceConfig, VideoSource};
-use support::*;
 
 const N: u64 = 60;
 
@@ -47,17 +46,17 @@ fn ids_persist_through_the_whole_pipeline() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut seg = Box::new(ScriptedSegmenter { seen: seen.clone() });
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = support::Job {
+    let cfg = video::Job {
         pipeline: fastsam_track::video::PipelineConfig { channel_capacity: 2, ..Default::default() },
         // labels are drawn outside masks by the real overlay; this test checks mask pixels only
         overlay: OverlayStyle { show_labels: false, ..OverlayStyle::default() },
         output: Some(output.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
-        ..support::Job::default()
+        ..video::Job::default()
     };
     let stop = AtomicBool::new(false);
-    let report = support::run_job(source, &mut *seg, cfg, &stop).unwrap();
+    let report = video::run_job(source, &mut *seg, cfg, &stop).unwrap();
 
     // Every frame decoded in order, none dropped.
     assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
@@ -140,8 +139,8 @@ fn ids_persist_through_the_whole_pipeline() {
     // same decode/encode steps and differ only by the overlay (and codec noise).
     let plain = dir.path().join("plain.mp4");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
-    let r = support::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
+    let cfg = video::Job { output: Some(plain.clone()), ..video::Job::default() };
+    let r = video::run_job(source, &mut NullSegmenter, cfg, &stop).unwrap();
     assert_eq!(r.tracks, 0);
     let (_, ref_frames) = decode_all(&plain);
     assert_eq!(ref_frames.len() as u64, N);
@@ -220,15 +219,15 @@ fn prompt_on_first_frame_selects_the_followed_tracks() {
     let selector: Box<dyn fastsam_track::stream::PromptSelector> = Box::new(prompt);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = support::Job {
+    let cfg = video::Job {
         output: Some(output.clone()),
         tracks_mot: Some(mot.clone()),
         tracks_json: Some(json.clone()),
         prompt: Some(selector),
         overlay: OverlayStyle { show_labels: false, ..OverlayStyle::default() },
-        ..support::Job::default()
+        ..video::Job::default()
     };
-    let report = support::run_job(source, &mut ScriptedSegmenter { seen }, cfg, &AtomicBool::new(false)).unwrap();
+    let report = video::run_job(source, &mut ScriptedSegmenter { seen }, cfg, &AtomicBool::new(false)).unwrap();
     let seeded = report.seeded_tracks.clone().expect("prompt ran");
     assert_eq!(seeded.len(), 1);
     assert_eq!(report.tracks, 1);
@@ -247,8 +246,8 @@ fn prompt_on_first_frame_selects_the_followed_tracks() {
     // the overlay is drawn on the disc only: the other shapes look as in a plain re-encode
     let plain = dir.path().join("plain.mp4");
     let source = VideoSource::open(input.to_str().unwrap(), &SourceConfig::default()).unwrap();
-    let cfg = support::Job { output: Some(plain.clone()), ..support::Job::default() };
-    support::run_job(source, &mut NullSegmenter, cfg, &AtomicBool::new(false)).unwrap();
+    let cfg = video::Job { output: Some(plain.clone()), ..video::Job::default() };
+    video::run_job(source, &mut NullSegmenter, cfg, &AtomicBool::new(false)).unwrap();
     let (_, a) = decode_all(&plain);
     let (_, b) = decode_all(&output);
     for i in [0usize, 15, 29] {
