@@ -1,4 +1,8 @@
 //! The library's error type. Each stage has its own error enum; this wraps them.
+//!
+//! Messages: an error's `Display` may quote its cause (`"{context}: {source}"`), so that `{e}`
+//! alone is complete; the CLI prints a chain with [`crate::cli::error_message`], which prints each
+//! distinct message once.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +22,8 @@ pub enum Error {
     Overlay(#[from] crate::overlay::OverlayError),
     #[error(transparent)]
     Rle(#[from] crate::mask::RleError),
+    #[error(transparent)]
+    Output(#[from] crate::outputs::OutputError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -3,7 +3,8 @@
 //! Stages (one module each): [`model`] (FastSAM inference, pre/post-processing, prompts),
 //! [`track`] (ByteTrack), [`video`] (GStreamer sources, sinks and the threaded pipeline),
 //! [`overlay`] (drawing), [`export`] (track files), [`eval`] (MOT metrics),
-//! [`convert`] (checkpoint download and `.pt` → ONNX conversion). [`cli`] is the thin
+//! [`convert`] (checkpoint download and `.pt` → ONNX conversion). [`outputs`] keeps every
+//! subcommand from overwriting its inputs and writes outputs atomically. [`cli`] is the thin
 //! command-line front end used by the `fastsam-track` binary.
 
 pub mod assets;
@@ -14,6 +15,7 @@ pub mod eval;
 pub mod export;
 pub mod mask;
 pub mod model;
+pub mod outputs;
 pub mod overlay;
 pub mod runtime;
 pub mod track;

@@ -97,6 +97,12 @@ fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
 }
 
 /// Install the Ctrl-C / SIGTERM handler: the first signal sets `stop`, the second aborts.
+///
+/// The abort is `_exit(130)`: the process ends at once, without `exit`'s atexit handlers and
+/// library destructors (ONNX Runtime, GStreamer), which would otherwise run in this thread while
+/// the stage threads still use those libraries (bogus errors, a half-torn-down encoder). Outputs
+/// are left as a killed run leaves them: previous files intact, `*.partial` files on disk (the
+/// MP4 one playable up to its last fragment).
 fn install_stop_handler(stop: Arc<AtomicBool>) {
     let count = Arc::new(AtomicUsize::new(0));
     let res = ctrlc::set_handler(move || {
@@ -104,8 +110,9 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
             eprintln!("\nstopping: finishing the output file (press Ctrl-C again to abort)");
             stop.store(true, Ordering::SeqCst);
         } else {
-            eprintln!("\naborted");
-            std::process::exit(130);
+            eprintln!("\naborted: partial outputs are left as *.partial files");
+            // SAFETY: _exit only ends the process; nothing after it runs.
+            unsafe { libc::_exit(130) };
         }
     });
     if let Err(e) = res {

@@ -58,6 +58,8 @@ pub enum ConvertError {
     NoCacheDir,
     #[error("{0}")]
     Other(String),
+    #[error(transparent)]
+    Output(#[from] crate::outputs::OutputError),
 }
 
 impl ConvertError {
