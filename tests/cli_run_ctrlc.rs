@@ -29,10 +29,12 @@ fn signal(child: &Child, sig: &str) {
     assert!(st.success());
 }
 
-/// Wait until the run has written some frames (the JSON file is flushed every 50 frames).
+/// Wait until the run has written some frames (the JSON file is written to `t.jsonl.partial`,
+/// flushed every 50 frames, and renamed to `t.jsonl` when the run finishes).
 fn wait_started(json: &Path) {
     let t0 = Instant::now();
-    while std::fs::metadata(json).map(|m| m.len()).unwrap_or(0) == 0 {
+    let partial = json.with_file_name("t.jsonl.partial");
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) == 0 {
         assert!(t0.elapsed() < Duration::from_secs(60), "the run did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
