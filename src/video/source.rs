@@ -98,8 +98,13 @@ impl VideoSource {
     /// Open `input` (a path or URI) and wait for its first frame.
     pub fn open(input: &str, cfg: &SourceConfig) -> Result<Self, VideoError> {
         super::init()?;
-        let uri = super::input_to_uri(input)?;
-        let network = !uri.starts_with("file://");
+        // A template without {uri} makes its own source: the input is only a label there.
+        let uses_uri = templates::strip_comments(&cfg.template).contains("{uri}");
+        let uri = match super::input_to_uri(input) {
+            Err(VideoError::UnsupportedScheme { .. }) if !uses_uri => input.to_string(),
+            r => r?,
+        };
+        let network = uses_uri && !uri.starts_with("file://");
         if network {
             super::probe_network_input(&uri, cfg.open_timeout.min(cfg.stall_timeout).min(Duration::from_secs(10)))?;
         }
