@@ -23,7 +23,7 @@ pub enum Error {
     #[error(transparent)]
     Rle(#[from] crate::mask::RleError),
     #[error(transparent)]
-    Output(#[from] crate::outputs::OutputError),
+    Output(Box<crate::outputs::OutputError>),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -42,3 +42,9 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::outputs::OutputError> for Error {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        Error::Output(Box::new(e))
+    }
+}

@@ -408,7 +408,7 @@ impl OutputCheck {
                     });
                 }
             }
-            let writable_needed = !r.existing.is_some_and(|(_, t)| !t.is_file());
+            let writable_needed = r.existing.is_none_or(|(_, t)| t.is_file());
             if writable_needed && let Err(error) = dir_writable(&r.dir) {
                 return Err(OutputError::NotWritable {
                     role: named.role,
@@ -559,10 +559,9 @@ impl PartialPath {
     fn remove_partial(&mut self) {
         if self.partial_is_ours()
             && let Some((p, _)) = &self.partial
+            && let Err(e) = std::fs::remove_file(p)
         {
-            if let Err(e) = std::fs::remove_file(p) {
-                tracing::warn!("cannot remove the partial file {}: {e}", p.display());
-            }
+            tracing::warn!("cannot remove the partial file {}: {e}", p.display());
         }
     }
 }

@@ -97,17 +97,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         let inner: Option<&OutputError> = c
             .downcast_ref::<OutputError>()
             .or_else(|| match c.downcast_ref::<crate::Error>()? {
-                crate::Error::Output(o) => Some(o),
-                crate::Error::Video(crate::video::VideoError::Output(o)) => Some(o),
-                crate::Error::Convert(crate::convert::ConvertError::Output(o)) => Some(o),
+                crate::Error::Output(o) => Some(&**o),
+                crate::Error::Video(crate::video::VideoError::Output(o)) => Some(&**o),
+                crate::Error::Convert(crate::convert::ConvertError::Output(o)) => Some(&**o),
                 _ => None,
             })
             .or_else(|| match c.downcast_ref::<crate::video::VideoError>()? {
-                crate::video::VideoError::Output(o) => Some(o),
+                crate::video::VideoError::Output(o) => Some(&**o),
                 _ => None,
             })
             .or_else(|| match c.downcast_ref::<crate::convert::ConvertError>()? {
-                crate::convert::ConvertError::Output(o) => Some(o),
+                crate::convert::ConvertError::Output(o) => Some(&**o),
                 _ => None,
             });
         inner.is_some_and(OutputError::is_usage)

@@ -707,10 +707,10 @@ pub fn convert_checkpoint(pt: &Path, out: &Path, opts: &ConvertOptions) -> Resul
         .input(Role::Checkpoint, pt)
         .output(Role::ConvertedModel, out)
         .check()
-        .map_err(ConvertError::Output)?;
+        .map_err(ConvertError::from)?;
     let ck = Checkpoint::load(pt)?;
     let (model, summary) = build_model(&ck, opts)?;
     let bytes = model.encode_to_vec();
-    AtomicFile::write_all_to(out, &bytes).map_err(ConvertError::Output)?;
+    AtomicFile::write_all_to(out, &bytes).map_err(ConvertError::from)?;
     Ok(summary)
 }

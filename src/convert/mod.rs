@@ -59,11 +59,17 @@ pub enum ConvertError {
     #[error("{0}")]
     Other(String),
     #[error(transparent)]
-    Output(#[from] crate::outputs::OutputError),
+    Output(Box<crate::outputs::OutputError>),
 }
 
 impl ConvertError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ConvertError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+impl From<crate::outputs::OutputError> for ConvertError {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        ConvertError::Output(Box::new(e))
     }
 }

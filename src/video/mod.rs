@@ -90,7 +90,7 @@ pub enum VideoError {
     Other(String),
     /// An output that may not be written (see [`crate::outputs`]).
     #[error(transparent)]
-    Output(#[from] crate::outputs::OutputError),
+    Output(Box<crate::outputs::OutputError>),
     #[error(
         "{input}: unsupported URI scheme `{scheme}://` (no GStreamer source handles it; use a file path, file://, http(s)://, rtsp:// …)"
     )]
@@ -426,5 +426,11 @@ mod redact_tests {
         assert_eq!(redact_credentials("http://cam/a and rtsp://u@h/b"), "http://cam/a and rtsp://***@h/b");
         assert_eq!(redact_credentials("file:///tmp/v@1.mp4"), "file:///tmp/v@1.mp4");
         assert_eq!(redact_credentials("no url here"), "no url here");
+    }
+}
+
+impl From<crate::outputs::OutputError> for VideoError {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        VideoError::Output(Box::new(e))
     }
 }

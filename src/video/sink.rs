@@ -94,7 +94,26 @@ impl std::fmt::Debug for VideoSink {
 impl VideoSink {
     /// Start an encoder writing `output` for frames described by `info`.
     pub fn create(output: &Path, info: &VideoInfo, cfg: &SinkConfig) -> Result<Self, VideoError> {
+        let template = Self::preflight(output, cfg)?;
+        if info.width == 0 || info.height == 0 {
+            return Err(VideoError::Encode {
+                frames: 0,
+                message: format!("invalid frame size {}x{}", info.width, info.height),
+            });
+        }
+        let partial = PartialPath::create(output)?;
+        let out = partial.path().display().to_string();
+        let desc = templates::render(template, &[("output", &out)]);
+        Self::start(output, partial, desc, info, cfg)
+    }
+
+    /// The checks [`VideoSink::create`] makes before it writes anything, for callers that want
+    /// them before loading a model: the template has `{output}`, its elements (or the fallback's)
+    /// exist, `output`'s directory exists and is writable, and `output` is not a directory.
+    /// Returns the template that will be used.
+    pub fn preflight<'a>(output: &Path, cfg: &'a SinkConfig) -> Result<&'a str, VideoError> {
         super::init()?;
+        crate::outputs::OutputCheck::new().output(crate::outputs::Role::OutputVideo, output).check()?;
         if !templates::strip_comments(&cfg.template).contains("{output}") {
             return Err(VideoError::Template {
                 role: "encode",
@@ -103,12 +122,6 @@ impl VideoSink {
                     "it has no {{output}} placeholder, so {} would not be written (use filesink location=\"{{output}}\")",
                     output.display()
                 ),
-            });
-        }
-        if info.width == 0 || info.height == 0 {
-            return Err(VideoError::Encode {
-                frames: 0,
-                message: format!("invalid frame size {}x{}", info.width, info.height),
             });
         }
         // Check the elements before creating anything on disk.
@@ -127,10 +140,7 @@ impl VideoSink {
                 None => return Err(e),
             }
         }
-        let partial = PartialPath::create(output)?;
-        let out = partial.path().display().to_string();
-        let desc = templates::render(template, &[("output", &out)]);
-        Self::start(output, partial, desc, info, cfg)
+        Ok(template)
     }
 
     fn start(
