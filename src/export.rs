@@ -8,17 +8,19 @@
 //!   with `pts` in seconds (`null` when unknown) and the mask as COCO uncompressed RLE
 //!   (column-major, counts start with zeros; omitted when the detection had no mask).
 //!
-//! Both are buffered and flushed every [`FLUSH_EVERY`] frames and on [`TrackWriter::finish`]
-//! (also on drop), so an interrupted run keeps complete lines.
+//! Both are written through [`crate::outputs::AtomicFile`]: to `FILE.partial` next to `FILE`,
+//! flushed every [`FLUSH_EVERY`] frames (so a killed run leaves complete lines in the partial
+//! file), and renamed over `FILE` by [`TrackWriter::finish`]. Until then a previous `FILE` is
+//! untouched; a writer dropped without `finish` removes its partial files.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::mask::Rle;
+use crate::outputs::AtomicFile;
 use crate::types::BBox;
 
 /// Frames between flushes.
@@ -60,13 +62,13 @@ struct JsonFrame<'a> {
 
 struct Out {
     path: PathBuf,
-    w: BufWriter<File>,
+    w: AtomicFile,
 }
 
 impl Out {
     fn create(path: &Path) -> Result<Self, ExportError> {
-        let f = File::create(path).map_err(|source| ExportError { path: path.to_path_buf(), source })?;
-        Ok(Self { path: path.to_path_buf(), w: BufWriter::new(f) })
+        let w = AtomicFile::create(path).map_err(|e| ExportError { path: path.to_path_buf(), source: e.into() })?;
+        Ok(Self { path: path.to_path_buf(), w })
     }
     fn err(&self, source: std::io::Error) -> ExportError {
         ExportError { path: self.path.clone(), source }
@@ -94,6 +96,11 @@ impl TrackWriter {
 
     pub fn is_active(&self) -> bool {
         self.mot.is_some() || self.json.is_some()
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
     }
 
     /// Whether the JSON file (which needs mask RLEs) is being written.
@@ -136,9 +143,14 @@ impl TrackWriter {
         Ok(())
     }
 
-    /// Flush and close.
+    /// Flush, close and rename the partial files over the targets.
     pub fn finish(mut self) -> Result<(), ExportError> {
-        self.flush()
+        self.flush()?;
+        for out in [self.mot.take(), self.json.take()].into_iter().flatten() {
+            let path = out.path;
+            out.w.commit().map_err(|e| ExportError { path, source: e.into() })?;
+        }
+        Ok(())
     }
 }
 
@@ -168,5 +180,24 @@ mod tests {
         assert_eq!(back, rle);
         assert!(lines[1]["pts"].is_null());
         assert_eq!(lines[1]["objects"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn previous_files_survive_until_finish_and_a_dropped_writer_leaves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("t.txt");
+        std::fs::write(&m, "previous\n").unwrap();
+        let mut w = TrackWriter::create(Some(&m), None).unwrap();
+        let objs = [ExportObject::new(1, &BBox::new(0.0, 0.0, 1.0, 1.0), 0.5, 0, None)];
+        for f in 1..=FLUSH_EVERY {
+            w.write_frame(f, None, &objs).unwrap();
+        }
+        // flushed to the partial file, the target untouched
+        let partial = dir.path().join("t.txt.partial");
+        assert_eq!(std::fs::read_to_string(&partial).unwrap().lines().count(), FLUSH_EVERY as usize);
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "previous\n");
+        drop(w);
+        assert!(!partial.exists());
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "previous\n");
     }
 }

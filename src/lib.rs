@@ -7,7 +7,8 @@
 //! - [`stream`]: the per-stream core ([`stream::StreamProcessor`]) every way in shares: the CLI on
 //!   files, live cameras, many streams in one process, the GStreamer element;
 //! - [`export`] (track files), [`eval`] (MOT metrics), [`convert`] (`.pt` → ONNX), [`frame`]
-//!   (decoded frames and their pool), [`overlay`] (what to draw; drawing with feature `overlay`).
+//!   (decoded frames and their pool), [`overlay`] (what to draw; drawing with feature `overlay`),
+//!   [`outputs`] (no run overwrites its inputs; outputs are written atomically).
 //!
 //! Feature `video` adds [`video`]: GStreamer sources and sinks, the threaded pipeline and the
 //! multi-stream runner with its batching stage. The `fastsam-track` binary (feature `cli`) is a
@@ -26,6 +27,7 @@ pub mod export;
 pub mod frame;
 pub mod mask;
 pub mod model;
+pub mod outputs;
 pub mod overlay;
 pub mod runtime;
 pub mod stream;

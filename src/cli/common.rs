@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use fastsam_track::model::{Device, FastSam, ModelOptions};
 use fastsam_track::types::BBox;
 
@@ -36,7 +34,8 @@ pub struct ModelArgs {
     /// else CPU).
     #[arg(long, default_value_t = ModelOptions::default().device, value_parser = parse_device)]
     pub device: Device,
-    /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
+    /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice); capped at the machine's
+    /// cores, with a warning.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Path to libonnxruntime.so (default: found automatically).
@@ -58,7 +57,7 @@ impl ModelArgs {
             max_det: self.max_det,
             retina_masks: self.retina_masks.unwrap_or(default_retina),
             device: self.device,
-            intra_threads: self.threads,
+            intra_threads: self.threads.map(cap_threads),
             ort_lib: self.ort_lib.clone(),
         }
     }
@@ -72,7 +71,22 @@ impl ModelArgs {
     /// Resolve and load the model.
     pub fn load(&self, default_retina: bool) -> anyhow::Result<FastSam> {
         let path = self.model_path()?;
-        FastSam::load(&path, self.options(default_retina)).with_context(|| format!("loading model {}", path.display()))
+        FastSam::load(&path, self.options(default_retina)).map_err(|e| {
+            let hint = fastsam_track::convert::cache::damaged_hint(&path).unwrap_or_default();
+            anyhow::Error::from(e).context(format!("loading model {}{hint}", path.display()))
+        })
+    }
+}
+
+/// `--threads N` capped at the machine's cores (ONNX Runtime makes no progress with 100000
+/// threads); warns when capping.
+pub fn cap_threads(n: usize) -> usize {
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    if n > cores {
+        tracing::warn!("--threads {n} is more than the {cores} cores of this machine: using {cores}");
+        cores
+    } else {
+        n
     }
 }
 
@@ -127,5 +141,12 @@ mod tests {
         assert!(parse_point("3,4,2").is_err());
         assert!(parse_point("3").is_err());
         assert!(parse_point("a,4").is_err());
+    }
+
+    #[test]
+    fn threads_are_capped_at_the_cores() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(cap_threads(100_000), cores);
+        assert_eq!(cap_threads(1), 1);
     }
 }

@@ -29,9 +29,32 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
     if !(args.iou > 0.0 && args.iou <= 1.0) {
         anyhow::bail!("--iou {} is out of range: use a value in (0, 1]", args.iou);
     }
-    let gt: Vec<_> = eval::read_mot(&args.gt)?.into_iter().filter(|r| r.conf >= args.gt_min_conf).collect();
+    let all_gt = eval::read_mot(&args.gt)?;
+    let n_all = all_gt.len();
+    let gt: Vec<_> = all_gt.into_iter().filter(|r| r.conf >= args.gt_min_conf).collect();
+    if gt.is_empty() {
+        if n_all == 0 {
+            anyhow::bail!("the ground truth {} has no rows: nothing to evaluate against", args.gt.display());
+        }
+        anyhow::bail!(
+            "none of the {n_all} ground-truth rows of {} has conf >= --gt-min-conf {}: nothing to evaluate against",
+            args.gt.display(),
+            args.gt_min_conf
+        );
+    }
     let pred = eval::read_mot(&args.pred)?;
     let m = eval::evaluate(&gt, &pred, args.iou)?;
+    // With ground truth these are finite; MOTP and precision are NaN (as in motmetrics) only when
+    // nothing matched.
+    if [m.mota, m.idf1, m.recall].iter().any(|v| !v.is_finite()) {
+        anyhow::bail!(
+            "the metrics are not finite (MOTA {}, IDF1 {}): check {} and {}",
+            m.mota,
+            m.idf1,
+            args.gt.display(),
+            args.pred.display()
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(());

@@ -106,8 +106,72 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors can quote the input URL (GStreamer messages do): never print its credentials.
-            eprintln!("error: {}", fastsam_track::video::redact_credentials(&format!("{e:#}")));
-            ExitCode::FAILURE
+            eprintln!("error: {}", fastsam_track::video::redact_credentials(&error_message(&e)));
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// Exit code for usage errors (clap uses it too): a clash between outputs and inputs, an output
+/// directory that does not exist or is not writable, a [`UsageError`].
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command-line usage error raised after parsing (exit code 2), e.g. two inputs that would
+/// write the same output.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// 2 for usage errors anywhere in the chain, else 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use fastsam_track::outputs::OutputError;
+    // `#[error(transparent)]` wrappers hide the inner error from the chain: look inside them.
+    let output_usage = |c: &(dyn std::error::Error + 'static)| -> bool {
+        let inner: Option<&OutputError> = c
+            .downcast_ref::<OutputError>()
+            .or_else(|| match c.downcast_ref::<fastsam_track::video::VideoError>()? {
+                fastsam_track::video::VideoError::Output(o) => Some(&**o),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<fastsam_track::convert::ConvertError>()? {
+                fastsam_track::convert::ConvertError::Output(o) => Some(&**o),
+                _ => None,
+            });
+        inner.is_some_and(OutputError::is_usage)
+    };
+    let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some() || output_usage(c));
+    if usage { EXIT_USAGE } else { 1 }
+}
+
+/// The chain of an error as one line, `outer: cause: root cause`, printing each message once:
+/// a cause already quoted by the message before it (`"{context}: {source}"` with `#[source]`) is
+/// not repeated.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if s.is_empty() || out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::from(fastsam_track::Error::io("cannot read x.txt", io)).context("loading the config");
+        assert_eq!(error_message(&e), "loading the config: cannot read x.txt: No such file");
+        assert_eq!(exit_code(&e), 1);
+        let e = anyhow::Error::from(UsageError("two inputs".into())).context("segment");
+        assert_eq!(exit_code(&e), 2);
     }
 }

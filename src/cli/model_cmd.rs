@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use fastsam_track::convert::{self, ConvertOptions, cache};
+use fastsam_track::outputs::{OutputCheck, Role};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelCmdArgs {
@@ -63,6 +64,8 @@ pub fn run(args: ModelCmdArgs) -> anyhow::Result<()> {
         }
         ModelAction::Convert { checkpoint, output, imgsz, imgsz_w } => {
             let out = output.unwrap_or_else(|| checkpoint.with_extension("onnx"));
+            // `-o` naming the checkpoint (or a link to it) would destroy it: exit 2 before reading.
+            OutputCheck::new().input(Role::Checkpoint, &checkpoint).output(Role::ConvertedModel, &out).check()?;
             let opts = ConvertOptions { imgsz: imgsz.map(|h| (h, imgsz_w.unwrap_or(h))) };
             let t = std::time::Instant::now();
             let s = convert::convert_checkpoint(&checkpoint, &out, &opts)

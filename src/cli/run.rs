@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::common::{ModelArgs, parse_box, parse_point};
-use fastsam_track::model::FastSam;
 use fastsam_track::model::prompt::Prompt;
+use fastsam_track::outputs::{OutputCheck, Role};
 use fastsam_track::overlay::OverlayStyle;
 use fastsam_track::stream::PromptSelector;
 use fastsam_track::track::TrackerConfig;
@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Treat the inputs as live streams (drop frames when behind). Default: from the URI scheme.
     #[arg(long)]
     pub live: bool,
+    /// Fail a network input that delivers no frame for this many seconds (names the host).
+    #[arg(long, value_name = "SECONDS", default_value_t = fastsam_track::video::source::DEFAULT_STALL_TIMEOUT.as_secs_f64())]
+    pub stall_timeout: f64,
 }
 
 /// The inputs from the command line and `--sources`.
@@ -124,11 +127,6 @@ fn plan_outputs(args: &RunArgs, inputs: &[String]) -> anyhow::Result<Vec<StreamO
         } else {
             Some(per(&args.output, "-o", ".tracked.mp4")?.unwrap_or_else(|| job::default_output(input)))
         };
-        if let Some(out) = &video
-            && Path::new(input).canonicalize().ok().is_some_and(|i| out.canonicalize().ok() == Some(i))
-        {
-            bail!("the output {} is the input; choose another -o", out.display());
-        }
         let tracks_mot = per(&args.tracks_mot, "--tracks-mot", ".txt")?;
         let tracks_json = per(&args.tracks_json, "--tracks-json", ".jsonl")?;
         plans.push(StreamOutputs { video, tracks_mot, tracks_json });
@@ -136,7 +134,43 @@ fn plan_outputs(args: &RunArgs, inputs: &[String]) -> anyhow::Result<Vec<StreamO
     if args.no_video && args.tracks_mot.is_none() && args.tracks_json.is_none() {
         tracing::warn!("--no-video without --tracks-mot/--tracks-json: nothing will be written");
     }
+    check_outputs(args, inputs, &plans)?;
     Ok(plans)
+}
+
+/// No output may be an input (videos, model, configs, the sources list) or another output,
+/// through a `file://` URI, a symlink or a hard link; output directories must be writable.
+/// Runs before anything is opened for writing and before the model loads (exit 2 on a clash).
+fn check_outputs(args: &RunArgs, inputs: &[String], plans: &[StreamOutputs]) -> anyhow::Result<()> {
+    let mut check = OutputCheck::new()
+        .maybe_input(Role::TrackerConfig, args.tracker.as_ref())
+        .maybe_input(Role::PipelineConfig, args.pipelines.as_ref())
+        .maybe_input(Role::PipelineConfig, args.sources.as_ref());
+    for t in [&args.decode_pipeline, &args.encode_pipeline].into_iter().flatten() {
+        if Path::new(t).is_file() {
+            check.push_input(Role::PipelineConfig, t);
+        }
+    }
+    // A model named by path (names like FastSAM-s resolve into the cache).
+    if let Some(m) = args.model.model.as_deref().filter(|m| Path::new(m).exists()) {
+        check.push_input(Role::Model, m);
+    }
+    for input in inputs {
+        check.push_input(Role::InputVideo, input);
+    }
+    for plan in plans {
+        for (role, path) in [
+            (Role::OutputVideo, &plan.video),
+            (Role::TracksMot, &plan.tracks_mot),
+            (Role::TracksJson, &plan.tracks_json),
+        ] {
+            if let Some(p) = path {
+                check.push_output(role, p);
+            }
+        }
+    }
+    check.check()?;
+    Ok(())
 }
 
 fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
@@ -149,6 +183,12 @@ fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
 }
 
 /// Install the Ctrl-C / SIGTERM handler: the first signal sets `stop`, the second aborts.
+///
+/// The abort is `_exit(130)`: the process ends at once, without `exit`'s atexit handlers and
+/// library destructors (ONNX Runtime, GStreamer), which would otherwise run in this thread while
+/// the stage threads still use those libraries (bogus errors, a half-torn-down encoder). Outputs
+/// are left as a killed run leaves them: previous files intact, `*.partial` files on disk (the
+/// MP4 one playable up to its last fragment).
 fn install_stop_handler(stop: Arc<AtomicBool>) {
     let count = Arc::new(AtomicUsize::new(0));
     let res = ctrlc::set_handler(move || {
@@ -156,8 +196,9 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
             eprintln!("\nstopping: finishing the output file (press Ctrl-C again to abort)");
             stop.store(true, Ordering::SeqCst);
         } else {
-            eprintln!("\naborted");
-            std::process::exit(130);
+            eprintln!("\naborted: partial outputs are left as *.partial files");
+            // SAFETY: _exit only ends the process; nothing after it runs.
+            unsafe { libc::_exit(130) };
         }
     });
     if let Err(e) = res {
@@ -179,11 +220,9 @@ fn load_segmenter(
         eprintln!("model: none (--null-model: no detections)");
         Box::new(NullSegmenter)
     } else {
-        let path = args.model.model_path()?;
         // retina masks by default for video: masks at the original resolution, as drawn
-        let seg = FastSam::load(&path, args.model.options(true))
-            .with_context(|| format!("loading model {}", path.display()))?;
-        eprintln!("model: {} ({})", path.display(), seg.describe());
+        let seg = args.model.load(true)?;
+        eprintln!("model: {}", seg.describe());
         Box::new(seg)
     };
     let raw = match args.bench_raw {
@@ -249,6 +288,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),
     };
     let plans = plan_outputs(&args, &inputs)?;
+    for out in plans.iter().filter_map(|p| p.video.as_ref()) {
+        fastsam_track::video::VideoSink::preflight(out, &templates.sink)?;
+    }
+    if !(args.stall_timeout.is_finite() && args.stall_timeout > 0.0) {
+        bail!(super::UsageError(format!(
+            "--stall-timeout {} must be a positive number of seconds",
+            args.stall_timeout
+        )));
+    }
     let tracker = match &args.tracker {
         Some(p) => TrackerConfig::from_toml_file(p).with_context(|| format!("tracker config {}", p.display()))?,
         // The product defaults, configs/bytetrack.toml as built in (not Ultralytics' values).
@@ -256,7 +304,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     // Open the inputs first: bad input fails before a model is loaded or an output created.
-    let src_cfg = fastsam_track::video::SourceConfig { live: args.live.then_some(true), ..templates.source.clone() };
+    let src_cfg = fastsam_track::video::SourceConfig {
+        live: args.live.then_some(true),
+        stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+        ..templates.source.clone()
+    };
     let mut sources = Vec::with_capacity(inputs.len());
     for input in &inputs {
         let source =

@@ -8,9 +8,11 @@ use anyhow::Context;
 use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, MatTraitManual};
 use serde::Serialize;
 
+use super::UsageError;
 use super::common::{ModelArgs, parse_box, parse_point};
 use fastsam_track::mask::Rle;
 use fastsam_track::model::prompt::{self, Prompt};
+use fastsam_track::outputs::{AtomicFile, OutputCheck, Role};
 use fastsam_track::overlay::{Overlay, OverlayItem, OverlayStyle};
 use fastsam_track::types::{BBox, ImageView, PixelFormat, Segmenter};
 
@@ -26,7 +28,10 @@ pub struct SegmentArgs {
     /// (exclude) (repeatable).
     #[arg(long = "point", value_name = "X,Y[,LABEL]", value_parser = parse_point)]
     pub points: Vec<(f32, f32, bool)>,
-    /// Output directory for IMAGE_STEM.overlay.png and IMAGE_STEM.json.
+    /// Output directory for IMAGE_STEM.overlay.png and IMAGE_STEM.json (created if missing).
+    /// Two images with the same stem (a/x.jpg, b/x.png) would write the same files: that is an
+    /// error (exit 2), segment them in separate runs with different -o. Files are written
+    /// atomically (IMAGE_STEM.json.partial, then renamed).
     #[arg(short = 'o', long, default_value = "out", value_name = "DIR")]
     pub output_dir: PathBuf,
     #[command(flatten)]
@@ -70,6 +75,29 @@ fn read_image(path: &Path) -> anyhow::Result<Mat> {
     Ok(if m.is_continuous() { m } else { m.try_clone()? })
 }
 
+/// `(DIR/STEM.json, DIR/STEM.overlay.png)` per image; two images with the same stem are a usage
+/// error naming both.
+fn output_names(images: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut by_stem: std::collections::HashMap<std::ffi::OsString, &PathBuf> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(images.len());
+    for p in images {
+        let stem = p.file_stem().map(|s| s.to_os_string()).unwrap_or_else(|| "image".into());
+        if let Some(first) = by_stem.insert(stem.clone(), p) {
+            let stem = stem.to_string_lossy();
+            return Err(UsageError(format!(
+                "{} and {} would both write {}: segment them in separate runs with different -o",
+                first.display(),
+                p.display(),
+                dir.join(format!("{stem}.json")).display()
+            ))
+            .into());
+        }
+        let stem = stem.to_string_lossy();
+        out.push((dir.join(format!("{stem}.json")), dir.join(format!("{stem}.overlay.png"))));
+    }
+    Ok(out)
+}
+
 pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
     // fail on unreadable inputs before loading the model
     for p in &args.images {
@@ -96,12 +124,26 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
         Prompt::Points(_) => "points",
         Prompt::BoxesAndPoints(..) => "boxes+points",
     };
-    let mut model = args.model.load(false)?;
-    eprintln!("model: {}", model.describe());
+    // Outputs: one pair per image, never the same file twice, never an input; before the model loads.
+    let names = output_names(&args.images, &args.output_dir)?;
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create output directory {}", args.output_dir.display()))?;
+    let mut check = OutputCheck::new();
+    for p in &args.images {
+        check.push_input(Role::Image, p);
+    }
+    if let Some(m) = &args.model.model {
+        check.push_input(Role::Model, m);
+    }
+    for (json, png) in &names {
+        check.push_output(Role::SegmentJson, json);
+        check.push_output(Role::SegmentPng, png);
+    }
+    check.check()?;
+    let mut model = args.model.load(false)?;
+    eprintln!("model: {}", model.describe());
     let mut overlay = Overlay::new(OverlayStyle::default());
-    for path in &args.images {
+    for (path, (json_path, png_path)) in args.images.iter().zip(&names) {
         let mut img = read_image(path)?;
         let (w, h) = (img.cols() as u32, img.rows() as u32);
         let dets = {
@@ -123,7 +165,6 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
             t.infer.as_secs_f64() * 1e3,
             t.post.as_secs_f64() * 1e3
         );
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
         let json = JsonImage {
             image: path.display().to_string(),
             width: w,
@@ -144,9 +185,7 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
                 })
                 .collect(),
         };
-        let json_path = args.output_dir.join(format!("{stem}.json"));
-        std::fs::write(&json_path, serde_json::to_vec(&json)?)
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
+        AtomicFile::write_all_to(json_path, &serde_json::to_vec(&json)?)?;
 
         let items: Vec<OverlayItem<'_>> = keep
             .iter()
@@ -160,12 +199,13 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
             .collect();
         let stride = img.step1(0)?;
         overlay.draw(img.data_bytes_mut()?, w, h, stride, PixelFormat::Bgr8, &items)?;
-        let png_path = args.output_dir.join(format!("{stem}.overlay.png"));
-        let ok = opencv::imgcodecs::imwrite(png_path.to_string_lossy().as_ref(), &img, &opencv::core::Vector::new())
-            .with_context(|| format!("cannot write {}", png_path.display()))?;
+        let mut png = opencv::core::Vector::<u8>::new();
+        let ok = opencv::imgcodecs::imencode(".png", &img, &mut png, &opencv::core::Vector::new())
+            .with_context(|| format!("cannot encode {}", png_path.display()))?;
         if !ok {
-            anyhow::bail!("cannot write {}", png_path.display());
+            anyhow::bail!("cannot encode {}", png_path.display());
         }
+        AtomicFile::write_all_to(png_path, png.as_slice())?;
         println!("{}", png_path.display());
         println!("{}", json_path.display());
     }

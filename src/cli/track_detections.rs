@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use fastsam_track::eval;
+use fastsam_track::outputs::{OutputCheck, Role};
 use fastsam_track::track::{Association, ByteTracker, TrackerConfig};
 
 #[derive(Debug, clap::Args)]
@@ -108,8 +109,17 @@ pub fn config_from_args(a: &TrackDetectionsArgs) -> anyhow::Result<TrackerConfig
 }
 
 pub fn run(args: TrackDetectionsArgs) -> anyhow::Result<()> {
+    // `-o` naming the detections or the config would destroy them: exit 2 before reading.
+    OutputCheck::new()
+        .input(Role::Detections, &args.dets)
+        .maybe_input(Role::TrackerConfig, args.tracker.as_ref())
+        .output(Role::Tracks, &args.output)
+        .check()?;
     let cfg = config_from_args(&args)?;
     let seq = eval::read_detections(&args.dets)?;
+    if seq.num_detections() == 0 {
+        anyhow::bail!("{} holds no detections: nothing to track", args.dets.display());
+    }
     tracing::info!(
         "{} detections in {} frames; max_time_lost = {} frames",
         seq.num_detections(),

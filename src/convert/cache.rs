@@ -92,9 +92,15 @@ pub fn convert_cached(pt: &Path) -> Result<PathBuf, ConvertError> {
     std::fs::create_dir_all(&dir).map_err(|e| ConvertError::io(&dir, e))?;
     let stem = pt.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let out = dir.join(format!("{stem}-{}-c{CONVERTER_VERSION}.onnx", &sha[..16]));
-    if out.is_file() {
-        tracing::debug!("converted model cache hit: {}", out.display());
-        return Ok(out);
+    match std::fs::metadata(&out) {
+        Ok(m) if m.is_file() && m.len() > 0 => {
+            tracing::debug!("converted model cache hit: {}", out.display());
+            return Ok(out);
+        }
+        Ok(m) if m.is_file() => {
+            tracing::warn!("the cached conversion {} is empty (damaged): converting again", out.display());
+        }
+        _ => {}
     }
     tracing::info!("converting {} to ONNX (once; cached as {})", pt.display(), out.display());
     let t = std::time::Instant::now();
@@ -108,6 +114,22 @@ pub fn convert_cached(pt: &Path) -> Result<PathBuf, ConvertError> {
         s.scale.as_deref().unwrap_or("?")
     );
     Ok(out)
+}
+
+/// When `model` is a converted model in the cache: a hint naming it and how to clear it
+/// (appended to "cannot load the model" errors, since a damaged cache file would otherwise fail
+/// every run the same way).
+pub fn damaged_hint(model: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(cache_dir().ok()?.join("converted")).ok()?;
+    let path = std::fs::canonicalize(model).ok()?;
+    path.starts_with(&dir).then(|| {
+        format!(
+            " (a cached conversion: if it is damaged, delete it with `rm {}`, or clear all conversions with \
+             `rm -r {}`; the next run converts the checkpoint again)",
+            path.display(),
+            dir.display()
+        )
+    })
 }
 
 /// Where the checkpoint of an official model lives in the cache.

@@ -698,16 +698,19 @@ pub fn build_model(ck: &Checkpoint, opts: &ConvertOptions) -> Result<(ModelProto
     Ok((model, summary))
 }
 
-/// Converts a `.pt` checkpoint to an ONNX file at `out` (written via a temporary file and renamed).
+/// Converts a `.pt` checkpoint to an ONNX file at `out`, written atomically
+/// ([`crate::outputs::AtomicFile`]: `out.partial`, fsynced, renamed). `out` naming the checkpoint
+/// itself (same file by path, symlink or hard link) is refused.
 pub fn convert_checkpoint(pt: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertSummary, ConvertError> {
+    use crate::outputs::{AtomicFile, OutputCheck, Role};
+    OutputCheck::new()
+        .input(Role::Checkpoint, pt)
+        .output(Role::ConvertedModel, out)
+        .check()
+        .map_err(ConvertError::from)?;
     let ck = Checkpoint::load(pt)?;
     let (model, summary) = build_model(&ck, opts)?;
     let bytes = model.encode_to_vec();
-    let tmp = out.with_extension(format!("onnx.tmp{}", std::process::id()));
-    std::fs::write(&tmp, &bytes).map_err(|e| ConvertError::io(&tmp, e))?;
-    std::fs::rename(&tmp, out).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ConvertError::io(out, e)
-    })?;
+    AtomicFile::write_all_to(out, &bytes).map_err(ConvertError::from)?;
     Ok(summary)
 }

@@ -58,10 +58,18 @@ pub enum ConvertError {
     NoCacheDir,
     #[error("{0}")]
     Other(String),
+    #[error(transparent)]
+    Output(Box<crate::outputs::OutputError>),
 }
 
 impl ConvertError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ConvertError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+impl From<crate::outputs::OutputError> for ConvertError {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        ConvertError::Output(Box::new(e))
     }
 }

@@ -76,6 +76,13 @@ pub fn parse_mot(text: &str, path: &Path) -> Result<Vec<MotRow>, EvalError> {
                 message: "frame and id must be integers".into(),
             });
         }
+        if let Some(k) = (0..f.len().min(7)).find(|&k| !v[k].is_finite()) {
+            return Err(EvalError::Parse {
+                path: path.display().to_string(),
+                line: line_no,
+                message: format!("{} `{}` is not a finite number", names[k], f[k]),
+            });
+        }
         rows.push(MotRow { frame: v[0] as i64, id: v[1] as i64, x: v[2], y: v[3], w: v[4], h: v[5], conf: v[6] });
     }
     Ok(rows)
@@ -95,9 +102,12 @@ pub fn format_mot(rows: &[MotRow]) -> String {
     s
 }
 
-/// Write MOTChallenge results.
+/// Write MOTChallenge results atomically ([`crate::outputs::AtomicFile`]): a previous file is
+/// replaced only once the new one is complete.
 pub fn write_mot(path: &Path, rows: &[MotRow]) -> Result<(), EvalError> {
-    std::fs::write(path, format_mot(rows)).map_err(|err| EvalError::Io { path: path.display().to_string(), err })
+    crate::outputs::AtomicFile::write_all_to(path, format_mot(rows).as_bytes())
+        .map(|_| ())
+        .map_err(|e| EvalError::Io { path: path.display().to_string(), err: e.into() })
 }
 
 /// MOT rows of one frame's tracker output.

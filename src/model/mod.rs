@@ -40,7 +40,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "{path} is not a valid ONNX model ({message}); expected a FastSAM / YOLOv8-seg ONNX export (e.g. `fastsam-track model convert FastSAM-s`)"
+        "{path} is not a valid ONNX model ({message}); expected a FastSAM / YOLOv8-seg ONNX export (get one with `fastsam-track model fetch FastSAM-s`, or convert a checkpoint with `fastsam-track model convert FILE.pt`)"
     )]
     InvalidOnnx { path: PathBuf, message: String },
     #[error(

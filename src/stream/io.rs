@@ -74,7 +74,12 @@ impl ResultSink for TrackFiles {
         self.writer.write_frame(result.meta.index + 1, result.meta.pts, &self.objects)
     }
 
+    /// Commit the files when at least one frame was written; a run that produced nothing leaves
+    /// any previous file untouched (the partial file it created is removed).
     fn finish(self: Box<Self>) -> Result<(), Self::Error> {
+        if self.writer.frames() == 0 {
+            return Ok(());
+        }
         self.writer.finish()
     }
 }

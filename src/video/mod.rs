@@ -78,6 +78,17 @@ pub enum VideoError {
     },
     #[error("{0}")]
     Other(String),
+    /// An output that may not be written (see [`crate::outputs`]).
+    #[error(transparent)]
+    Output(Box<crate::outputs::OutputError>),
+    #[error(
+        "{input}: unsupported URI scheme `{scheme}://` (no GStreamer source handles it; use a file path, file://, http(s)://, rtsp:// …)"
+    )]
+    UnsupportedScheme { input: String, scheme: String },
+    #[error("{input}: cannot connect to {host}: {reason}")]
+    Network { input: String, host: String, reason: String },
+    #[error("{input}: {host} sent no data for {:.1} s (stall timeout){after}", timeout.as_secs_f64())]
+    Stalled { input: String, host: String, timeout: Duration, after: String },
 }
 
 /// What failed inside a pipeline stage (each module's own error).
@@ -105,15 +116,32 @@ pub fn init() -> Result<(), VideoError> {
 }
 
 /// Convert a local path or URI to the URI `uridecodebin` wants, checking local files first so a
-/// missing or empty file gets a clear error before GStreamer is involved.
+/// missing or empty file gets a clear error before GStreamer is involved. `file://` URIs are
+/// percent-decoded (`file:///a%20b.mp4` is the file `/a b.mp4`) and checked like paths; a scheme
+/// no GStreamer source handles is [`VideoError::UnsupportedScheme`].
 pub fn input_to_uri(input: &str) -> Result<String, VideoError> {
-    if input.contains("://") {
-        if let Some(path) = input.strip_prefix("file://") {
-            check_local_file(std::path::Path::new(path))?;
+    if let Some(scheme) = crate::outputs::uri_scheme(input) {
+        if scheme.eq_ignore_ascii_case("file") {
+            let path = crate::outputs::file_uri_to_path(input).ok_or_else(|| {
+                VideoError::Other(format!(
+                    "{input}: not a local file URI (expected file:///absolute/path, with %XX escapes)"
+                ))
+            })?;
+            return local_file_uri(&path, input);
+        }
+        init()?;
+        if gstreamer::Element::make_from_uri(gstreamer::URIType::Src, input, None).is_err() {
+            return Err(VideoError::UnsupportedScheme {
+                input: redact_credentials(input),
+                scheme: scheme.to_ascii_lowercase(),
+            });
         }
         return Ok(input.to_string());
     }
-    let path = std::path::Path::new(input);
+    local_file_uri(std::path::Path::new(input), input)
+}
+
+fn local_file_uri(path: &std::path::Path, input: &str) -> Result<String, VideoError> {
     check_local_file(path)?;
     let abs = std::fs::canonicalize(path).map_err(|e| VideoError::io(format!("cannot resolve {input}"), e))?;
     gstreamer::glib::filename_to_uri(&abs, None).map(|u| u.to_string()).map_err(|e| VideoError::Other(e.to_string()))
@@ -133,6 +161,68 @@ fn check_local_file(path: &std::path::Path) -> Result<(), VideoError> {
         return Err(VideoError::EmptyInput(shown));
     }
     Ok(())
+}
+
+/// The `host:port` of a network URI (credentials removed; default port by scheme), `None` for
+/// local inputs or schemes without a TCP port we know.
+pub fn network_host(uri: &str) -> Option<(String, u16)> {
+    let scheme = crate::outputs::uri_scheme(uri)?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        "rtsp" | "rtspt" => 554,
+        "rtsps" => 322,
+        "rtmp" => 1935,
+        _ => return None,
+    };
+    let rest = &uri[scheme.len() + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']')?;
+        (h.to_string(), tail.strip_prefix(':').and_then(|p| p.parse().ok()))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse().ok()?)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    (!host.is_empty()).then(|| (host, port.unwrap_or(default_port)))
+}
+
+/// Before GStreamer opens a network input: resolve its host and open a TCP connection (closed at
+/// once), so that "host not found", "connection refused" and timeouts are reported as such, with
+/// the host (GStreamer's HTTP source reports them all as "Internal data stream error").
+pub fn probe_network_input(uri: &str, timeout: Duration) -> Result<(), VideoError> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Some((host, port)) = network_host(uri) else { return Ok(()) };
+    let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let err = |reason: String| VideoError::Network { input: redact_credentials(uri), host: shown.clone(), reason };
+    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => return Err(err(format!("host not found ({e})"))),
+    };
+    if addrs.is_empty() {
+        return Err(err("host not found (no address)".into()));
+    }
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    let reason = match last {
+        Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is the server running, is the port right?)".to_string()
+        }
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
+            format!("no answer within {:.1} s (timeout)", timeout.as_secs_f64())
+        }
+        Some(e) => e.to_string(),
+        None => "no address to connect to".into(),
+    };
+    Err(err(reason))
 }
 
 /// `true` for inputs that are live streams by their scheme (rtsp, udp, …).
@@ -178,6 +268,38 @@ mod tests {
         assert!(matches!(input_to_uri(dir.path().to_str().unwrap()), Err(VideoError::NotAFile(_))));
         assert!(is_live_uri("RTSP://host/x"));
         assert!(!is_live_uri("file:///x.mp4"));
+        // file:// URIs are percent-decoded and checked like paths
+        let spaced = dir.path().join("a b.mp4");
+        std::fs::write(&spaced, b"x").unwrap();
+        let uri = format!("file://{}/a%20b.mp4", dir.path().display());
+        assert!(input_to_uri(&uri).unwrap().ends_with("/a%20b.mp4"));
+        let uri = format!("file://{}/nope%20.mp4", dir.path().display());
+        assert!(matches!(input_to_uri(&uri), Err(VideoError::InputNotFound(_))));
+        assert!(matches!(input_to_uri("foo://u:pw@x/y"), Err(VideoError::UnsupportedScheme { .. })));
+        let msg = input_to_uri("foo://u:pw@x/y").unwrap_err().to_string();
+        assert!(msg.contains("foo://") && !msg.contains("pw"), "{msg}");
+    }
+
+    #[test]
+    fn network_hosts() {
+        assert_eq!(network_host("http://u:p@example.com/x"), Some(("example.com".into(), 80)));
+        assert_eq!(network_host("rtsp://10.0.0.2:8554/live"), Some(("10.0.0.2".into(), 8554)));
+        assert_eq!(network_host("https://[::1]:8443/a"), Some(("::1".into(), 8443)));
+        assert_eq!(network_host("file:///x"), None);
+        assert_eq!(network_host("udp://0.0.0.0:5000"), None);
+        let e = probe_network_input("http://nonexistent.invalid/x.mp4", Duration::from_secs(5)).unwrap_err();
+        assert!(e.to_string().contains("nonexistent.invalid:80") && e.to_string().contains("host not found"), "{e}");
+        // a port nobody listens on: refused
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let e =
+            probe_network_input(&format!("http://u:secret@127.0.0.1:{port}/x"), Duration::from_secs(5)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("refused") && msg.contains(&format!("127.0.0.1:{port}")) && !msg.contains("secret"),
+            "{msg}"
+        );
     }
 }
 
@@ -219,5 +341,11 @@ mod redact_tests {
         assert_eq!(redact_credentials("http://cam/a and rtsp://u@h/b"), "http://cam/a and rtsp://***@h/b");
         assert_eq!(redact_credentials("file:///tmp/v@1.mp4"), "file:///tmp/v@1.mp4");
         assert_eq!(redact_credentials("no url here"), "no url here");
+    }
+}
+
+impl From<crate::outputs::OutputError> for VideoError {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        VideoError::Output(Box::new(e))
     }
 }

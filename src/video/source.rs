@@ -29,11 +29,23 @@ pub struct SourceConfig {
     pub live: Option<bool>,
     /// How long to wait for the first frame.
     pub open_timeout: Duration,
+    /// Network inputs (any scheme but `file://`): how long the source may deliver nothing (before
+    /// the first frame or between two frames) before the run fails with
+    /// [`VideoError::Stalled`], naming the host. Local files are not limited.
+    pub stall_timeout: Duration,
 }
+
+/// The default [`SourceConfig::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        Self { template: DEFAULT_DECODE.to_string(), live: None, open_timeout: Duration::from_secs(30) }
+        Self {
+            template: DEFAULT_DECODE.to_string(),
+            live: None,
+            open_timeout: Duration::from_secs(30),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
     }
 }
 
@@ -48,6 +60,8 @@ pub struct VideoSource {
     done: bool,
     /// Caps of a stream no decoder was found for (from a `missing-plugin` message).
     missing: Option<String>,
+    /// For network inputs: the host (for messages) and the stall timeout.
+    stall: Option<(String, Duration)>,
 }
 
 impl std::fmt::Debug for VideoSource {
@@ -60,7 +74,23 @@ impl VideoSource {
     /// Open `input` (a path or URI) and wait for its first frame.
     pub fn open(input: &str, cfg: &SourceConfig) -> Result<Self, VideoError> {
         super::init()?;
-        let uri = super::input_to_uri(input)?;
+        // A template without {uri} makes its own source: the input is only a label there.
+        let uses_uri = templates::strip_comments(&cfg.template).contains("{uri}");
+        let uri = match super::input_to_uri(input) {
+            Err(VideoError::UnsupportedScheme { .. }) if !uses_uri => input.to_string(),
+            r => r?,
+        };
+        let network = uses_uri && !uri.starts_with("file://");
+        if network {
+            super::probe_network_input(&uri, cfg.open_timeout.min(cfg.stall_timeout).min(Duration::from_secs(10)))?;
+        }
+        let stall = network.then(|| {
+            let host = super::network_host(&uri).map(|(h, p)| format!("{h}:{p}")).unwrap_or_else(|| {
+                let r = super::redact_credentials(&uri);
+                r.split("://").nth(1).and_then(|t| t.split('/').next()).unwrap_or("the server").to_string()
+            });
+            (host, cfg.stall_timeout)
+        });
         let path = if let Some(p) = uri.strip_prefix("file://") {
             gst::glib::filename_from_uri(&uri).map(|(p, _)| p.display().to_string()).unwrap_or_else(|_| p.to_string())
         } else {
@@ -120,6 +150,7 @@ impl VideoSource {
             input: input.to_string(),
             done: false,
             missing: None,
+            stall,
         };
         if src.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(src.bus_error(0).unwrap_or_else(|| src.not_a_video("could not start decoding")));
@@ -134,6 +165,9 @@ impl VideoSource {
             }
             if src.appsink.is_eos() {
                 return Err(src.bus_error(0).unwrap_or_else(|| src.no_frames()));
+            }
+            if let Some(e) = src.stalled(start, " before the first frame") {
+                return Err(e);
             }
             if start.elapsed() > cfg.open_timeout {
                 return Err(VideoError::OpenTimeout(cfg.open_timeout));
@@ -183,6 +217,7 @@ impl VideoSource {
         if self.done {
             return Ok(None);
         }
+        let waiting = Instant::now();
         let sample = match self.pending.take() {
             Some(s) => s,
             None => loop {
@@ -204,6 +239,10 @@ impl VideoSource {
                         return Err(e);
                     }
                     return Ok(None);
+                }
+                if let Some(e) = self.stalled(waiting, &format!(" after frame {}", self.next_index)) {
+                    self.done = true;
+                    return Err(e);
                 }
             },
         };
@@ -262,6 +301,17 @@ impl VideoSource {
             width: w,
             height: h,
             data,
+        })
+    }
+
+    /// A network input that delivered nothing since `since` for longer than the stall timeout.
+    fn stalled(&self, since: Instant, after: &str) -> Option<VideoError> {
+        let (host, timeout) = self.stall.as_ref()?;
+        (since.elapsed() > *timeout).then(|| VideoError::Stalled {
+            input: super::redact_credentials(&self.input),
+            host: host.clone(),
+            timeout: *timeout,
+            after: after.to_string(),
         })
     }
 

@@ -36,10 +36,12 @@ fn signal(child: &Child, sig: &str) {
     assert!(st.success());
 }
 
-/// Wait until the run has written some frames (the JSON file is flushed every 50 frames).
+/// Wait until the run has written some frames (the JSON file is written to `t.jsonl.partial`,
+/// flushed every 50 frames, and renamed to `t.jsonl` when the run finishes).
 fn wait_started(json: &Path) {
     let t0 = Instant::now();
-    while std::fs::metadata(json).map(|m| m.len()).unwrap_or(0) == 0 {
+    let partial = json.with_file_name("t.jsonl.partial");
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) == 0 {
         assert!(t0.elapsed() < Duration::from_secs(60), "the run did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -169,7 +171,7 @@ fn second_sigint_aborts() {
     // the run did not end gracefully.
     assert_eq!(st.code(), Some(130), "the second SIGINT must abort with 130, got {st:?}; stderr:\n{err}");
     let stopping = err.find("stopping: finishing the output file").expect("first signal's message");
-    let aborted = err.find("\naborted\n").expect("\"aborted\" on stderr");
+    let aborted = err.find("\naborted").expect("\"aborted\" on stderr");
     assert!(stopping < aborted, "\"stopping\" must come before \"aborted\":\n{err}");
     assert!(!err.contains("interrupted after"), "the run ended gracefully instead of aborting:\n{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -72,9 +72,11 @@ fn rtsp_stream_is_live_and_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // wait for the first flush of the track file (50 frames = 2 s of stream)
+    // wait for the first flush of the track file (50 frames = 2 s of stream); it is written to
+    // t.jsonl.partial and renamed to t.jsonl when the run finishes
     let t0 = Instant::now();
-    while std::fs::metadata(&json).map(|m| m.len()).unwrap_or(0) == 0 {
+    let partial = dir.path().join("t.jsonl.partial");
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) == 0 {
         if let Some(st) = child.try_wait().unwrap() {
             let mut err = String::new();
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
