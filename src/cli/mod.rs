@@ -168,8 +168,9 @@ mod tests {
     #[test]
     fn causes_are_printed_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
-        let e = anyhow::Error::from(fastsam_track::Error::io("cannot read x.txt", io)).context("loading the config");
-        assert_eq!(error_message(&e), "loading the config: cannot read x.txt: No such file");
+        let e = fastsam_track::export::ExportError { path: "x.txt".into(), source: io };
+        let e = anyhow::Error::from(e).context("writing tracks");
+        assert_eq!(error_message(&e), "writing tracks: cannot write track file x.txt: No such file");
         assert_eq!(exit_code(&e), 1);
         let e = anyhow::Error::from(UsageError("two inputs".into())).context("segment");
         assert_eq!(exit_code(&e), 2);
