@@ -60,6 +60,7 @@ impl ModelArgs {
             device: self.device,
             intra_threads: self.threads,
             ort_lib: self.ort_lib.clone(),
+            ..ModelOptions::default()
         }
     }
 

@@ -134,9 +134,25 @@ impl Preprocessor {
     pub fn run(&mut self, img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
         check_input(img, lb)?;
         let mut tensor = std::mem::take(&mut self.tensor);
+        tensor.resize(3 * lb.input_w as usize * lb.input_h as usize, 0.0);
+        let res = self.run_into(img, lb, &mut tensor);
+        self.tensor = tensor;
+        res
+    }
+
+    /// Letterbox `img` into `tensor` (exactly `3 x input_h x input_w` values, RGB, `/255`), e.g. one
+    /// image's slot of a batch tensor.
+    pub fn run_into(&mut self, img: &ImageView<'_>, lb: &Letterbox, tensor: &mut [f32]) -> Result<(), ModelError> {
+        check_input(img, lb)?;
         let (w, h) = (lb.input_w as usize, lb.input_h as usize);
         let plane = w * h;
-        tensor.resize(3 * plane, 0.0);
+        if tensor.len() != 3 * plane {
+            return Err(ModelError::Preprocess(format!(
+                "tensor slot has {} values, the {w}x{h} input needs {}",
+                tensor.len(),
+                3 * plane
+            )));
+        }
         let lut = lut();
         let pad = lut[114];
         // channel index in the source pixel for output planes R, G, B
@@ -175,7 +191,6 @@ impl Preprocessor {
                 }
             }
         });
-        self.tensor = tensor;
         res
     }
 
@@ -207,7 +222,7 @@ impl Preprocessor {
 
 /// The image buffer is consistent and the geometry was made for it (checked before any buffer is
 /// sized from the geometry).
-fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
+pub(crate) fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
     check_view(img)?;
     if (lb.orig_w, lb.orig_h) != (img.width, img.height) {
         return Err(ModelError::Preprocess(format!(
