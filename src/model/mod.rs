@@ -20,6 +20,7 @@ pub mod masks;
 pub mod npy;
 pub mod postprocess;
 pub mod prompt;
+pub mod resize;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use letterbox::{Letterbox, Preprocessor};
 pub use masks::{ProtoMask, Protos};
 pub use postprocess::{PostConfig, Postprocessor, RawDetection};
 pub use prompt::Prompt;
+pub use resize::LinearResizer;
 
 use crate::types::{Detection, ImageView, SegmentTimings, Segmenter};
 

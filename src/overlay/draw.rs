@@ -227,6 +227,7 @@ fn draw_label(
 mod tests {
     use super::*;
     use crate::mask::{Bitmap, RoiBitmap};
+    use crate::types::BBox;
 
     fn disc(w: u32, h: u32, cx: f32, cy: f32, r: f32) -> Mask {
         let mut bm = Bitmap::zeros(w, h);
