@@ -235,7 +235,9 @@ mod tests {
             for x in 0..7 {
                 for c in 0..3 {
                     let p = |yy: usize, xx: usize| src[(yy * sw + xx) * 3 + c] as u32;
-                    let want = (p(2 * y, 2 * x) + p(2 * y, 2 * x + 1) + p(2 * y + 1, 2 * x) + p(2 * y + 1, 2 * x + 1) + 2) >> 2;
+                    let want =
+                        (p(2 * y, 2 * x) + p(2 * y, 2 * x + 1) + p(2 * y + 1, 2 * x) + p(2 * y + 1, 2 * x + 1) + 2)
+                            >> 2;
                     assert_eq!(out[(y * 7 + x) * 3 + c] as u32, want);
                 }
             }
@@ -296,8 +298,15 @@ mod tests {
             }
             .unwrap();
             let mut want = Mat::default();
-            opencv::imgproc::resize(&src, &mut want, Size::new(dw as i32, dh as i32), 0.0, 0.0, opencv::imgproc::INTER_LINEAR)
-                .unwrap();
+            opencv::imgproc::resize(
+                &src,
+                &mut want,
+                Size::new(dw as i32, dh as i32),
+                0.0,
+                0.0,
+                opencv::imgproc::INTER_LINEAR,
+            )
+            .unwrap();
             let want = want.data_bytes().unwrap();
             r.resize(&img, dw, dh, &mut out);
             let diff = out.iter().zip(want).filter(|(a, b)| a != b).count();
