@@ -143,7 +143,9 @@ fn batch_equals_single_runs(model_file: &str, conf: f32) {
     assert_eq!((lbs[0].input_w, lbs[0].input_h), (320, 224), "minimal padding as in a single run");
 
     let singles = single_raw(&mut m, &frames, &lbs);
+    let runs = m.session_runs();
     let got = m.infer_batch(&views).unwrap();
+    assert_eq!(m.session_runs(), runs + 1, "4 frames in ONE session.run");
     assert_eq!(got, lbs);
     assert_eq!(m.last_batch_len(), 4);
     let max_raw = compare_raw(&m, &singles);
@@ -232,7 +234,9 @@ fn batches_larger_than_max_batch_are_split() {
     assert_eq!(m.max_batch(), 3);
     let lbs = m.letterbox_batch(&views);
     let singles = single_raw(&mut m, &frames, &lbs);
+    let runs = m.session_runs();
     m.infer_batch(&views).unwrap();
+    assert_eq!(m.session_runs(), runs + 2, "4 frames with max_batch 3: two runs");
     compare_raw(&m, &singles);
     // steady batches reuse their prototype buffers once the masks are dropped
     drop(m.segment_batch(&views).unwrap());
@@ -257,7 +261,9 @@ fn fixed_batch_model_runs_batches_sequentially() {
     assert_eq!(m.max_batch(), 1);
     let lbs = m.letterbox_batch(&views);
     let singles = single_raw(&mut m, &frames, &lbs);
+    let runs = m.session_runs();
     m.infer_batch(&views).unwrap();
+    assert_eq!(m.session_runs(), runs + 2, "one run per frame");
     assert_eq!(compare_raw(&m, &singles), 0.0, "sequential runs are the single runs");
     let single_dets: Vec<Vec<RawDetection>> = views.iter().map(|v| m.segment_raw(v).unwrap().1).collect();
     let batch_dets: Vec<Vec<RawDetection>> = m.segment_raw_batch(&views).unwrap().into_iter().map(|(_, d)| d).collect();

@@ -301,6 +301,7 @@ pub struct FastSam {
     last_dims: OutDims,
     timings: SegmentTimings,
     sequential_logged: bool,
+    session_runs: u64,
 }
 
 impl std::fmt::Debug for FastSam {
@@ -379,6 +380,7 @@ impl FastSam {
             last_dims: OutDims::default(),
             timings: SegmentTimings::default(),
             sequential_logged: false,
+            session_runs: 0,
         })
     }
 
@@ -555,6 +557,7 @@ impl FastSam {
             .session
             .run(ort::inputs![self.sig.input_name.as_str() => tensor])
             .map_err(|e| ModelError::Inference(e.to_string()))?;
+        self.session_runs += 1;
         let (s0, d0) = outputs[self.sig.output0_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Output(e.to_string()))?;
@@ -598,6 +601,11 @@ impl FastSam {
     /// How many prototype buffers were allocated so far (steady state reuses them).
     pub fn proto_allocations(&self) -> u64 {
         self.proto_allocations
+    }
+
+    /// How many times `session.run` was called so far (a batch on a dynamic-batch model is one).
+    pub fn session_runs(&self) -> u64 {
+        self.session_runs
     }
 
     /// How many images the last call ran.

@@ -28,8 +28,9 @@ use crate::types::ImageView;
 #[derive(Debug)]
 struct Tables {
     key: (u32, u32, u32, u32),
-    /// Per destination pixel: byte offsets of the two source pixels in a row.
-    xofs: Vec<[u32; 2]>,
+    /// Per destination pixel: byte offset of the first of the two (adjacent) source pixels; when
+    /// the source is 1 pixel wide both taps read pixel 0.
+    xofs: Vec<u32>,
     alpha: Vec<[i32; 2]>,
     /// Per destination row: the two source rows (clamped) and their coefficients.
     yofs: Vec<[u32; 2]>,
@@ -62,11 +63,17 @@ impl Tables {
             if sx >= sw as i64 - 1 {
                 (sx, fx) = (sw as i64 - 1, 0.0);
             }
-            let sx = sx as u32;
-            // at the right edge the second tap has weight 0; point it at the same pixel
-            let sx1 = (sx + 1).min(sw - 1);
-            xofs.push([sx * 3, sx1 * 3]);
-            alpha.push(coefs(fx));
+            let mut a = coefs(fx);
+            let mut sx = sx as u32;
+            // At the right edge the second tap has weight 0 (`a = [2048, 0]`): read the pair
+            // (w-2, w-1) with the weights swapped instead, so that every pair is two adjacent
+            // in-bounds pixels. Same integer sum.
+            if sx + 1 >= sw && sw >= 2 {
+                sx = sw - 2;
+                a = [a[1], a[0]];
+            }
+            xofs.push(sx * 3);
+            alpha.push(a);
         }
         let mut yofs = Vec::with_capacity(dh as usize);
         let mut beta = Vec::with_capacity(dh as usize);
@@ -88,8 +95,9 @@ const CACHED_SIZES: usize = 4;
 pub struct LinearResizer {
     /// Most recently used first.
     tables: Vec<Tables>,
-    /// Horizontally resized source rows (scale 2^11) and which source row each holds.
-    rows: [Vec<i32>; 2],
+    /// Horizontally resized source rows (sums at scale 2^11, shifted right by 4, as OpenCV's
+    /// vertical pass uses them) and which source row each holds.
+    rows: [Vec<i16>; 2],
     row_of: [Option<u32>; 2],
     out: Vec<u8>,
 }
@@ -144,7 +152,7 @@ impl LinearResizer {
                     self.rows.swap(0, 1);
                     self.row_of.swap(0, 1);
                 } else {
-                    hresize(src.row(y0), &t.xofs, &t.alpha, &mut self.rows[0]);
+                    hresize(src.row(y0), sw, &t.xofs, &t.alpha, &mut self.rows[0]);
                     self.row_of[0] = Some(y0);
                 }
             }
@@ -153,7 +161,7 @@ impl LinearResizer {
                     let (a, b) = self.rows.split_at_mut(1);
                     b[0].copy_from_slice(&a[0]);
                 } else {
-                    hresize(src.row(y1), &t.xofs, &t.alpha, &mut self.rows[1]);
+                    hresize(src.row(y1), sw, &t.xofs, &t.alpha, &mut self.rows[1]);
                 }
                 self.row_of[1] = Some(y1);
             }
@@ -170,23 +178,43 @@ impl LinearResizer {
     }
 }
 
-/// Horizontal pass of one source row into `d` (`3 * dst_w` sums, scale 2^11).
-fn hresize(s: &[u8], xofs: &[[u32; 2]], alpha: &[[i32; 2]], d: &mut [i32]) {
-    for ((o, a), d) in xofs.iter().zip(alpha).zip(d.chunks_exact_mut(3)) {
-        let (x0, x1) = (o[0] as usize, o[1] as usize);
-        let (p0, p1) = (&s[x0..x0 + 3], &s[x1..x1 + 3]);
-        d[0] = p0[0] as i32 * a[0] + p1[0] as i32 * a[1];
-        d[1] = p0[1] as i32 * a[0] + p1[1] as i32 * a[1];
-        d[2] = p0[2] as i32 * a[0] + p1[2] as i32 * a[1];
+/// Horizontal pass of one source row into `d` (`3 * dst_w` values): OpenCV's exact integer sums
+/// `S[x] * a0 + S[x + 1] * a1` (scale 2^11), stored shifted right by 4 (what the vertical pass
+/// reads; the sums are non-negative and below 2^20, so the result fits 16 bits).
+fn hresize(s: &[u8], sw: u32, xofs: &[u32], alpha: &[[i32; 2]], d: &mut [i16]) {
+    let (d3, _) = d.as_chunks_mut::<3>();
+    if sw < 2 {
+        for (a, d) in alpha.iter().zip(d3) {
+            let w = a[0] + a[1];
+            for c in 0..3 {
+                d[c] = ((s[c] as i32 * w) >> 4) as i16;
+            }
+        }
+        return;
+    }
+    // (wrapping arithmetic: the values never overflow; this keeps overflow checks of debug/test
+    // builds out of the per-pixel loop)
+    let mac = |p0: u8, p1: u8, a0: i32, a1: i32| {
+        ((p0 as i32).wrapping_mul(a0).wrapping_add((p1 as i32).wrapping_mul(a1)) >> 4) as i16
+    };
+    for ((&x, a), d) in xofs.iter().zip(alpha).zip(d3) {
+        let x = x as usize;
+        let Some(p) = s.get(x..x + 6) else { continue };
+        let (a0, a1) = (a[0], a[1]);
+        d[0] = mac(p[0], p[3], a0, a1);
+        d[1] = mac(p[1], p[4], a0, a1);
+        d[2] = mac(p[2], p[5], a0, a1);
     }
 }
 
-/// Vertical pass: OpenCV's `VResizeLinear<uchar, int, short, FixedPtCast<int, uchar, 22>>`.
-fn vresize(r0: &[i32], r1: &[i32], b: [i32; 2], out: &mut [u8]) {
+/// Vertical pass: OpenCV's `VResizeLinear<uchar, int, short, FixedPtCast<int, uchar, 22>>`,
+/// `(((b0 * (R0 >> 4)) >> 16) + ((b1 * (R1 >> 4)) >> 16) + 2) >> 2`, in 16-bit lanes like its SIMD
+/// kernel (`v_mul_hi`, `v_rshr_pack_u<2>`).
+fn vresize(r0: &[i16], r1: &[i16], b: [i32; 2], out: &mut [u8]) {
     let (b0, b1) = (b[0], b[1]);
     for ((o, &s0), &s1) in out.iter_mut().zip(r0).zip(r1) {
-        let v = (((b0 * (s0 >> 4)) >> 16) + ((b1 * (s1 >> 4)) >> 16) + 2) >> 2;
-        *o = v.clamp(0, 255) as u8;
+        let v = (b0.wrapping_mul(s0 as i32) >> 16).wrapping_add(b1.wrapping_mul(s1 as i32) >> 16);
+        *o = (v.wrapping_add(2) >> 2).clamp(0, 255) as u8;
     }
 }
 
