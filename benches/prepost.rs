@@ -105,12 +105,24 @@ fn benches(c: &mut Criterion) {
             let src = opencv::core::Mat::from_slice(bgr).unwrap().reshape(3, *h as i32).unwrap().try_clone().unwrap();
             let mut dst = opencv::core::Mat::default();
             let size = opencv::core::Size::new(lb.new_w as i32, lb.new_h as i32);
-            c.bench_function(&format!("{name}/opencv"), |b| {
-                b.iter(|| {
-                    opencv::imgproc::resize(black_box(&src), &mut dst, size, 0.0, 0.0, opencv::imgproc::INTER_LINEAR)
+            let threads = opencv::core::get_num_threads().unwrap_or(1);
+            for n in [threads, 1] {
+                opencv::core::set_num_threads(n).unwrap();
+                c.bench_function(&format!("{name}/opencv {n} threads"), |b| {
+                    b.iter(|| {
+                        opencv::imgproc::resize(
+                            black_box(&src),
+                            &mut dst,
+                            size,
+                            0.0,
+                            0.0,
+                            opencv::imgproc::INTER_LINEAR,
+                        )
                         .unwrap()
-                })
-            });
+                    })
+                });
+            }
+            opencv::core::set_num_threads(threads).unwrap();
             assert_eq!(dst.data_bytes().unwrap(), &out[..], "{name}: the two resizes differ");
         }
     }

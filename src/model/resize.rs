@@ -34,7 +34,7 @@ struct Tables {
     alpha: Vec<[i32; 2]>,
     /// Per destination row: the two source rows (clamped) and their coefficients.
     yofs: Vec<[u32; 2]>,
-    beta: Vec<[i32; 2]>,
+    beta: Vec<[i16; 2]>,
 }
 
 fn coefs(f: f32) -> [i32; 2] {
@@ -81,7 +81,8 @@ impl Tables {
         for dy in 0..dh {
             let (sy, fy) = source_coord(dy, scale_y);
             yofs.push([clip(sy), clip(sy + 1)]);
-            beta.push(coefs(fy));
+            let [b0, b1] = coefs(fy);
+            beta.push([b0 as i16, b1 as i16]);
         }
         Tables { key: (sw, sh, dw, dh), xofs, alpha, yofs, beta }
     }
@@ -152,7 +153,7 @@ impl LinearResizer {
                     self.rows.swap(0, 1);
                     self.row_of.swap(0, 1);
                 } else {
-                    hresize(src.row(y0), sw, &t.xofs, &t.alpha, &mut self.rows[0]);
+                    hresize(src.row(y0), sw, t, &mut self.rows[0]);
                     self.row_of[0] = Some(y0);
                 }
             }
@@ -161,7 +162,7 @@ impl LinearResizer {
                     let (a, b) = self.rows.split_at_mut(1);
                     b[0].copy_from_slice(&a[0]);
                 } else {
-                    hresize(src.row(y1), sw, &t.xofs, &t.alpha, &mut self.rows[1]);
+                    hresize(src.row(y1), sw, t, &mut self.rows[1]);
                 }
                 self.row_of[1] = Some(y1);
             }
@@ -181,7 +182,8 @@ impl LinearResizer {
 /// Horizontal pass of one source row into `d` (`3 * dst_w` values): OpenCV's exact integer sums
 /// `S[x] * a0 + S[x + 1] * a1` (scale 2^11), stored shifted right by 4 (what the vertical pass
 /// reads; the sums are non-negative and below 2^20, so the result fits 16 bits).
-fn hresize(s: &[u8], sw: u32, xofs: &[u32], alpha: &[[i32; 2]], d: &mut [i16]) {
+fn hresize(s: &[u8], sw: u32, t: &Tables, d: &mut [i16]) {
+    let (xofs, alpha) = (&t.xofs[..], &t.alpha[..]);
     let (d3, _) = d.as_chunks_mut::<3>();
     if sw < 2 {
         for (a, d) in alpha.iter().zip(d3) {
@@ -210,10 +212,12 @@ fn hresize(s: &[u8], sw: u32, xofs: &[u32], alpha: &[[i32; 2]], d: &mut [i16]) {
 /// Vertical pass: OpenCV's `VResizeLinear<uchar, int, short, FixedPtCast<int, uchar, 22>>`,
 /// `(((b0 * (R0 >> 4)) >> 16) + ((b1 * (R1 >> 4)) >> 16) + 2) >> 2`, in 16-bit lanes like its SIMD
 /// kernel (`v_mul_hi`, `v_rshr_pack_u<2>`).
-fn vresize(r0: &[i16], r1: &[i16], b: [i32; 2], out: &mut [u8]) {
+fn vresize(r0: &[i16], r1: &[i16], b: [i16; 2], out: &mut [u8]) {
+    // `mul_hi` of two 16-bit values fits 16 bits: this form vectorises to `pmulhw`
+    let mul_hi = |a: i16, b: i16| ((a as i32 * b as i32) >> 16) as i16;
     let (b0, b1) = (b[0], b[1]);
     for ((o, &s0), &s1) in out.iter_mut().zip(r0).zip(r1) {
-        let v = (b0.wrapping_mul(s0 as i32) >> 16).wrapping_add(b1.wrapping_mul(s1 as i32) >> 16);
+        let v = mul_hi(b0, s0).wrapping_add(mul_hi(b1, s1));
         *o = (v.wrapping_add(2) >> 2).clamp(0, 255) as u8;
     }
 }
