@@ -10,7 +10,7 @@
 
 mod seg_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fastsam_track::model::{Device, FastSam, Letterbox, ModelError, ModelOptions, RawDetection};
@@ -66,7 +66,7 @@ fn model(name: &str) -> Option<PathBuf> {
     fastsam_track::assets::require(&format!("models/{name}"))
 }
 
-fn load(path: &PathBuf, conf: f32) -> FastSam {
+fn load(path: &Path, conf: f32) -> FastSam {
     let opts = ModelOptions { imgsz: Some(320), conf, device: Device::Cpu, ..ModelOptions::default() };
     FastSam::load(path, opts).unwrap()
 }

@@ -142,7 +142,7 @@ impl Preprocessor {
             PixelFormat::Rgb8 => [0, 1, 2],
             PixelFormat::Bgr8 => [2, 1, 0],
         };
-        let res = self.with_resized(img, lb, |src, step| {
+        self.with_resized(img, lb, |src, step| {
             let (r_pl, rest) = tensor.split_at_mut(plane);
             let (g_pl, b_pl) = rest.split_at_mut(plane);
             for y in 0..h {
@@ -172,8 +172,7 @@ impl Preprocessor {
                     bd[x] = lut[px[order[2]] as usize];
                 }
             }
-        });
-        res
+        })
     }
 
     /// The letterboxed image as packed 8-bit RGB (`input_w x input_h`), e.g. to compare with

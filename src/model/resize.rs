@@ -308,7 +308,7 @@ mod tests {
         };
         while pairs.len() < 240 {
             let (sw, sh) = (next(700), next(500));
-            let (dw, dh) = if pairs.len() % 3 == 0 { (next(64), next(64)) } else { (next(700), next(500)) };
+            let (dw, dh) = if pairs.len().is_multiple_of(3) { (next(64), next(64)) } else { (next(700), next(500)) };
             pairs.push((sw, sh, dw, dh));
         }
         let mut r = LinearResizer::new();
