@@ -100,7 +100,7 @@ fn benches(c: &mut Criterion) {
             let mut rs = LinearResizer::new();
             let mut out = Vec::new();
             c.bench_function(&format!("{name}/rust"), |b| {
-                b.iter(|| rs.resize(black_box(&img), lb.new_w, lb.new_h, &mut out))
+                b.iter(|| rs.resize(black_box(&img), lb.new_w, lb.new_h, &mut out).unwrap())
             });
             let src = opencv::core::Mat::from_slice(bgr).unwrap().reshape(3, *h as i32).unwrap().try_clone().unwrap();
             let mut dst = opencv::core::Mat::default();

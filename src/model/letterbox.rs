@@ -106,10 +106,9 @@ impl Preprocessor {
             return Ok(f(img.data, img.stride));
         }
         let mut resized = std::mem::take(&mut self.resized);
-        self.resizer.resize(img, lb.new_w, lb.new_h, &mut resized);
-        let r = f(&resized, lb.new_w as usize * 3);
+        let r = self.resizer.resize(img, lb.new_w, lb.new_h, &mut resized).map(|()| f(&resized, lb.new_w as usize * 3));
         self.resized = resized;
-        Ok(r)
+        r
     }
 
     /// Letterbox `img` into [`Preprocessor::tensor`] (`3 x input_h x input_w`, RGB, `/255`).
@@ -214,7 +213,7 @@ pub(crate) fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), Mod
     Ok(())
 }
 
-fn check_view(img: &ImageView<'_>) -> Result<(), ModelError> {
+pub(crate) fn check_view(img: &ImageView<'_>) -> Result<(), ModelError> {
     if img.width == 0 || img.height == 0 {
         return Err(ModelError::Preprocess(format!("empty image ({}x{})", img.width, img.height)));
     }

@@ -13,7 +13,8 @@
 //! - the horizontal pass keeps `int` sums (`S[s] * a0 + S[s + 1] * a1`, scale 2^11);
 //! - the vertical pass is `(((b0 * (R0 >> 4)) >> 16) + ((b1 * (R1 >> 4)) >> 16) + 2) >> 2`: the
 //!   form of OpenCV's SIMD kernel (`v_mul_hi` on 16-bit lanes, `v_rshr_pack_u<2>`), which its scalar
-//!   tail copies so that every pixel is computed the same way.
+//!   tail copies so that every pixel is computed the same way (the test against OpenCV below covers
+//!   widths with and without a SIMD tail).
 //!
 //! OpenCV switches an exact 2x downscale to `INTER_AREA` (`(a + b + c + d + 2) >> 2`); the
 //! fixed-point linear kernel gives the same values there (coefficients 1024/1024), so no special
@@ -22,6 +23,8 @@
 //! Coefficient tables are computed once per `(src, dst)` size pair and cached (a few pairs, for
 //! batches of mixed sizes); the row buffers are reused, so a steady stream does not allocate.
 
+use super::ModelError;
+use super::letterbox::check_view;
 use crate::types::ImageView;
 
 /// Coefficient tables of one `(src_w, src_h) -> (dst_w, dst_h)` size pair.
@@ -124,18 +127,25 @@ impl LinearResizer {
     }
 
     /// Resize `src` to `dst_w x dst_h`, calling `row(y, pixels)` for every destination row in order
-    /// (`3 * dst_w` bytes, same channel order as the source). `src` must be a valid view (checked by
-    /// the caller) and both sizes non-zero.
-    pub fn resize_rows(&mut self, src: &ImageView<'_>, dst_w: u32, dst_h: u32, mut row: impl FnMut(usize, &[u8])) {
-        let (sw, sh) = (src.width, src.height);
-        if sw == 0 || sh == 0 || dst_w == 0 || dst_h == 0 {
-            return;
+    /// (`3 * dst_w` bytes, same channel order as the source). An empty or inconsistent view, or an
+    /// empty destination, is an error.
+    pub fn resize_rows(
+        &mut self,
+        src: &ImageView<'_>,
+        dst_w: u32,
+        dst_h: u32,
+        mut row: impl FnMut(usize, &[u8]),
+    ) -> Result<(), ModelError> {
+        check_view(src)?;
+        if dst_w == 0 || dst_h == 0 {
+            return Err(ModelError::Preprocess(format!("cannot resize to an empty {dst_w}x{dst_h} image")));
         }
+        let (sw, sh) = (src.width, src.height);
         if (sw, sh) == (dst_w, dst_h) {
             for y in 0..sh {
                 row(y as usize, src.row(y));
             }
-            return;
+            return Ok(());
         }
         self.select_tables((sw, sh, dst_w, dst_h));
         let t = &self.tables[0];
@@ -169,13 +179,14 @@ impl LinearResizer {
             vresize(&self.rows[0], &self.rows[1], *b, &mut self.out);
             row(dy, &self.out);
         }
+        Ok(())
     }
 
     /// Resize `src` into `dst` (packed `dst_w x dst_h`, resized to fit).
-    pub fn resize(&mut self, src: &ImageView<'_>, dst_w: u32, dst_h: u32, dst: &mut Vec<u8>) {
+    pub fn resize(&mut self, src: &ImageView<'_>, dst_w: u32, dst_h: u32, dst: &mut Vec<u8>) -> Result<(), ModelError> {
         let n = dst_w as usize * 3;
         dst.resize(n * dst_h as usize, 0);
-        self.resize_rows(src, dst_w, dst_h, |y, px| dst[y * n..(y + 1) * n].copy_from_slice(px));
+        self.resize_rows(src, dst_w, dst_h, |y, px| dst[y * n..(y + 1) * n].copy_from_slice(px))
     }
 }
 
@@ -245,15 +256,19 @@ mod tests {
                 let src = vec![v; sw * sh * 3];
                 let img = ImageView::packed(sw as u32, sh as u32, PixelFormat::Rgb8, &src).unwrap();
                 let mut out = Vec::new();
-                r.resize(&img, dw, dh, &mut out);
+                r.resize(&img, dw, dh, &mut out).unwrap();
                 assert!(out.iter().all(|&p| p == v), "{sw}x{sh}->{dw}x{dh} value {v}");
             }
         }
         let src = noise(13 * 11 * 3, 1);
         let img = ImageView::packed(13, 11, PixelFormat::Rgb8, &src).unwrap();
         let mut out = Vec::new();
-        r.resize(&img, 13, 11, &mut out);
+        r.resize(&img, 13, 11, &mut out).unwrap();
         assert_eq!(out, src);
+        // bad inputs are errors, not panics
+        assert!(r.resize(&img, 0, 3, &mut out).is_err());
+        let bad = ImageView { width: 4, height: 4, stride: 12, format: PixelFormat::Rgb8, data: &src[..40] };
+        assert!(r.resize(&bad, 2, 2, &mut out).is_err());
     }
 
     #[test]
@@ -262,7 +277,7 @@ mod tests {
         let src = noise(sw * sh * 3, 7);
         let img = ImageView::packed(sw as u32, sh as u32, PixelFormat::Rgb8, &src).unwrap();
         let mut out = Vec::new();
-        LinearResizer::new().resize(&img, 7, 5, &mut out);
+        LinearResizer::new().resize(&img, 7, 5, &mut out).unwrap();
         for y in 0..5 {
             for x in 0..7 {
                 for c in 0..3 {
@@ -340,7 +355,7 @@ mod tests {
             )
             .unwrap();
             let want = want.data_bytes().unwrap();
-            r.resize(&img, dw, dh, &mut out);
+            r.resize(&img, dw, dh, &mut out).unwrap();
             let diff = out.iter().zip(want).filter(|(a, b)| a != b).count();
             assert_eq!(diff, 0, "{sw}x{sh} -> {dw}x{dh}: {diff} of {} values differ from OpenCV", out.len());
         }
