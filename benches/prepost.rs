@@ -2,6 +2,8 @@
 //! Runtime inference time of the same model on the same machine.
 //!
 //! * `pre/<img>/<size>`: letterbox + float tensor (static 640 square; dynamic 1024 minimal padding).
+//! * `resize/<img>/<size>/{rust,opencv}`: the letterbox resize alone, the pure-Rust bit-exact
+//!   `INTER_LINEAR` ([`LinearResizer`]) against OpenCV's `resize` on the same pixels.
 //! * `post/<img>/<size>/retina_<b>/lazy`: NMS, boxes, per-box logits, empty-mask filter (masks not
 //!   rendered), as the pipeline's segmentation stage does.
 //! * `.../render`: the same plus rendering every mask at the original size (what drawing needs).
@@ -16,7 +18,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastsam_track::model::npy::read_f32;
-use fastsam_track::model::{Device, FastSam, Letterbox, ModelOptions, PostConfig, Postprocessor, Preprocessor, Protos};
+use fastsam_track::model::{
+    Device, FastSam, Letterbox, LinearResizer, ModelOptions, PostConfig, Postprocessor, Preprocessor, Protos,
+};
 use fastsam_track::{ImageView, PixelFormat};
 use opencv::core::{MatTraitConst, MatTraitConstManual};
 
@@ -88,6 +92,41 @@ fn benches(c: &mut Criterion) {
             c.bench_function(&format!("pre/{short} {w}x{h}/{size} -> {}x{}", lb.input_w, lb.input_h), |b| {
                 b.iter(|| pre.run(black_box(&img), &lb).unwrap())
             });
+        }
+    }
+    // the resize alone: pure Rust vs OpenCV (bit-exact, see model::resize)
+    for (short, _, (w, h, bgr)) in &images {
+        let img = ImageView::packed(*w, *h, PixelFormat::Bgr8, bgr).unwrap();
+        for size in [320u32, 640] {
+            let lb = Letterbox::new(*w, *h, size, size, true, 32);
+            let name = format!("resize/{short} {w}x{h}/{}x{}", lb.new_w, lb.new_h);
+            let mut rs = LinearResizer::new();
+            let mut out = Vec::new();
+            c.bench_function(&format!("{name}/rust"), |b| {
+                b.iter(|| rs.resize(black_box(&img), lb.new_w, lb.new_h, &mut out).unwrap())
+            });
+            let src = opencv::core::Mat::from_slice(bgr).unwrap().reshape(3, *h as i32).unwrap().try_clone().unwrap();
+            let mut dst = opencv::core::Mat::default();
+            let size = opencv::core::Size::new(lb.new_w as i32, lb.new_h as i32);
+            let threads = opencv::core::get_num_threads().unwrap_or(1);
+            for n in [threads, 1] {
+                opencv::core::set_num_threads(n).unwrap();
+                c.bench_function(&format!("{name}/opencv {n} threads"), |b| {
+                    b.iter(|| {
+                        opencv::imgproc::resize(
+                            black_box(&src),
+                            &mut dst,
+                            size,
+                            0.0,
+                            0.0,
+                            opencv::imgproc::INTER_LINEAR,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+            opencv::core::set_num_threads(threads).unwrap();
+            assert_eq!(dst.data_bytes().unwrap(), &out[..], "{name}: the two resizes differ");
         }
     }
     // postprocessing at 640 on the golden tensors

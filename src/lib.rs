@@ -2,7 +2,7 @@
 //!
 //! The model core builds without GStreamer (and, once letterboxing is pure Rust, without
 //! OpenCV):
-//! - [`model`]: FastSAM inference, pre/post-processing, prompts; [`engine`]-style session setup;
+//! - [`model`]: FastSAM inference, pre/post-processing, prompts; sessions from [`engine`];
 //! - [`track`]: ByteTrack with mask-aware association;
 //! - [`stream`]: the per-stream core ([`stream::StreamProcessor`]) every way in shares: the CLI on
 //!   files, live cameras, many streams in one process, the GStreamer element;
@@ -22,6 +22,7 @@
 #[path = "../tests/support/assets.rs"]
 pub mod assets;
 pub mod convert;
+pub mod engine;
 pub mod eval;
 pub mod export;
 pub mod frame;

@@ -95,9 +95,17 @@ pub trait Segmenter: Send {
     /// Segment one frame.
     fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, ModelError>;
 
-    /// Segment several frames (for batched inference). The default runs them one by one.
+    /// Segment several frames (for batched inference); one result per image, in order. The
+    /// default runs them one by one; [`crate::model::FastSam`] runs up to
+    /// [`Segmenter::max_batch`] frames in one inference call.
     fn segment_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Vec<Detection>>, ModelError> {
         images.iter().map(|im| self.segment(*im)).collect()
+    }
+
+    /// How many frames one inference call takes at most (a batching stage gathers up to this
+    /// many). 1 for segmenters that do not batch.
+    fn max_batch(&self) -> usize {
+        1
     }
 
     /// A short human-readable description (model file, provider, input size).

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastsam_track::model::{Device, FastSam, ModelError, ModelOptions};
+use fastsam_track::model::{Device, EngineError, FastSam, ModelError, ModelOptions};
 use fastsam_track::{ImageView, PixelFormat, Segmenter};
 use prost::Message;
 
@@ -209,22 +209,22 @@ fn non_onnx_truncated_and_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "notes.onnx", b"this is not a model\n");
     let e = load_err(&p, cpu());
-    assert!(matches!(e, ModelError::InvalidOnnx { .. }), "{e}");
+    assert!(matches!(e, ModelError::Engine(EngineError::InvalidOnnx { .. })), "{e}");
     assert!(e.to_string().contains("not a valid ONNX model"), "{e}");
 
     let good = constant_model(&[("output0", &[1, 37, A]), ("output1", &[1, 32, 16, 16])], 0.0);
     let p = write(dir.path(), "truncated_small.onnx", &good[..good.len() / 2]);
-    assert!(matches!(load_err(&p, cpu()), ModelError::InvalidOnnx { .. }));
+    assert!(matches!(load_err(&p, cpu()), ModelError::Engine(EngineError::InvalidOnnx { .. })));
 
     if let Some(real) = fastsam_track::assets::require("models/FastSAM-s-random-640.onnx") {
         let bytes = std::fs::read(real).unwrap();
         let p = write(dir.path(), "truncated.onnx", &bytes[..bytes.len() / 3]);
         let e = load_err(&p, cpu());
-        assert!(matches!(e, ModelError::InvalidOnnx { .. }), "{e}");
+        assert!(matches!(e, ModelError::Engine(EngineError::InvalidOnnx { .. })), "{e}");
     }
 
     let e = load_err(&dir.path().join("missing.onnx"), cpu());
-    assert!(matches!(e, ModelError::Read { .. }), "{e}");
+    assert!(matches!(e, ModelError::Engine(EngineError::Read { .. })), "{e}");
     assert!(e.to_string().contains("missing.onnx"), "{e}");
 }
 
@@ -265,7 +265,7 @@ fn explicit_gpu_device_without_provider_is_an_error() {
         write(dir.path(), "ok.onnx", &constant_model(&[("output0", &[1, 37, A]), ("output1", &[1, 32, 16, 16])], 0.0));
     for d in [Device::Cuda(0), Device::TensorRt(0)] {
         let e = load_err(&p, ModelOptions { device: d, ..cpu() });
-        assert!(matches!(e, ModelError::Provider { .. }), "{d}: {e}");
+        assert!(matches!(e, ModelError::Engine(EngineError::Provider { .. })), "{d}: {e}");
         assert!(e.to_string().contains("--device cpu"), "{e}");
     }
     let m = FastSam::load(&p, ModelOptions { device: Device::Auto, ..cpu() }).unwrap();

@@ -59,6 +59,7 @@ impl ModelArgs {
             device: self.device,
             intra_threads: self.threads.map(cap_threads),
             ort_lib: self.ort_lib.clone(),
+            ..ModelOptions::default()
         }
     }
 

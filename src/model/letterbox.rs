@@ -1,5 +1,5 @@
 //! Ultralytics `LetterBox` preprocessing: aspect-preserving resize (OpenCV `INTER_LINEAR`, the same
-//! fixed-point kernel `cv2.resize` uses), centre padding with grey 114, RGB channel order, `/255`,
+//! fixed-point kernel `cv2.resize` uses, reimplemented bit-exactly in [`super::resize`]), centre padding with grey 114, RGB channel order, `/255`,
 //! HWC -> CHW float32. Buffers are reused between frames.
 //!
 //! The geometry ([`Letterbox`]) follows `ultralytics/data/augment.py` in 8.4.x: `r = min(Ht/h, Wt/w)`
@@ -7,10 +7,8 @@
 //! banker's rounding, padding `(target - new_unpad)` or, with `auto` (dynamic-shape models),
 //! `(target - new_unpad) mod stride`, split `left = round(d/2 - 0.1)`, `right = round(d/2 + 0.1)`.
 
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, Size};
-use opencv::imgproc;
-
 use super::ModelError;
+use super::resize::LinearResizer;
 use crate::types::{ImageView, PixelFormat};
 
 /// Python 3 `round()` for the non-negative values used here: round half to even.
@@ -78,7 +76,8 @@ impl Letterbox {
 /// Reusable letterbox preprocessor producing the network input tensor (`[1,3,H,W]` float32, RGB/255).
 #[derive(Default)]
 pub struct Preprocessor {
-    resized: Option<Mat>,
+    resizer: LinearResizer,
+    resized: Vec<u8>,
     /// The CHW float tensor data of the last call.
     pub tensor: Vec<f32>,
 }
@@ -87,10 +86,6 @@ impl std::fmt::Debug for Preprocessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Preprocessor").field("tensor_len", &self.tensor.len()).finish()
     }
-}
-
-fn cv_err(e: opencv::Error) -> ModelError {
-    ModelError::Preprocess(e.to_string())
 }
 
 impl Preprocessor {
@@ -110,33 +105,35 @@ impl Preprocessor {
         if (lb.new_w, lb.new_h) == (img.width, img.height) {
             return Ok(f(img.data, img.stride));
         }
-        // SAFETY: the Mat borrows `img.data` only for the duration of this call; `check_view` verified
-        // that `stride * (height-1) + 3*width` bytes are available.
-        let src = unsafe {
-            Mat::new_rows_cols_with_data_unsafe(
-                img.height as i32,
-                img.width as i32,
-                opencv::core::CV_8UC3,
-                img.data.as_ptr() as *mut std::ffi::c_void,
-                img.stride,
-            )
-        }
-        .map_err(cv_err)?;
-        let dst = self.resized.get_or_insert_with(Mat::default);
-        imgproc::resize(&src, dst, Size::new(lb.new_w as i32, lb.new_h as i32), 0.0, 0.0, imgproc::INTER_LINEAR)
-            .map_err(cv_err)?;
-        let step = dst.step1(0).map_err(cv_err)?;
-        let bytes = dst.data_bytes().map_err(cv_err)?;
-        Ok(f(bytes, step))
+        let mut resized = std::mem::take(&mut self.resized);
+        let r = self.resizer.resize(img, lb.new_w, lb.new_h, &mut resized).map(|()| f(&resized, lb.new_w as usize * 3));
+        self.resized = resized;
+        r
     }
 
     /// Letterbox `img` into [`Preprocessor::tensor`] (`3 x input_h x input_w`, RGB, `/255`).
     pub fn run(&mut self, img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
         check_input(img, lb)?;
         let mut tensor = std::mem::take(&mut self.tensor);
+        tensor.resize(3 * lb.input_w as usize * lb.input_h as usize, 0.0);
+        let res = self.run_into(img, lb, &mut tensor);
+        self.tensor = tensor;
+        res
+    }
+
+    /// Letterbox `img` into `tensor` (exactly `3 x input_h x input_w` values, RGB, `/255`), e.g. one
+    /// image's slot of a batch tensor.
+    pub fn run_into(&mut self, img: &ImageView<'_>, lb: &Letterbox, tensor: &mut [f32]) -> Result<(), ModelError> {
+        check_input(img, lb)?;
         let (w, h) = (lb.input_w as usize, lb.input_h as usize);
         let plane = w * h;
-        tensor.resize(3 * plane, 0.0);
+        if tensor.len() != 3 * plane {
+            return Err(ModelError::Preprocess(format!(
+                "tensor slot has {} values, the {w}x{h} input needs {}",
+                tensor.len(),
+                3 * plane
+            )));
+        }
         let lut = lut();
         let pad = lut[114];
         // channel index in the source pixel for output planes R, G, B
@@ -144,7 +141,7 @@ impl Preprocessor {
             PixelFormat::Rgb8 => [0, 1, 2],
             PixelFormat::Bgr8 => [2, 1, 0],
         };
-        let res = self.with_resized(img, lb, |src, step| {
+        self.with_resized(img, lb, |src, step| {
             let (r_pl, rest) = tensor.split_at_mut(plane);
             let (g_pl, b_pl) = rest.split_at_mut(plane);
             for y in 0..h {
@@ -174,9 +171,7 @@ impl Preprocessor {
                     bd[x] = lut[px[order[2]] as usize];
                 }
             }
-        });
-        self.tensor = tensor;
-        res
+        })
     }
 
     /// The letterboxed image as packed 8-bit RGB (`input_w x input_h`), e.g. to compare with
@@ -207,7 +202,7 @@ impl Preprocessor {
 
 /// The image buffer is consistent and the geometry was made for it (checked before any buffer is
 /// sized from the geometry).
-fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
+pub(crate) fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
     check_view(img)?;
     if (lb.orig_w, lb.orig_h) != (img.width, img.height) {
         return Err(ModelError::Preprocess(format!(
@@ -218,7 +213,7 @@ fn check_input(img: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn check_view(img: &ImageView<'_>) -> Result<(), ModelError> {
+pub(crate) fn check_view(img: &ImageView<'_>) -> Result<(), ModelError> {
     if img.width == 0 || img.height == 0 {
         return Err(ModelError::Preprocess(format!("empty image ({}x{})", img.width, img.height)));
     }

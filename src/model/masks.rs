@@ -355,6 +355,11 @@ impl ProtoMask {
         Grid { x0, y0, w: x1 - x0, h: y1 - y0, data }
     }
 
+    /// The prototypes of the frame this mask belongs to (shared by all its masks).
+    pub fn protos(&self) -> &Protos {
+        &self.geom.protos
+    }
+
     /// The output rectangle of [`ProtoMask::native_mask`]: input pixels for retina=false, original
     /// pixels for retina=true.
     pub fn rect(&self) -> PixelRect {

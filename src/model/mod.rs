@@ -1,54 +1,53 @@
-//! FastSAM inference: ONNX model loading and signature checks ([`FastSam::load`]), execution
-//! provider selection ([`Device`]), Ultralytics-exact letterbox preprocessing ([`letterbox`]),
-//! postprocessing ([`postprocess`], [`masks`]) and prompts ([`prompt`]).
+//! FastSAM inference: ONNX model loading and signature checks ([`FastSam::load`]), Ultralytics-exact
+//! letterbox preprocessing ([`letterbox`]), postprocessing ([`postprocess`], [`masks`]) and prompts
+//! ([`prompt`]). Sessions come from the engine layer ([`crate::engine`]): `FastSam` holds an
+//! [`Engine`] but does not build it.
 //!
 //! A FastSAM ONNX export (Ultralytics, YOLOv8-seg with one class) maps `images[N,3,H,W]` to
 //! `output0[N,4+nc+32,A]` (boxes, scores, mask coefficients) and `output1[N,32,H/4,W/4]` (mask
-//! prototypes); static or dynamic spatial size.
+//! prototypes); static or dynamic spatial size, batch 1 or dynamic.
+//!
+//! **Batches** ([`Segmenter::segment_batch`], [`FastSam::infer_batch`]): on a model with a dynamic
+//! batch axis, up to [`Segmenter::max_batch`] frames run in ONE `session.run`, then each image is
+//! postprocessed on its own (its masks hold an `Arc` of its own prototypes). The batch uses one
+//! letterbox shape: frames of the same size get exactly the geometry of a single run (so results
+//! equal single runs); frames of different sizes are all letterboxed into the full
+//! `imgsz x imgsz` target (no minimal-rectangle padding), as Ultralytics does when the shapes in a
+//! batch differ. A model with a fixed batch of 1 runs a batch as sequential single runs.
 
 pub mod letterbox;
 pub mod masks;
 pub mod npy;
 pub mod postprocess;
 pub mod prompt;
+pub mod resize;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ort::ep::ExecutionProvider;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorRef, ValueType};
 
+pub use crate::engine::{Device, Engine, EngineConfig, EngineError, Optimization, Precision};
 pub use letterbox::{Letterbox, Preprocessor};
 pub use masks::{ProtoMask, Protos};
 pub use postprocess::{PostConfig, Postprocessor, RawDetection};
 pub use prompt::Prompt;
+pub use resize::LinearResizer;
 
 use crate::types::{Detection, ImageView, SegmentTimings, Segmenter};
 
 /// Errors of the model stage.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// Session creation failed (ONNX Runtime missing, unreadable or invalid file, provider).
     #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
-    #[error("cannot read model {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is not a valid ONNX model ({message}); expected a FastSAM / YOLOv8-seg ONNX export (get one with `fastsam-track model fetch FastSAM-s`, or convert a checkpoint with `fastsam-track model convert FILE.pt`)"
-    )]
-    InvalidOnnx { path: PathBuf, message: String },
+    Engine(#[from] EngineError),
     #[error(
         "{path} is not a FastSAM segmentation model: expected images[N,3,H,W] -> output0[N,37,A], output1[N,32,H/4,W/4], found {found}{hint}"
     )]
     Signature { path: PathBuf, found: String, hint: String },
-    #[error("execution provider for device `{device}` could not be registered: {message}")]
-    Provider { device: String, message: String },
     #[error("invalid model option: {0}")]
     InvalidOption(String),
     #[error("preprocessing failed: {0}")]
@@ -61,54 +60,15 @@ pub enum ModelError {
     Prompt(String),
 }
 
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Device {
-    Cpu,
-    Cuda(u32),
-    TensorRt(u32),
-    /// CUDA when it can be registered, otherwise CPU (logged).
-    #[default]
-    Auto,
-}
-
-impl FromStr for Device {
-    type Err = ModelError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        let (name, idx) = match s.split_once(':') {
-            Some((n, i)) => {
-                let i = i.parse::<u32>().map_err(|_| {
-                    ModelError::InvalidOption(format!("device index in `{s}` is not a number (use e.g. cuda:0)"))
-                })?;
-                (n.to_string(), Some(i))
-            }
-            None => (s.clone(), None),
-        };
-        match (name.as_str(), idx) {
-            ("cpu", None) => Ok(Device::Cpu),
-            ("auto", None) => Ok(Device::Auto),
-            ("cuda", i) => Ok(Device::Cuda(i.unwrap_or(0))),
-            ("tensorrt" | "trt", i) => Ok(Device::TensorRt(i.unwrap_or(0))),
-            _ => Err(ModelError::InvalidOption(format!(
-                "unknown device `{s}`; use cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
-            ))),
-        }
+impl From<crate::runtime::RuntimeError> for ModelError {
+    fn from(e: crate::runtime::RuntimeError) -> Self {
+        ModelError::Engine(EngineError::Runtime(e))
     }
 }
 
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(i) => write!(f, "cuda:{i}"),
-            Device::TensorRt(i) => write!(f, "tensorrt:{i}"),
-            Device::Auto => f.write_str("auto"),
-        }
-    }
-}
-
-/// Model options (defaults: Ultralytics' everything-prompt values).
+/// Model options (defaults: Ultralytics' everything-prompt values). The engine settings
+/// (`device`, `intra_threads`, `optimization`, `precision`, `ort_lib`) become an [`EngineConfig`]
+/// ([`ModelOptions::engine_config`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelOptions {
     /// Requested input size (long side); `None` = the model's metadata or fixed shape, else 640.
@@ -119,7 +79,11 @@ pub struct ModelOptions {
     pub retina_masks: bool,
     pub device: Device,
     pub intra_threads: Option<usize>,
+    pub optimization: Optimization,
+    pub precision: Precision,
     pub ort_lib: Option<PathBuf>,
+    /// Most frames in one `session.run` on a model with a dynamic batch axis (fixed-batch models: 1).
+    pub max_batch: usize,
 }
 
 impl Default for ModelOptions {
@@ -132,12 +96,26 @@ impl Default for ModelOptions {
             retina_masks: true,
             device: Device::Auto,
             intra_threads: None,
+            optimization: Optimization::All,
+            precision: Precision::Fp32,
             ort_lib: None,
+            max_batch: 8,
         }
     }
 }
 
 impl ModelOptions {
+    /// The engine settings of these options.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            device: self.device,
+            intra_threads: self.intra_threads,
+            optimization: self.optimization,
+            precision: self.precision,
+            ort_lib: self.ort_lib.clone(),
+        }
+    }
+
     fn validate(&self) -> Result<(), ModelError> {
         if !(0.0..=1.0).contains(&self.conf) {
             return Err(ModelError::InvalidOption(format!("conf {} must be in [0, 1]", self.conf)));
@@ -156,6 +134,9 @@ impl ModelOptions {
         if self.intra_threads == Some(0) {
             return Err(ModelError::InvalidOption("threads must be at least 1".into()));
         }
+        if self.max_batch == 0 {
+            return Err(ModelError::InvalidOption("max_batch must be at least 1".into()));
+        }
         Ok(())
     }
 }
@@ -168,6 +149,8 @@ pub struct ModelSignature {
     pub output1_name: String,
     /// Fixed `(height, width)` of the input, `None` when dynamic.
     pub fixed_hw: Option<(u32, u32)>,
+    /// Fixed batch size (1) of the input, `None` when the batch axis is dynamic.
+    pub fixed_batch: Option<u32>,
     /// Number of mask coefficients / prototypes (32).
     pub num_masks: u32,
 }
@@ -261,6 +244,7 @@ pub fn check_signature(path: &Path, session: &Session) -> Result<ModelSignature,
         output0_name: outs[i0].0.clone(),
         output1_name: outs[i1].0.clone(),
         fixed_hw,
+        fixed_batch: (idims[0] > 0).then_some(idims[0] as u32),
         num_masks: nm as u32,
     })
 }
@@ -280,28 +264,44 @@ pub fn parse_imgsz(s: &str) -> Option<(u32, u32)> {
     }
 }
 
-/// Prototype buffers kept for reuse: enough for the frames a pipeline keeps in flight.
+/// Prototype buffers kept for reuse: enough for the frames a pipeline keeps in flight (at least
+/// four batches' worth).
 const PROTO_POOL_MAX: usize = 16;
+
+/// Output dimensions of the last call.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutDims {
+    anchors: usize,
+    rows: usize,
+    nm: usize,
+    mh: usize,
+    mw: usize,
+}
 
 /// A loaded FastSAM model with reusable pre/postprocessing buffers.
 pub struct FastSam {
-    session: Session,
+    engine: Engine,
     path: PathBuf,
     sig: ModelSignature,
     opts: ModelOptions,
     /// Letterbox target `(h, w)`.
     target_hw: (u32, u32),
     stride: u32,
-    provider: String,
     pre: Preprocessor,
     post: Postprocessor,
+    /// The network input of the last run, `[n,3,h,w]` (reused).
+    input: Vec<f32>,
+    /// `output0` of every image of the last call, back to back (`rows * anchors` values each).
     out0: Vec<f32>,
-    protos: std::sync::Arc<Vec<f32>>,
+    /// The prototypes of every image of the last call, one buffer per image (shared with its masks).
+    protos: Vec<Arc<Vec<f32>>>,
     /// Earlier prototype buffers, reused once no mask holds them any more (bounded).
-    proto_pool: Vec<std::sync::Arc<Vec<f32>>>,
+    proto_pool: Vec<Arc<Vec<f32>>>,
     proto_allocations: u64,
-    last_dims: (usize, usize, usize, usize),
+    last_dims: OutDims,
     timings: SegmentTimings,
+    sequential_logged: bool,
+    session_runs: u64,
 }
 
 impl std::fmt::Debug for FastSam {
@@ -310,38 +310,37 @@ impl std::fmt::Debug for FastSam {
     }
 }
 
-fn ort_err<R>(e: ort::Error<R>) -> String {
-    e.to_string()
+/// A buffer holding `data`: a pooled one that no mask holds any more, else a new one.
+fn pooled_copy(pool: &mut Vec<Arc<Vec<f32>>>, allocations: &mut u64, data: &[f32]) -> Arc<Vec<f32>> {
+    let free = pool.iter_mut().position(|a| Arc::get_mut(a).is_some());
+    let reused = free.map(|i| pool.swap_remove(i)).and_then(|mut a| {
+        let v = Arc::get_mut(&mut a)?;
+        v.clear();
+        v.extend_from_slice(data);
+        Some(a)
+    });
+    reused.unwrap_or_else(|| {
+        *allocations += 1;
+        Arc::new(data.to_vec())
+    })
 }
 
 impl FastSam {
-    /// Load and validate a FastSAM ONNX model.
+    /// Load and validate a FastSAM ONNX model (the session comes from [`Engine::load`]).
     pub fn load(path: &Path, opts: ModelOptions) -> Result<FastSam, ModelError> {
         opts.validate()?;
-        let env = crate::runtime::environment(opts.ort_lib.as_deref())?;
-        // read errors (missing file, permissions) get their own message
-        std::fs::File::open(path).map_err(|source| ModelError::Read { path: path.to_path_buf(), source })?;
-        let builder_err = |e: String| ModelError::InvalidOnnx { path: path.to_path_buf(), message: e };
-        let mut builder = Session::builder(&env)
-            .map_err(|e| builder_err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| builder_err(ort_err(e)))?;
-        if let Some(n) = opts.intra_threads {
-            builder = builder.with_intra_threads(n).map_err(|e| builder_err(ort_err(e)))?;
-        }
-        let provider = register_device(&mut builder, opts.device)?;
-        let session = builder.commit_from_file(path).map_err(|e| builder_err(e.to_string()))?;
-        let sig = check_signature(path, &session)?;
+        let engine = Engine::load(path, &opts.engine_config())?;
+        Self::from_engine(engine, opts)
+    }
 
-        let meta = session.metadata().ok();
-        let meta_imgsz = meta.as_ref().and_then(|m| m.custom("imgsz")).and_then(|s| parse_imgsz(&s));
-        let stride = meta
-            .as_ref()
-            .and_then(|m| m.custom("stride"))
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|&s| s > 0)
-            .unwrap_or(32);
-        drop(meta);
+    /// Wrap a session made by the engine layer (validates its signature).
+    pub fn from_engine(engine: Engine, opts: ModelOptions) -> Result<FastSam, ModelError> {
+        opts.validate()?;
+        let path = engine.path().to_path_buf();
+        let sig = check_signature(&path, &engine.session)?;
+        let meta = engine.metadata();
+        let meta_imgsz = meta.custom("imgsz").and_then(parse_imgsz);
+        let stride = meta.custom("stride").and_then(|s| s.trim().parse::<u32>().ok()).filter(|&s| s > 0).unwrap_or(32);
         let target_hw = match (sig.fixed_hw, opts.imgsz) {
             (Some(hw), None) => hw,
             (Some((h, w)), Some(req)) => {
@@ -362,23 +361,26 @@ impl FastSam {
             }
             (None, None) => meta_imgsz.unwrap_or((640, 640)),
         };
-        tracing::debug!(model = %path.display(), ?target_hw, stride, provider, "loaded FastSAM model");
+        tracing::debug!(model = %path.display(), ?target_hw, stride, provider = engine.provider(), batch = ?sig.fixed_batch, "loaded FastSAM model");
         Ok(FastSam {
-            session,
-            path: path.to_path_buf(),
+            engine,
+            path,
             sig,
             opts,
             target_hw,
             stride,
-            provider,
             pre: Preprocessor::new(),
             post: Postprocessor::new(),
+            input: Vec::new(),
             out0: Vec::new(),
-            protos: Default::default(),
-            proto_pool: Vec::new(),
+            protos: Vec::new(),
+            // one initial (empty) buffer, as a model that has run once would have
+            proto_pool: vec![Arc::default()],
             proto_allocations: 0,
-            last_dims: (0, 0, 0, 0),
+            last_dims: OutDims::default(),
             timings: SegmentTimings::default(),
+            sequential_logged: false,
+            session_runs: 0,
         })
     }
 
@@ -388,9 +390,13 @@ impl FastSam {
     pub fn options(&self) -> &ModelOptions {
         &self.opts
     }
+    /// The inference engine (session, provider, metadata).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
     /// The execution provider in use ("cpu", "cuda:0", ...).
     pub fn provider(&self) -> &str {
-        &self.provider
+        self.engine.provider()
     }
     /// The letterbox target `(h, w)` and whether padding is minimal (dynamic models).
     pub fn target(&self) -> ((u32, u32), bool) {
@@ -403,12 +409,35 @@ impl FastSam {
         Letterbox::new(w, h, tw, th, self.sig.fixed_hw.is_none(), self.stride)
     }
 
+    /// The letterbox geometries of a batch: all images share one input shape. Images of one size
+    /// get the single-image geometry ([`FastSam::letterbox_for`]); images of different sizes are
+    /// letterboxed into the full target (`imgsz x imgsz`, no minimal-rectangle padding), as
+    /// Ultralytics does when the shapes in a batch differ. The scale factor is the same as in a
+    /// single run; only the padding differs.
+    pub fn letterbox_batch(&self, images: &[ImageView<'_>]) -> Vec<Letterbox> {
+        let same = images.windows(2).all(|p| (p[0].width, p[0].height) == (p[1].width, p[1].height));
+        if same || self.sig.fixed_hw.is_some() {
+            return images.iter().map(|im| self.letterbox_for(im.width, im.height)).collect();
+        }
+        let (th, tw) = self.target_hw;
+        images.iter().map(|im| Letterbox::new(im.width, im.height, tw, th, false, self.stride)).collect()
+    }
+
     /// Change the postprocessing thresholds without reloading.
     pub fn set_post_config(&mut self, conf: f32, iou: f32, max_det: usize, retina_masks: bool) {
         self.opts.conf = conf;
         self.opts.iou = iou;
         self.opts.max_det = max_det.max(1);
         self.opts.retina_masks = retina_masks;
+    }
+
+    fn post_config(&self) -> PostConfig {
+        PostConfig {
+            conf: self.opts.conf,
+            iou: self.opts.iou,
+            max_det: self.opts.max_det,
+            retina_masks: self.opts.retina_masks,
+        }
     }
 
     /// Preprocess and run the network; the outputs are then available from [`FastSam::raw_outputs`].
@@ -421,71 +450,151 @@ impl FastSam {
     /// Like [`FastSam::infer`] with an explicit letterbox geometry (e.g. full-square padding on a
     /// dynamic-shape model, as Ultralytics does for static exports).
     pub fn infer_with(&mut self, image: &ImageView<'_>, lb: &Letterbox) -> Result<(), ModelError> {
-        if let Some((h, w)) = self.sig.fixed_hw
-            && (lb.input_h, lb.input_w) != (h, w)
-        {
+        self.infer_batch_with(std::slice::from_ref(image), std::slice::from_ref(lb))
+    }
+
+    /// Preprocess and run a batch ([`FastSam::letterbox_batch`] geometry); the outputs are then
+    /// available from [`FastSam::raw_outputs_batch`].
+    pub fn infer_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Letterbox>, ModelError> {
+        let lbs = self.letterbox_batch(images);
+        self.infer_batch_with(images, &lbs)?;
+        Ok(lbs)
+    }
+
+    /// Run a batch with explicit geometries, which must all have the same input size. Up to
+    /// [`Segmenter::max_batch`] images go through one `session.run`; a fixed-batch-1 model runs
+    /// them one after the other.
+    pub fn infer_batch_with(&mut self, images: &[ImageView<'_>], lbs: &[Letterbox]) -> Result<(), ModelError> {
+        if images.len() != lbs.len() {
             return Err(ModelError::InvalidOption(format!(
-                "letterbox input {}x{} does not fit the model's fixed {w}x{h} input",
+                "{} images but {} letterbox geometries",
+                images.len(),
+                lbs.len()
+            )));
+        }
+        let Some(first) = lbs.first() else {
+            return Err(ModelError::InvalidOption("empty batch".into()));
+        };
+        for (im, lb) in images.iter().zip(lbs) {
+            letterbox::check_input(im, lb)?;
+        }
+        let (ih, iw) = (first.input_h, first.input_w);
+        if let Some(lb) = lbs.iter().find(|l| (l.input_h, l.input_w) != (ih, iw)) {
+            return Err(ModelError::InvalidOption(format!(
+                "all images of a batch need one input size: {iw}x{ih} and {}x{}",
                 lb.input_w, lb.input_h
             )));
         }
-        if !lb.input_h.is_multiple_of(self.stride) || !lb.input_w.is_multiple_of(self.stride) {
+        if let Some((h, w)) = self.sig.fixed_hw
+            && (ih, iw) != (h, w)
+        {
             return Err(ModelError::InvalidOption(format!(
-                "letterbox input {}x{} is not a multiple of the stride {}",
-                lb.input_w, lb.input_h, self.stride
+                "letterbox input {iw}x{ih} does not fit the model's fixed {w}x{h} input"
             )));
         }
+        if !ih.is_multiple_of(self.stride) || !iw.is_multiple_of(self.stride) {
+            return Err(ModelError::InvalidOption(format!(
+                "letterbox input {iw}x{ih} is not a multiple of the stride {}",
+                self.stride
+            )));
+        }
+        // Masks of earlier frames may still hold their prototypes (frames in flight in the
+        // pipeline): the last call's buffers go back to the pool, and each image takes a pooled
+        // buffer that nothing holds any more (allocating only if none is free).
+        self.proto_pool.append(&mut self.protos);
+        self.out0.clear();
+        self.timings = SegmentTimings::default();
+        let chunk = self.max_batch();
+        if images.len() > 1 && self.sig.fixed_batch.is_some() && !self.sequential_logged {
+            self.sequential_logged = true;
+            tracing::debug!(
+                model = %self.path.display(),
+                "the model has a fixed batch of 1: batches run as sequential single runs (export with a dynamic batch axis to batch)"
+            );
+        }
+        let mut result = Ok(());
+        for (ims, ls) in images.chunks(chunk).zip(lbs.chunks(chunk)) {
+            result = self.run_chunk(ims, ls);
+            if result.is_err() {
+                break;
+            }
+        }
+        let cap = PROTO_POOL_MAX.max(4 * self.max_batch());
+        if self.proto_pool.len() > cap {
+            let excess = self.proto_pool.len() - cap;
+            self.proto_pool.drain(..excess);
+        }
+        result
+    }
+
+    /// One `session.run` on `images` (at most the model's batch); appends the outputs.
+    fn run_chunk(&mut self, images: &[ImageView<'_>], lbs: &[Letterbox]) -> Result<(), ModelError> {
         let t0 = Instant::now();
-        let lb = *lb;
-        self.pre.run(image, &lb)?;
+        let n = images.len();
+        let (h, w) = (lbs[0].input_h as usize, lbs[0].input_w as usize);
+        let per_image = 3 * h * w;
+        let mut input = std::mem::take(&mut self.input);
+        input.resize(n * per_image, 0.0);
+        let pre = images
+            .iter()
+            .zip(lbs)
+            .zip(input.chunks_exact_mut(per_image))
+            .try_for_each(|((im, lb), out)| self.pre.run_into(im, lb, out));
         let t1 = Instant::now();
-        let (h, w) = (lb.input_h as usize, lb.input_w as usize);
-        let input = TensorRef::from_array_view(([1usize, 3, h, w], &self.pre.tensor[..]))
-            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let res = pre.and_then(|()| self.run_session(&input, n, h, w));
+        self.input = input;
+        let t2 = Instant::now();
+        self.timings.pre += t1 - t0;
+        self.timings.infer += t2 - t1;
+        res
+    }
+
+    fn run_session(&mut self, input: &[f32], n: usize, h: usize, w: usize) -> Result<(), ModelError> {
+        let tensor =
+            TensorRef::from_array_view(([n, 3, h, w], input)).map_err(|e| ModelError::Inference(e.to_string()))?;
         let outputs = self
+            .engine
             .session
-            .run(ort::inputs![self.sig.input_name.as_str() => input])
+            .run(ort::inputs![self.sig.input_name.as_str() => tensor])
             .map_err(|e| ModelError::Inference(e.to_string()))?;
+        self.session_runs += 1;
         let (s0, d0) = outputs[self.sig.output0_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Output(e.to_string()))?;
         let (s1, d1) = outputs[self.sig.output1_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Output(e.to_string()))?;
-        if s0.len() != 3 || s1.len() != 4 || s0[0] != 1 || s1[0] != 1 {
-            return Err(ModelError::Output(format!("unexpected output shapes {s0:?} and {s1:?}")));
+        if s0.len() != 3 || s1.len() != 4 || s0[0] as usize != n || s1[0] as usize != n {
+            return Err(ModelError::Output(format!("unexpected output shapes {s0:?} and {s1:?} for a batch of {n}")));
         }
-        let anchors = s0[2] as usize;
-        let (nm, mh, mw) = (s1[1] as usize, s1[2] as usize, s1[3] as usize);
-        if mh * 4 != h || mw * 4 != w {
-            return Err(ModelError::Output(format!("prototypes {mh}x{mw} are not a quarter of the input {h}x{w}")));
-        }
-        self.out0.clear();
-        self.out0.extend_from_slice(d0);
-        // Masks of earlier frames may still hold their prototypes (frames in flight in the
-        // pipeline): take a pooled buffer that nothing holds any more, allocate only if none is free.
-        self.proto_pool.push(std::mem::take(&mut self.protos));
-        let free = self.proto_pool.iter_mut().position(|a| std::sync::Arc::get_mut(a).is_some());
-        let reused = free.map(|i| self.proto_pool.swap_remove(i)).and_then(|mut a| {
-            let v = std::sync::Arc::get_mut(&mut a)?;
-            v.clear();
-            v.extend_from_slice(d1);
-            Some(a)
-        });
-        self.protos = match reused {
-            Some(a) => a,
-            None => {
-                self.proto_allocations += 1;
-                std::sync::Arc::new(d1.to_vec())
-            }
+        let dims = OutDims {
+            anchors: s0[2] as usize,
+            rows: s0[1] as usize,
+            nm: s1[1] as usize,
+            mh: s1[2] as usize,
+            mw: s1[3] as usize,
         };
-        if self.proto_pool.len() > PROTO_POOL_MAX {
-            self.proto_pool.remove(0);
+        if dims.mh * 4 != h || dims.mw * 4 != w {
+            return Err(ModelError::Output(format!(
+                "prototypes {}x{} are not a quarter of the input {h}x{w}",
+                dims.mh, dims.mw
+            )));
+        }
+        let per_proto = dims.nm * dims.mh * dims.mw;
+        if d0.len() != n * dims.rows * dims.anchors || d1.len() != n * per_proto {
+            return Err(ModelError::Output(format!(
+                "output sizes {} and {} do not match their shapes",
+                d0.len(),
+                d1.len()
+            )));
+        }
+        self.out0.extend_from_slice(d0);
+        for p in d1.chunks_exact(per_proto) {
+            let buf = pooled_copy(&mut self.proto_pool, &mut self.proto_allocations, p);
+            self.protos.push(buf);
         }
         drop(outputs);
-        self.last_dims = (anchors, nm, mh, mw);
-        let t2 = Instant::now();
-        self.timings = SegmentTimings { pre: t1 - t0, infer: t2 - t1, post: Default::default() };
+        self.last_dims = dims;
         Ok(())
     }
 
@@ -494,10 +603,43 @@ impl FastSam {
         self.proto_allocations
     }
 
-    /// The raw outputs of the last [`FastSam::infer`] call.
+    /// How many times `session.run` was called so far (a batch on a dynamic-batch model is one).
+    pub fn session_runs(&self) -> u64 {
+        self.session_runs
+    }
+
+    /// How many images the last call ran.
+    pub fn last_batch_len(&self) -> usize {
+        self.protos.len()
+    }
+
+    /// The raw outputs of the last [`FastSam::infer`] call (the first image of a batch).
     pub fn raw_outputs(&self) -> RawOutputs<'_> {
-        let (anchors, nm, mh, mw) = self.last_dims;
-        RawOutputs { out0: &self.out0, anchors, protos: Protos { nm, mh, mw, data: self.protos.clone() } }
+        self.raw_outputs_at(0).unwrap_or_else(|| {
+            let d = self.last_dims;
+            RawOutputs {
+                out0: &[],
+                anchors: d.anchors,
+                protos: Protos { nm: d.nm, mh: d.mh, mw: d.mw, data: Arc::default() },
+            }
+        })
+    }
+
+    /// The raw outputs of image `i` of the last call.
+    pub fn raw_outputs_at(&self, i: usize) -> Option<RawOutputs<'_>> {
+        let d = self.last_dims;
+        let per = d.rows * d.anchors;
+        let data = self.protos.get(i)?.clone();
+        Some(RawOutputs {
+            out0: self.out0.get(i * per..(i + 1) * per)?,
+            anchors: d.anchors,
+            protos: Protos { nm: d.nm, mh: d.mh, mw: d.mw, data },
+        })
+    }
+
+    /// The raw outputs of every image of the last [`FastSam::infer_batch`] call.
+    pub fn raw_outputs_batch(&self) -> Vec<RawOutputs<'_>> {
+        (0..self.protos.len()).filter_map(|i| self.raw_outputs_at(i)).collect()
     }
 
     /// Segment one image and keep the intermediate values of each detection.
@@ -509,19 +651,38 @@ impl FastSam {
 
     /// [`FastSam::segment_raw`] with an explicit letterbox geometry.
     pub fn segment_raw_with(&mut self, image: &ImageView<'_>, lb: &Letterbox) -> Result<Vec<RawDetection>, ModelError> {
-        let cfg = PostConfig {
-            conf: self.opts.conf,
-            iou: self.opts.iou,
-            max_det: self.opts.max_det,
-            retina_masks: self.opts.retina_masks,
-        };
-        self.infer_with(image, lb)?;
+        let mut v = self.segment_raw_batch_with(std::slice::from_ref(image), std::slice::from_ref(lb))?;
+        v.pop().ok_or_else(|| ModelError::Output("no result for the image".into()))
+    }
+
+    /// Segment a batch ([`FastSam::letterbox_batch`] geometry), keeping the intermediate values.
+    pub fn segment_raw_batch(
+        &mut self,
+        images: &[ImageView<'_>],
+    ) -> Result<Vec<(Letterbox, Vec<RawDetection>)>, ModelError> {
+        let lbs = self.letterbox_batch(images);
+        let dets = self.segment_raw_batch_with(images, &lbs)?;
+        Ok(lbs.into_iter().zip(dets).collect())
+    }
+
+    /// [`FastSam::segment_raw_batch`] with explicit geometries (one input size for all).
+    pub fn segment_raw_batch_with(
+        &mut self,
+        images: &[ImageView<'_>],
+        lbs: &[Letterbox],
+    ) -> Result<Vec<Vec<RawDetection>>, ModelError> {
+        self.infer_batch_with(images, lbs)?;
         let t = Instant::now();
-        let (anchors, nm, mh, mw) = self.last_dims;
-        let protos = Protos { nm, mh, mw, data: self.protos.clone() };
-        let dets = self.post.run(&self.out0, anchors, &protos, lb, &cfg)?;
+        let cfg = self.post_config();
+        let d = self.last_dims;
+        let per = d.rows * d.anchors;
+        let mut out = Vec::with_capacity(images.len());
+        for (i, lb) in lbs.iter().enumerate() {
+            let protos = Protos { nm: d.nm, mh: d.mh, mw: d.mw, data: self.protos[i].clone() };
+            out.push(self.post.run(&self.out0[i * per..(i + 1) * per], d.anchors, &protos, lb, &cfg)?);
+        }
         self.timings.post = t.elapsed();
-        Ok(dets)
+        Ok(out)
     }
 }
 
@@ -534,44 +695,25 @@ pub struct RawOutputs<'a> {
     pub protos: Protos,
 }
 
-/// Register the execution provider for `device`; returns the provider's name.
-fn register_device(builder: &mut ort::session::builder::SessionBuilder, device: Device) -> Result<String, ModelError> {
-    use ort::ep;
-    let fail = |e: ort::Error| ModelError::Provider {
-        device: device.to_string(),
-        message: format!(
-            "{e}. The CUDA/TensorRT providers need the GPU build of ONNX Runtime (onnxruntime-gpu) with CUDA 13 and cuDNN 9; use --device cpu to run on the CPU"
-        ),
-    };
-    match device {
-        Device::Cpu => Ok("cpu".into()),
-        Device::Cuda(i) => {
-            ep::CUDA::default().with_device_id(i as i32).register(builder).map_err(fail)?;
-            Ok(format!("cuda:{i}"))
-        }
-        Device::TensorRt(i) => {
-            ep::TensorRT::default().with_device_id(i as i32).register(builder).map_err(fail)?;
-            // CUDA runs the nodes TensorRT does not take
-            ep::CUDA::default().with_device_id(i as i32).register(builder).map_err(fail)?;
-            Ok(format!("tensorrt:{i}"))
-        }
-        Device::Auto => match ep::CUDA::default().register(builder) {
-            Ok(()) => {
-                tracing::info!("device auto: using CUDA");
-                Ok("cuda:0".into())
-            }
-            Err(e) => {
-                tracing::info!("device auto: CUDA unavailable ({e}); falling back to CPU");
-                Ok("cpu".into())
-            }
-        },
-    }
-}
-
 impl Segmenter for FastSam {
     fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, ModelError> {
         let (_, raw) = self.segment_raw(&image)?;
         Ok(raw.iter().map(RawDetection::to_detection).collect())
+    }
+
+    /// One `session.run` per [`Segmenter::max_batch`] frames (see the module docs for the
+    /// letterbox shape); [`Segmenter::last_timings`] then reports the whole batch.
+    fn segment_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if images.is_empty() {
+            self.timings = SegmentTimings::default();
+            return Ok(Vec::new());
+        }
+        let raw = self.segment_raw_batch(images)?;
+        Ok(raw.iter().map(|(_, dets)| dets.iter().map(RawDetection::to_detection).collect()).collect())
+    }
+
+    fn max_batch(&self) -> usize {
+        if self.sig.fixed_batch.is_some() { 1 } else { self.opts.max_batch.max(1) }
     }
 
     fn describe(&self) -> String {
@@ -579,7 +721,7 @@ impl Segmenter for FastSam {
         format!(
             "FastSAM {} on {} (input {}x{}{})",
             self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-            self.provider,
+            self.provider(),
             w,
             h,
             if self.sig.fixed_hw.is_some() { ", static" } else { ", dynamic" }
@@ -605,9 +747,24 @@ mod tests {
     }
 
     #[test]
-    fn device_round_trips_through_text() {
-        for d in [Device::Cpu, Device::Cuda(0), Device::Cuda(3), Device::TensorRt(1), Device::Auto] {
-            assert_eq!(d.to_string().parse::<Device>().unwrap(), d);
-        }
+    fn model_options_produce_the_engine_config() {
+        let o = ModelOptions { device: Device::Cpu, intra_threads: Some(2), ..ModelOptions::default() };
+        let e = o.engine_config();
+        assert_eq!(e.device, Device::Cpu);
+        assert_eq!(e.intra_threads, Some(2));
+        assert_eq!(e.optimization, Optimization::All);
+        assert_eq!(e.precision, Precision::Fp32);
+        assert!(ModelOptions { max_batch: 0, ..ModelOptions::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn pooled_copy_reuses_only_free_buffers() {
+        let mut pool = vec![Arc::new(vec![1.0f32])];
+        let mut n = 0;
+        let held = pooled_copy(&mut pool, &mut n, &[2.0, 3.0]);
+        assert_eq!((n, held.as_slice()), (0, &[2.0, 3.0][..]));
+        pool.push(held.clone());
+        let b = pooled_copy(&mut pool, &mut n, &[4.0]);
+        assert_eq!((n, b.as_slice(), held.as_slice()), (1, &[4.0][..], &[2.0, 3.0][..]));
     }
 }
