@@ -74,7 +74,8 @@ fn gst_inspect_lists_every_property_with_the_library_default() {
         let block = property_block(&text, name);
         let got = default_of(block);
         // gst-inspect prints floats with 6 decimals (0.400000) on some versions, shortest on others.
-        let same = got == *want || (got.parse::<f64>().ok().zip(want.parse::<f64>().ok()).is_some_and(|(a, b)| (a - b).abs() < 1e-6));
+        let same = got == *want
+            || (got.parse::<f64>().ok().zip(want.parse::<f64>().ok()).is_some_and(|(a, b)| (a - b).abs() < 1e-6));
         assert!(same, "property {name}: gst-inspect default `{got}`, library default `{want}`\n{block}");
     }
     // No property beyond these (plus the base classes' `name`, `parent`, `qos`).

@@ -578,7 +578,7 @@ impl BaseTransformImpl for FastSamTrack {
                     ElementError::Resolve { .. } | ElementError::Load { .. } => gst::ResourceError::OpenRead,
                     _ => gst::ResourceError::Settings,
                 };
-                Err(gst::error_msg!(kind, ["{}", e]))
+                Err(gst::error_msg!(kind, ("{}", e)))
             }
         }
     }
@@ -601,7 +601,7 @@ impl BaseTransformImpl for FastSamTrack {
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
             return Err(gst::FlowError::Error);
         };
         let Some(info) = state.info.clone() else {
@@ -620,7 +620,7 @@ impl BaseTransformImpl for FastSamTrack {
                 Ok(gst::FlowSuccess::Ok)
             }
             Err(e) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["{}", e]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                 Err(gst::FlowError::Error)
             }
         }

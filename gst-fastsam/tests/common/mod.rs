@@ -134,10 +134,8 @@ pub fn tracks(buffer: &gst::BufferRef) -> Vec<Track> {
 /// Wait for EOS or an error on `pipeline`'s bus; returns the error message text if any.
 pub fn wait_eos(pipeline: &gst::Pipeline, timeout_s: u64) -> Result<(), String> {
     let bus = pipeline.bus().expect("bus");
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(timeout_s),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(timeout_s), &[gst::MessageType::Eos, gst::MessageType::Error]);
     match msg.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => Ok(()),
         Some(gst::MessageView::Error(e)) => Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
