@@ -83,10 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if sink.is_eos() {
             break Ok(());
         }
-        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                break Err(format!("{}: {}", e.error(), e.debug().unwrap_or_default()));
-            }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = msg.view()
+        {
+            break Err(format!("{}: {}", e.error(), e.debug().unwrap_or_default()));
         }
     };
     pipeline.set_state(gst::State::Null)?;

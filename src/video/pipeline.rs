@@ -483,11 +483,11 @@ fn batch_loop(
     while let Ok(first) = rx.recv() {
         take_job(first, &mut batch, &mut ended);
         gather(&rx, &mut batch, &mut ended, max, cfg.batch_timeout);
-        if !batch.is_empty() {
-            if let Err(e) = run_batch(&mut batch, &mut outs, segmenter, halts, pool, &mut out) {
-                out.error = Some(e);
-                break;
-            }
+        if !batch.is_empty()
+            && let Err(e) = run_batch(&mut batch, &mut outs, segmenter, halts, pool, &mut out)
+        {
+            out.error = Some(e);
+            break;
         }
         for i in ended.drain(..) {
             outs[i] = None;
