@@ -142,3 +142,17 @@ pub fn wait_eos(pipeline: &gst::Pipeline, timeout_s: u64) -> Result<(), String> 
         _ => Err(format!("no EOS within {timeout_s} s")),
     }
 }
+
+/// The `gst-launch-1.0` line of `pipelines/<file>` with textual replacements, as program + arguments.
+pub fn pipeline_line(file: &str, replace: &[(&str, String)]) -> (String, Vec<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut line = text.lines().find(|l| l.starts_with("gst-launch-1.0")).expect("a gst-launch-1.0 line").to_string();
+    for (from, to) in replace {
+        assert!(line.contains(from), "{file}: `{from}` not in the line");
+        line = line.replace(from, to);
+    }
+    let mut words = line.split_whitespace().map(str::to_string);
+    let program = words.next().unwrap();
+    (program, words.collect())
+}
