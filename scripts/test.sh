@@ -12,8 +12,8 @@ if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
-echo "[test] cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
-echo "[test] cargo test"
-cargo test --locked --all-targets
-cargo test --locked --doc
+echo "[test] cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "[test] cargo test (workspace: the library, the CLI and the gst-fastsam plugin)"
+cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --doc

@@ -91,39 +91,15 @@ pub fn cap_threads(n: usize) -> usize {
     }
 }
 
-fn parse_num(s: &str, what: &str) -> Result<f32, String> {
-    let v: f32 = s.trim().parse().map_err(|_| format!("`{s}` in {what} is not a number"))?;
-    if !v.is_finite() {
-        return Err(format!("`{s}` in {what} is not finite"));
-    }
-    Ok(v)
-}
-
-/// `x1,y1,x2,y2` in pixels.
+/// `x1,y1,x2,y2` in pixels (parsed by the library: [`fastsam_track::model::prompt::parse_box`]).
 pub fn parse_box(s: &str) -> Result<BBox, String> {
-    let v = s.split(',').map(|t| parse_num(t, "--box")).collect::<Result<Vec<_>, _>>()?;
-    match v.as_slice() {
-        [x1, y1, x2, y2] if x2 > x1 && y2 > y1 => Ok(BBox::new(*x1, *y1, *x2, *y2)),
-        [_, _, _, _] => Err(format!("box `{s}` must have x1 < x2 and y1 < y2")),
-        _ => Err(format!("box `{s}` must be x1,y1,x2,y2")),
-    }
+    fastsam_track::model::prompt::parse_box(s).map_err(|e| e.to_string())
 }
 
-/// `x,y[,label]` with label 1 (include, default) or 0 (exclude).
+/// `x,y[,label]` with label 1 (include, default) or 0 (exclude) (parsed by the library:
+/// [`fastsam_track::model::prompt::parse_point`]).
 pub fn parse_point(s: &str) -> Result<(f32, f32, bool), String> {
-    let t: Vec<&str> = s.split(',').collect();
-    match t.as_slice() {
-        [x, y] => Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, true)),
-        [x, y, l] => {
-            let pos = match l.trim() {
-                "1" => true,
-                "0" => false,
-                _ => return Err(format!("point label `{l}` must be 1 (include) or 0 (exclude)")),
-            };
-            Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, pos))
-        }
-        _ => Err(format!("point `{s}` must be x,y or x,y,label")),
-    }
+    fastsam_track::model::prompt::parse_point(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

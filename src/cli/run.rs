@@ -173,15 +173,6 @@ fn check_outputs(args: &RunArgs, inputs: &[String], plans: &[StreamOutputs]) -> 
     Ok(())
 }
 
-fn make_prompt(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
-    match (boxes.is_empty(), points.is_empty()) {
-        (true, true) => None,
-        (false, true) => Some(Prompt::Boxes(boxes.to_vec())),
-        (true, false) => Some(Prompt::Points(points.to_vec())),
-        (false, false) => Some(Prompt::BoxesAndPoints(boxes.to_vec(), points.to_vec())),
-    }
-}
-
 /// Install the Ctrl-C / SIGTERM handler: the first signal sets `stop`, the second aborts.
 ///
 /// The abort is `_exit(130)`: the process ends at once, without `exit`'s atexit handlers and
@@ -331,7 +322,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (_multi, bars) = progress_bars(&sources, &names);
     let overlay = OverlayStyle { show_boxes: args.show_boxes, show_scores: args.show_boxes, ..OverlayStyle::default() };
     let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink };
-    let prompt = make_prompt(&args.boxes, &args.points);
+    let prompt = Prompt::from_parts(&args.boxes, &args.points);
     let mut streams = Vec::with_capacity(inputs.len());
     for ((source, plan), name) in sources.into_iter().zip(&plans).zip(&names) {
         let selector = prompt.clone().map(|p| Box::new(p) as Box<dyn PromptSelector>);

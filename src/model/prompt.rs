@@ -25,6 +25,70 @@ pub enum Prompt {
     BoxesAndPoints(Vec<BBox>, Vec<(f32, f32, bool)>),
 }
 
+/// A prompt string that does not parse (the message names the bad part and the expected syntax).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PromptParseError(pub String);
+
+fn parse_num(s: &str, what: &str) -> Result<f32, PromptParseError> {
+    let v: f32 = s.trim().parse().map_err(|_| PromptParseError(format!("`{s}` in {what} is not a number")))?;
+    if !v.is_finite() {
+        return Err(PromptParseError(format!("`{s}` in {what} is not finite")));
+    }
+    Ok(v)
+}
+
+/// One box prompt, `x1,y1,x2,y2` in pixels (the CLI's `--box`).
+pub fn parse_box(s: &str) -> Result<BBox, PromptParseError> {
+    let v = s.split(',').map(|t| parse_num(t, "--box")).collect::<Result<Vec<_>, _>>()?;
+    match v.as_slice() {
+        [x1, y1, x2, y2] if x2 > x1 && y2 > y1 => Ok(BBox::new(*x1, *y1, *x2, *y2)),
+        [_, _, _, _] => Err(PromptParseError(format!("box `{s}` must have x1 < x2 and y1 < y2"))),
+        _ => Err(PromptParseError(format!("box `{s}` must be x1,y1,x2,y2"))),
+    }
+}
+
+/// One point prompt, `x,y[,label]` with label 1 (include, default) or 0 (exclude) (the CLI's
+/// `--point`).
+pub fn parse_point(s: &str) -> Result<(f32, f32, bool), PromptParseError> {
+    let t: Vec<&str> = s.split(',').collect();
+    match t.as_slice() {
+        [x, y] => Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, true)),
+        [x, y, l] => {
+            let pos = match l.trim() {
+                "1" => true,
+                "0" => false,
+                _ => return Err(PromptParseError(format!("point label `{l}` must be 1 (include) or 0 (exclude)"))),
+            };
+            Ok((parse_num(x, "--point")?, parse_num(y, "--point")?, pos))
+        }
+        _ => Err(PromptParseError(format!("point `{s}` must be x,y or x,y,label"))),
+    }
+}
+
+/// Several boxes in one string, separated by `;` (e.g. `10,10,50,80;60,5,90,40`); blank parts
+/// are ignored.
+pub fn parse_boxes(s: &str) -> Result<Vec<BBox>, PromptParseError> {
+    s.split(';').map(str::trim).filter(|t| !t.is_empty()).map(parse_box).collect()
+}
+
+/// Several points in one string, separated by `;` (e.g. `30,40;70,20,0`); blank parts are ignored.
+pub fn parse_points(s: &str) -> Result<Vec<(f32, f32, bool)>, PromptParseError> {
+    s.split(';').map(str::trim).filter(|t| !t.is_empty()).map(parse_point).collect()
+}
+
+impl Prompt {
+    /// The prompt made of `boxes` and `points`; `None` when both are empty (follow everything).
+    pub fn from_parts(boxes: &[BBox], points: &[(f32, f32, bool)]) -> Option<Prompt> {
+        match (boxes.is_empty(), points.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(Prompt::Boxes(boxes.to_vec())),
+            (true, false) => Some(Prompt::Points(points.to_vec())),
+            (false, false) => Some(Prompt::BoxesAndPoints(boxes.to_vec(), points.to_vec())),
+        }
+    }
+}
+
 fn count_in_rect(roi: &RoiBitmap, r: &PixelRect) -> u64 {
     let Some(i) = roi.rect.intersect(r) else {
         return 0;
@@ -178,6 +242,29 @@ mod tests {
             vec![1, 2]
         );
         assert_eq!(sel(Prompt::Everything), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn parse_prompts() {
+        assert_eq!(parse_box("1,2,3.5,4").unwrap(), BBox::new(1.0, 2.0, 3.5, 4.0));
+        assert!(parse_box("1,2,3").is_err());
+        assert!(parse_box("5,2,3,4").is_err());
+        assert!(parse_box("a,2,3,4").is_err());
+        assert!(parse_box("5,5,1,1").is_err());
+        assert_eq!(parse_point("3,4").unwrap(), (3.0, 4.0, true));
+        assert_eq!(parse_point("3,4,0").unwrap(), (3.0, 4.0, false));
+        assert!(parse_point("3,4,2").is_err());
+        assert!(parse_point("3").is_err());
+        assert!(parse_point("a,4").is_err());
+        assert_eq!(
+            parse_boxes(" 1,2,3,4; 5,6,7,8 ;").unwrap(),
+            vec![BBox::new(1.0, 2.0, 3.0, 4.0), BBox::new(5.0, 6.0, 7.0, 8.0)]
+        );
+        assert!(parse_boxes("").unwrap().is_empty());
+        assert_eq!(parse_points("3,4;5,6,0").unwrap(), vec![(3.0, 4.0, true), (5.0, 6.0, false)]);
+        assert!(parse_points("3,4;x").is_err());
+        assert_eq!(Prompt::from_parts(&[], &[]), None);
+        assert_eq!(Prompt::from_parts(&[], &[(1.0, 2.0, true)]), Some(Prompt::Points(vec![(1.0, 2.0, true)])));
     }
 
     #[test]
