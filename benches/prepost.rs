@@ -17,11 +17,14 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fastsam_track::model::npy::read_f32;
+#[path = "../tests/support/npy.rs"]
+#[allow(dead_code)]
+mod npy;
 use fastsam_track::model::{
     Device, FastSam, Letterbox, LinearResizer, ModelOptions, PostConfig, Postprocessor, Preprocessor, Protos,
 };
 use fastsam_track::{ImageView, PixelFormat};
+use npy::read_f32;
 use opencv::core::{MatTraitConst, MatTraitConstManual};
 
 #[path = "../tests/support/assets.rs"]

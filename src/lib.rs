@@ -14,13 +14,6 @@
 //! multi-stream runner with its batching stage. The `fastsam-track` binary (feature `cli`) is a
 //! thin front end over this library.
 
-// Transitional: the test-asset locator is test code (tests/support/assets.rs, used by the test
-// binaries and benches through `#[path]`). It is re-included here, hidden, only because
-// tests/seg_*.rs and tests/model_errors.rs still name `fastsam_track::assets`; remove this when
-// they are folded into the area binaries.
-#[doc(hidden)]
-#[path = "../tests/support/assets.rs"]
-pub mod assets;
 pub mod convert;
 pub mod engine;
 pub mod eval;

@@ -17,7 +17,6 @@
 
 pub mod letterbox;
 pub mod masks;
-pub mod npy;
 pub mod postprocess;
 pub mod prompt;
 pub mod resize;

@@ -6,11 +6,16 @@
 
 use std::path::PathBuf;
 
-/// The assets root: `$FASTSAM_ASSETS`, or `../shared` relative to the crate root.
+/// The assets root: `$FASTSAM_ASSETS`, or `../shared` relative to the workspace root (the first
+/// folder above the including crate that holds `Cargo.lock`).
 pub fn root() -> PathBuf {
     match std::env::var_os("FASTSAM_ASSETS") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        _ => {
+            let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let ws = manifest.ancestors().find(|d| d.join("Cargo.lock").is_file()).unwrap_or(manifest);
+            ws.join("../shared")
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 
 pub mod assets;
 pub mod http;
+pub mod npy;
 pub mod scenes;
+#[cfg(feature = "overlay")]
+pub mod seg;
 #[cfg(feature = "video")]
 pub mod video;

@@ -116,7 +116,7 @@ impl Default for Settings {
 
 impl Settings {
     fn model_options(&self) -> Result<ModelOptions, ElementError> {
-        let device: Device = self.device.parse().map_err(|e: fastsam_track::model::ModelError| {
+        let device: Device = self.device.parse().map_err(|e: fastsam_track::engine::EngineError| {
             ElementError::Property { property: "device", message: e.to_string() }
         })?;
         Ok(ModelOptions {

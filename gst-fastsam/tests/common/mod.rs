@@ -25,9 +25,13 @@ pub fn init() {
     });
 }
 
+#[path = "../../../tests/support/assets.rs"]
+#[allow(dead_code)]
+mod assets;
+
 /// A shared asset, or `None` (the test then skips loudly; FASTSAM_REQUIRE_ASSETS=1 fails instead).
 pub fn asset(rel: &str) -> Option<PathBuf> {
-    fastsam_track::assets::require(rel)
+    assets::require(rel)
 }
 
 /// The workspace's target profile directory (`target/debug`): the test binary lives in its `deps/`.

@@ -1,6 +1,5 @@
 //! Shared helpers for the segmentation parity tests: golden case loading, image decoding (OpenCV),
 //! gzip-JSON RLE masks and detection comparison against `../shared/golden/seg`.
-#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ pub struct Case {
 impl Case {
     /// `None` (skip) when the golden assets are missing.
     pub fn load(name: &str) -> Option<Case> {
-        let p = fastsam_track::assets::require(&format!("golden/seg/{name}/case.json"))?;
+        let p = super::assets::require(&format!("golden/seg/{name}/case.json"))?;
         let json: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         Some(Case { dir: p.parent().unwrap().to_path_buf(), json })
     }
@@ -33,7 +32,7 @@ impl Case {
         &self.json["everything"][if retina { "retina_true" } else { "retina_false" }]
     }
     pub fn model_path(&self) -> Option<PathBuf> {
-        fastsam_track::assets::require(self.json["model"]["file"].as_str().unwrap())
+        super::assets::require(self.json["model"]["file"].as_str().unwrap())
     }
 }
 

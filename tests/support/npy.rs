@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::ModelError;
+use fastsam_track::model::ModelError;
 
 /// A float32 array: shape and flat C-order data.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,7 @@ pub fn parse_f32(bytes: &[u8]) -> Result<NpyF32, String> {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]

@@ -8,14 +8,12 @@
 //! made with that same geometry. A fixed-batch-1 model runs a batch as sequential single runs.
 //! Missing assets skip loudly (or fail with `FASTSAM_REQUIRE_ASSETS=1`).
 
-mod seg_support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::seg::*;
 use fastsam_track::model::{Device, FastSam, Letterbox, ModelError, ModelOptions, RawDetection};
 use fastsam_track::{ImageView, PixelFormat, Segmenter};
-use seg_support::*;
 
 const RAW_TOL: f32 = 1e-4;
 
@@ -42,7 +40,7 @@ impl Img {
 }
 
 fn photo(name: &str) -> Option<Img> {
-    let p = fastsam_track::assets::require(&format!("assets/images/{name}"))?;
+    let p = crate::support::assets::require(&format!("assets/images/{name}"))?;
     let (w, h, bgr) = read_bgr(&p);
     Some(Img { w, h, rgb: bgr_to_rgb(bgr) })
 }
@@ -63,7 +61,7 @@ fn same_size_frames(p: &[Img; 3]) -> Vec<Img> {
 }
 
 fn model(name: &str) -> Option<PathBuf> {
-    fastsam_track::assets::require(&format!("models/{name}"))
+    crate::support::assets::require(&format!("models/{name}"))
 }
 
 fn load(path: &Path, conf: f32) -> FastSam {

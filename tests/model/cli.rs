@@ -2,12 +2,10 @@
 //! scores and RLE masks in Ultralytics order) against the golden zidane case, prompts, and the
 //! exit status and message for unreadable images.
 
-mod seg_support;
-
 use std::process::Command;
 
+use crate::support::seg::*;
 use fastsam_track::Rle;
-use seg_support::*;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fastsam-track"))

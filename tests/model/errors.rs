@@ -216,7 +216,7 @@ fn non_onnx_truncated_and_missing_files() {
     let p = write(dir.path(), "truncated_small.onnx", &good[..good.len() / 2]);
     assert!(matches!(load_err(&p, cpu()), ModelError::Engine(EngineError::InvalidOnnx { .. })));
 
-    if let Some(real) = fastsam_track::assets::require("models/FastSAM-s-random-640.onnx") {
+    if let Some(real) = crate::support::assets::require("models/FastSAM-s-random-640.onnx") {
         let bytes = std::fs::read(real).unwrap();
         let p = write(dir.path(), "truncated.onnx", &bytes[..bytes.len() / 3]);
         let e = load_err(&p, cpu());

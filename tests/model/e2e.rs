@@ -2,11 +2,9 @@
 //! Ultralytics 8.4.190 goldens (same tolerances as the tensor parity test), for the static 640
 //! export named in each case.json, and for the dynamic export of the same weights.
 
-mod seg_support;
-
+use crate::support::seg::*;
 use fastsam_track::model::{Device, FastSam, Letterbox, ModelOptions};
 use fastsam_track::{ImageView, PixelFormat, Segmenter};
-use seg_support::*;
 
 fn opts(retina: bool) -> ModelOptions {
     ModelOptions { retina_masks: retina, device: Device::Cpu, ..ModelOptions::default() }
@@ -44,7 +42,7 @@ fn static_model_matches_goldens() {
 #[test]
 fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
     let Some(case) = Case::load("zidane_640") else { return };
-    let Some(model) = fastsam_track::assets::require("models/FastSAM-s-random-dynamic.onnx") else { return };
+    let Some(model) = crate::support::assets::require("models/FastSAM-s-random-dynamic.onnx") else { return };
     let (w, h, bgr) = read_bgr(&case.path("orig.png"));
     let img = ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap();
     let mut m = FastSam::load(&model, opts(false)).unwrap();
@@ -69,7 +67,7 @@ fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
     assert!(dets.iter().all(|d| d.bbox.x2 <= w as f32 && d.bbox.y2 <= h as f32));
 
     // without --imgsz, a dynamic model uses its `imgsz` metadata (FastSAM-n-synth: [320, 320])
-    if let Some(n) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") {
+    if let Some(n) = crate::support::assets::require("models/FastSAM-n-synth-dynamic.onnx") {
         let mut m = FastSam::load(&n, opts(true)).unwrap();
         assert_eq!(m.target(), ((320, 320), true));
         let (lb, _) = m.segment_raw(&img).unwrap();
@@ -82,8 +80,8 @@ fn dynamic_model_letterboxes_minimal_and_matches_static_on_square_input() {
 /// so a steady stream allocates none. Masks of a kept frame stay correct after later frames.
 #[test]
 fn prototype_buffers_are_reused_once_masks_are_released() {
-    let Some(model) = fastsam_track::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
-    let Some(png) = fastsam_track::assets::require("golden/seg/zidane_640/orig.png") else { return };
+    let Some(model) = crate::support::assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(png) = crate::support::assets::require("golden/seg/zidane_640/orig.png") else { return };
     let (w, h, bgr) = read_bgr(&png);
     let rgb = bgr_to_rgb(bgr);
     let view = ImageView::packed(w, h, PixelFormat::Rgb8, &rgb).unwrap();

@@ -2,13 +2,11 @@
 //! letterboxed input, postprocessing of the recorded raw ONNX Runtime tensors (retina masks on and
 //! off) and box/point prompts.
 
-mod seg_support;
-
-use fastsam_track::model::npy::read_f32;
+use crate::support::npy::read_f32;
+use crate::support::seg::*;
 use fastsam_track::model::prompt::{Prompt, select};
 use fastsam_track::model::{Letterbox, PostConfig, Postprocessor, Preprocessor, Protos};
 use fastsam_track::{BBox, Detection, ImageView, Mask, PixelFormat};
-use seg_support::*;
 
 const CASES: [&str; 2] = ["bus_640", "zidane_640"];
 
