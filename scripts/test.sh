@@ -15,5 +15,8 @@ cargo fmt --all -- --check
 echo "[test] cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "[test] cargo test (workspace: the library, the CLI and the gst-fastsam plugin)"
+# Build first: the plugin's tests load libgstfastsam.so (a cdylib, not built by `cargo test`) and
+# run the fastsam-track binary.
+cargo build --locked --workspace
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
