@@ -30,28 +30,33 @@ now() { date +%s.%N; }
 printf '%-3s %-26s %10s %14s\n' N mode "fps (agg.)" "peak RSS MiB"
 for n in $NS; do
   inputs=(); for i in $(seq 1 "$n"); do inputs+=("$WORK/cam$i.mp4"); done
-  batches="1"; [ "$n" -gt 1 ] && batches="1 $n"
-  for batch in $batches; do
-    out="$WORK/one-$n-$batch"; mkdir -p "$out"
+  # (workers, batch) pairs for the one-process rows
+  runs="1:1 2:1"; [ "$n" -gt 1 ] && runs="1:1 1:$n 2:1 2:$n"
+  for run in $runs; do
+    workers="${run%%:*}"; batch="${run##*:}"
+    out="$WORK/one-$n-$workers-$batch"; mkdir -p "$out"
     t0=$(now)
     /usr/bin/time -v -o "$WORK/time-one" "$BIN" "${inputs[@]}" --model "$MODEL" "${EXTRA[@]}" \
-      --batch "$batch" -o "$out/" --tracks-mot "$out/" 2>/dev/null
+      --workers "$workers" --batch "$batch" -o "$out/" --tracks-mot "$out/" 2>/dev/null
     t1=$(now)
     fps=$(echo "$n * $FRAMES / ($t1 - $t0)" | bc -l)
-    printf '%-3s %-26s %10.2f %14.0f\n' "$n" "1 process, batch $batch" "$fps" "$(( $(maxrss "$WORK/time-one") / 1024 ))"
+    printf '%-3s %-26s %10.2f %14.0f\n' "$n" "1 process, w$workers b$batch" "$fps" "$(( $(maxrss "$WORK/time-one") / 1024 ))"
   done
   [ "$n" -gt 1 ] || continue
-  t0=$(now)
-  pids=()
-  for i in $(seq 1 "$n"); do
-    out="$WORK/sep-$n-$i"; mkdir -p "$out"
-    /usr/bin/time -v -o "$WORK/time-sep-$i" "$BIN" "$WORK/cam$i.mp4" --model "$MODEL" "${EXTRA[@]}" \
-      -o "$out/" --tracks-mot "$out/" 2>/dev/null &
-    pids+=($!)
+  # N separate processes, each with one worker (the smallest process) and with two.
+  for workers in 1 2; do
+    t0=$(now)
+    pids=()
+    for i in $(seq 1 "$n"); do
+      out="$WORK/sep-$n-$i"; mkdir -p "$out"
+      /usr/bin/time -v -o "$WORK/time-sep-$i" "$BIN" "$WORK/cam$i.mp4" --model "$MODEL" "${EXTRA[@]}" \
+        --workers "$workers" -o "$out/" --tracks-mot "$out/" 2>/dev/null &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    t1=$(now)
+    rss=0; for i in $(seq 1 "$n"); do rss=$(( rss + $(maxrss "$WORK/time-sep-$i") )); done
+    fps=$(echo "$n * $FRAMES / ($t1 - $t0)" | bc -l)
+    printf '%-3s %-26s %10.2f %14.0f\n' "$n" "$n processes, w$workers each" "$fps" "$(( rss / 1024 ))"
   done
-  for p in "${pids[@]}"; do wait "$p"; done
-  t1=$(now)
-  rss=0; for i in $(seq 1 "$n"); do rss=$(( rss + $(maxrss "$WORK/time-sep-$i") )); done
-  fps=$(echo "$n * $FRAMES / ($t1 - $t0)" | bc -l)
-  printf '%-3s %-26s %10.2f %14.0f\n' "$n" "$n processes at once" "$fps" "$(( rss / 1024 ))"
 done

@@ -128,6 +128,13 @@ impl std::fmt::Display for Precision {
     }
 }
 
+/// Intra-op threads for each of `workers` sessions that run side by side: the machine's cores
+/// shared out among them (at least one each), so that the workers do not oversubscribe the CPU.
+pub fn threads_per_worker(workers: usize) -> usize {
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    (cores / workers.max(1)).max(1)
+}
+
 /// How to build an inference session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EngineConfig {

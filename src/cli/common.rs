@@ -72,8 +72,13 @@ impl ModelArgs {
     /// Resolve and load the model.
     pub fn load(&self, default_retina: bool) -> anyhow::Result<FastSam> {
         let path = self.model_path()?;
-        FastSam::load(&path, self.options(default_retina)).map_err(|e| {
-            let hint = fastsam_track::convert::cache::damaged_hint(&path).unwrap_or_default();
+        self.load_path(&path, self.options(default_retina))
+    }
+
+    /// Load the resolved model file `path` with `opts`.
+    pub fn load_path(&self, path: &std::path::Path, opts: ModelOptions) -> anyhow::Result<FastSam> {
+        FastSam::load(path, opts).map_err(|e| {
+            let hint = fastsam_track::convert::cache::damaged_hint(path).unwrap_or_default();
             anyhow::Error::from(e).context(format!("loading model {}{hint}", path.display()))
         })
     }

@@ -75,6 +75,11 @@ pub struct RunArgs {
     /// How long the batching stage waits for more frames after the first of a batch.
     #[arg(long, value_name = "MS", default_value_t = PipelineConfig::default().batch_timeout.as_millis() as u64)]
     pub batch_timeout_ms: u64,
+    /// Inference workers: copies of the model that run frames side by side, so that one frame's
+    /// pre- and post-processing overlaps another's inference (most useful with several inputs).
+    /// Unless --threads is given, the cores are shared out among the workers.
+    #[arg(long, value_name = "N", default_value_t = PipelineConfig::default().workers)]
+    pub workers: usize,
     /// Decode pipeline: a template file (pipelines/*.txt) or an inline gst-launch description
     /// with {uri}/{path} and an `appsink name=sink`.
     #[arg(long, value_name = "TEMPLATE")]
@@ -201,27 +206,45 @@ fn ms_per_frame(d: Duration, n: u64) -> f64 {
     if n == 0 { 0.0 } else { d.as_secs_f64() * 1e3 / n as f64 }
 }
 
-/// The model (or the null segmenter), and the raw-inference rate when `--bench-raw` asks.
-fn load_segmenter(
+type SegmenterBox = Box<dyn Segmenter>;
+
+/// One model instance (or null segmenter) per inference worker, and the raw-inference rate when
+/// `--bench-raw` asks.
+fn load_segmenters(
     args: &RunArgs,
     first: &str,
     templates: &Templates,
-) -> anyhow::Result<(Box<dyn Segmenter>, Option<f64>)> {
-    let mut segmenter: Box<dyn Segmenter> = if args.null_model {
+) -> anyhow::Result<(Vec<SegmenterBox>, Option<f64>)> {
+    let workers = args.workers;
+    let mut segmenters: Vec<SegmenterBox> = Vec::with_capacity(workers);
+    if args.null_model {
         eprintln!("model: none (--null-model: no detections)");
-        Box::new(NullSegmenter)
+        segmenters.extend((0..workers).map(|_| Box::new(NullSegmenter) as Box<dyn Segmenter>));
     } else {
+        let path = args.model.model_path()?;
         // retina masks by default for video: masks at the original resolution, as drawn
-        let seg = args.model.load(true)?;
-        eprintln!("model: {}", seg.describe());
-        Box::new(seg)
-    };
+        let mut opts = args.model.options(true);
+        if opts.intra_threads.is_none() && workers > 1 {
+            opts.intra_threads = Some(fastsam_track::engine::threads_per_worker(workers));
+        }
+        for _ in 0..workers {
+            segmenters.push(Box::new(args.model.load_path(&path, opts.clone())?));
+        }
+        let threads = opts.intra_threads.map(|t| format!(", {t} threads each")).unwrap_or_default();
+        let desc = segmenters.first().map(|s| s.describe()).unwrap_or_default();
+        let copies = if workers > 1 { format!(" ({workers} inference workers{threads})") } else { String::new() };
+        eprintln!("model: {desc}{copies}");
+    }
     let raw = match args.bench_raw {
         Some(n) if n > 0 => {
-            let r = fastsam_track::video::bench::raw_inference(first, &templates.source, segmenter.as_mut(), n)?;
+            let mut workers: Vec<&mut dyn Segmenter> =
+                segmenters.iter_mut().map(|s| s.as_mut() as &mut dyn Segmenter).collect();
+            let r = fastsam_track::video::bench::raw_inference(first, &templates.source, &mut workers, n)?;
             eprintln!(
-                "raw inference (model alone, {} frames in memory): {:.2} fps ({:.1} ms/frame)",
+                "raw inference (model alone, {} frames in memory, {} worker{}): {:.2} fps ({:.1} ms/frame)",
                 r.frames,
+                workers.len(),
+                if workers.len() == 1 { "" } else { "s" },
                 r.fps(),
                 r.elapsed.as_secs_f64() * 1e3 / r.frames.max(1) as f64
             );
@@ -229,7 +252,7 @@ fn load_segmenter(
         }
         _ => None,
     };
-    Ok((segmenter, raw))
+    Ok((segmenters, raw))
 }
 
 /// One progress bar per stream (frame count when the length is known, else a spinner).
@@ -273,10 +296,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if args.workers == 0 {
+        bail!(super::UsageError("--workers must be at least 1 (one inference worker per copy of the model)".into()));
+    }
     let pcfg = PipelineConfig {
         channel_capacity: capacity,
         batch: args.batch,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),
+        workers: args.workers,
     };
     let plans = plan_outputs(&args, &inputs)?;
     for out in plans.iter().filter_map(|p| p.video.as_ref()) {
@@ -315,7 +342,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         sources.push(source);
     }
-    let (mut segmenter, raw) = load_segmenter(&args, &inputs[0], &templates)?;
+    let (mut segmenters, raw) = load_segmenters(&args, &inputs[0], &templates)?;
 
     let names: Vec<String> =
         inputs.iter().map(|i| if inputs.len() > 1 { job::stem_of(i) } else { redact_credentials(i) }).collect();
@@ -336,7 +363,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             b.set_position(n);
         }
     };
-    let result = pipeline::run_many(streams, segmenter.as_mut(), &pcfg, &stop, &progress);
+    let mut workers: Vec<&mut dyn Segmenter> =
+        segmenters.iter_mut().map(|s| s.as_mut() as &mut dyn Segmenter).collect();
+    let result = pipeline::run_many(streams, &mut workers, &pcfg, &stop, &progress);
     for b in &bars {
         b.finish_and_clear();
     }

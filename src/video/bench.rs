@@ -2,7 +2,9 @@
 //! pipeline's end-to-end rate against it (`fastsam-track INPUT --bench-raw N`).
 //!
 //! The frames are decoded into memory first, so only `Segmenter::segment` (pre-processing,
-//! inference, post-processing) is timed, one frame after the other, after one warm-up frame.
+//! inference, post-processing) is timed, after one warm-up frame per worker. With several
+//! inference workers the frames are shared out among them and they run side by side, as in the
+//! pipeline: the raw rate is that of the model set-up the pipeline uses.
 
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -24,11 +26,12 @@ impl RawInference {
     }
 }
 
-/// Segment the first `n` frames of `input` (plus one warm-up frame) back to back.
+/// Segment the first `n` frames of `input` (after a warm-up frame), shared out among `workers`
+/// running side by side.
 pub fn raw_inference(
     input: &str,
     cfg: &SourceConfig,
-    seg: &mut dyn Segmenter,
+    workers: &mut [&mut dyn Segmenter],
     n: usize,
 ) -> Result<RawInference, super::VideoError> {
     let mut src = VideoSource::open(input, cfg)?;
@@ -42,17 +45,33 @@ pub fn raw_inference(
         }
     }
     drop(src);
-    let mut it = frames.iter();
-    if let Some(f) = it.next() {
-        seg.segment(f.view()).map_err(|e| stage_err(f, e))?;
+    let Some((warm, timed)) = frames.split_first() else {
+        return Ok(RawInference { frames: 0, elapsed: Duration::ZERO });
+    };
+    for seg in workers.iter_mut() {
+        seg.segment(warm.view()).map_err(|e| stage_err(warm, e))?;
     }
+    let k = workers.len().max(1);
     let t0 = Instant::now();
-    let mut count = 0u64;
-    for f in it {
-        seg.segment(f.view()).map_err(|e| stage_err(f, e))?;
-        count += 1;
-    }
-    Ok(RawInference { frames: count, elapsed: t0.elapsed() })
+    std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .enumerate()
+            .map(|(w, seg)| {
+                s.spawn(move || {
+                    for f in timed.iter().skip(w).step_by(k) {
+                        seg.segment(f.view()).map_err(|e| stage_err(f, e))?;
+                    }
+                    Ok::<(), super::VideoError>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| super::VideoError::Other("an inference worker panicked".into()))??;
+        }
+        Ok::<(), super::VideoError>(())
+    })?;
+    Ok(RawInference { frames: timed.len() as u64, elapsed: t0.elapsed() })
 }
 
 fn stage_err(f: &super::Frame, e: crate::model::ModelError) -> super::VideoError {

@@ -88,10 +88,21 @@ fn processor_prompt_sees_the_first_frames_pixels_and_follows_its_choice() {
     assert_eq!(proc.seeded_tracks(), Some(&[followed.unwrap()][..]));
 }
 
-/// Run clips through one process: `batch` frames per inference call at most.
-fn run_streams(clips: &[PathBuf], model: &Path, out: &Path, batch: usize) -> fastsam_track::video::MultiReport {
-    let opts = ModelOptions { imgsz: Some(320), device: Device::Cpu, ..ModelOptions::default() };
-    let mut seg = FastSam::load(model, opts).expect("load model");
+/// Run clips through one process: `batch` frames per inference call at most, `workers` copies of
+/// the model running side by side.
+fn run_streams(
+    clips: &[PathBuf],
+    model: &Path,
+    out: &Path,
+    batch: usize,
+    workers: usize,
+) -> fastsam_track::video::MultiReport {
+    let threads = Some(fastsam_track::engine::threads_per_worker(workers));
+    let opts =
+        ModelOptions { imgsz: Some(320), device: Device::Cpu, intra_threads: threads, ..ModelOptions::default() };
+    let mut segs: Vec<FastSam> =
+        (0..workers).map(|_| FastSam::load(model, opts.clone()).expect("load model")).collect();
+    let mut seg: Vec<&mut dyn Segmenter> = segs.iter_mut().map(|s| s as &mut dyn Segmenter).collect();
     let tracker = TrackerConfig::product().unwrap();
     let (overlay, sink) = (Default::default(), Default::default());
     let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &sink };
@@ -108,7 +119,8 @@ fn run_streams(clips: &[PathBuf], model: &Path, out: &Path, batch: usize) -> fas
             build_stream(stem, source, None, &outputs, &setup).unwrap()
         })
         .collect();
-    let cfg = PipelineConfig { batch, batch_timeout: std::time::Duration::from_millis(200), ..Default::default() };
+    let cfg =
+        PipelineConfig { batch, batch_timeout: std::time::Duration::from_millis(200), workers, ..Default::default() };
     pipeline::run_many(streams, &mut seg, &cfg, &AtomicBool::new(false), &|_, _| {}).unwrap()
 }
 
@@ -123,40 +135,48 @@ fn three_streams_with_batching_equal_three_single_runs() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (single, multi) = (dir.path().join("single"), dir.path().join("multi"));
+    let single = dir.path().join("single");
     std::fs::create_dir_all(&single).unwrap();
-    std::fs::create_dir_all(&multi).unwrap();
     for c in &clips {
-        let r = run_streams(std::slice::from_ref(c), &model, &single, 1);
+        let r = run_streams(std::slice::from_ref(c), &model, &single, 1, 1);
         assert_eq!(r.streams[0].frames, 250);
     }
-    let r = run_streams(&clips, &model, &multi, 3);
-    eprintln!(
-        "3 streams: {} frames, {:.2} fps aggregate, {} inference calls, {:.2} frames per call",
-        r.frames(),
-        r.fps(),
-        r.batches,
-        r.mean_batch()
-    );
-    assert!(r.model_error.is_none());
-    assert_eq!(r.frames(), 750);
-    // Batching really happened: the three streams' frames shared inference calls.
-    assert!(r.mean_batch() > 1.5, "mean batch {:.2}", r.mean_batch());
-    for (c, s) in clips.iter().zip(&r.streams) {
-        assert!(s.error.is_none() && s.input_error.is_none(), "{}: {:?}", s.name, s.error);
-        let stem = c.file_stem().unwrap().to_string_lossy().to_string();
-        assert!(s.tracks > 0, "{stem}: no track at all");
-        for ext in ["txt", "jsonl"] {
-            let a = std::fs::read(single.join(format!("{stem}.{ext}"))).unwrap();
-            let b = std::fs::read(multi.join(format!("{stem}.{ext}"))).unwrap();
-            assert!(!a.is_empty());
-            assert!(a == b, "{stem}.{ext}: the multi-stream run differs from the single-stream run");
+    // One worker batching 3 frames per call; two workers (each batching up to 2) finishing frames
+    // out of order: every stream must still see its frames in order and give the same tracks.
+    for (batch, workers) in [(3, 1), (2, 2)] {
+        let multi = dir.path().join(format!("multi-b{batch}-w{workers}"));
+        std::fs::create_dir_all(&multi).unwrap();
+        let r = run_streams(&clips, &model, &multi, batch, workers);
+        eprintln!(
+            "3 streams, batch {batch}, {workers} workers: {} frames, {:.2} fps aggregate, {} inference calls, {:.2} frames per call",
+            r.frames(),
+            r.fps(),
+            r.batches,
+            r.mean_batch()
+        );
+        assert!(r.model_error.is_none());
+        assert_eq!(r.frames(), 750);
+        // Batching really happened: the three streams' frames shared inference calls.
+        assert!(r.mean_batch() > 1.3, "mean batch {:.2}", r.mean_batch());
+        for (c, s) in clips.iter().zip(&r.streams) {
+            assert!(s.error.is_none() && s.input_error.is_none(), "{}: {:?}", s.name, s.error);
+            let stem = c.file_stem().unwrap().to_string_lossy().to_string();
+            assert!(s.tracks > 0, "{stem}: no track at all");
+            for ext in ["txt", "jsonl"] {
+                let a = std::fs::read(single.join(format!("{stem}.{ext}"))).unwrap();
+                let b = std::fs::read(multi.join(format!("{stem}.{ext}"))).unwrap();
+                assert!(!a.is_empty());
+                assert!(
+                    a == b,
+                    "{stem}.{ext}: the batch {batch} / {workers}-worker run differs from the single-stream run"
+                );
+            }
         }
+        // Streams do not share IDs: the same clip's IDs start at 1 in both runs (checked by
+        // equality above), and different clips' files differ.
+        let first = |stem: &str| std::fs::read(multi.join(format!("{stem}.txt"))).unwrap();
+        assert_ne!(first("synth_track_a"), first("synth_track_c"));
     }
-    // Streams do not share IDs: the same clip's IDs start at 1 in both runs (checked by equality
-    // above), and different clips' files differ.
-    let first = |stem: &str| std::fs::read(multi.join(format!("{stem}.txt"))).unwrap();
-    assert_ne!(first("synth_track_a"), first("synth_track_c"));
 }
 
 fn bin() -> Command {

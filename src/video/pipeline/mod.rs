@@ -1,9 +1,9 @@
 //! The threaded pipeline: N streams share one model.
 //!
 //! ```text
-//!  stream i: source ─► decode ─┐                                  ┌─► track ─► draw ─► encode ─► sink
-//!  stream j: source ─► decode ─┼─► shared channel ─► segment ─────┼─► track ─► draw ─► encode ─► sink
-//!                              │   (batching: --batch, deadline)  │   (one StreamProcessor per stream)
+//!  stream i: source ─► decode ─┐                      ┌─ worker 0 ─┐         ┌─► track ─► draw ─► encode ─► sink
+//!  stream j: source ─► decode ─┼─► shared channel ────┤            ├─ route ─┼─► track ─► draw ─► encode ─► sink
+//!                              │   (--batch, deadline) └─ worker 1 ─┘ (order) │   (one StreamProcessor per stream)
 //! ```
 //!
 //! Each stage runs on its own thread; stages are connected by bounded crossbeam channels of
@@ -12,26 +12,30 @@
 //! input uses `try_send` from its decoder and counts the frames it drops. Frame buffers travel
 //! through the stages and go back to a [`FramePool`] after encoding.
 //!
-//! The segment stage gathers up to [`PipelineConfig::batch`] frames (from any streams), waiting at
-//! most [`PipelineConfig::batch_timeout`] after the first, runs them in one
-//! [`Segmenter::segment_batch`] call per frame size and hands each result back to its stream. Each stream's track
-//! stage owns its [`StreamProcessor`] (tracker, prompt, followed IDs) and its track files.
+//! The segment stage ([`segment`]) has one worker thread per segmenter given to [`run_many`]
+//! ([`PipelineConfig::workers`] in the CLI). Each worker gathers up to [`PipelineConfig::batch`]
+//! frames (from any streams), waiting at most [`PipelineConfig::batch_timeout`] after the first,
+//! runs them in one [`Segmenter::segment_batch`] call per frame size, and hands each result to a
+//! router that restores every stream's decode order. Each stream's track stage owns its
+//! [`StreamProcessor`] (tracker, prompt, followed IDs) and its track files.
 //!
 //! Stopping: when `stop` is set (Ctrl-C), the decoders stop reading, the stages drain what is in
 //! flight, the sinks finalise (a playable MP4, flushed track files). A stream that ends or fails
 //! does not stop the others: its failing stage drops its input channel, which halts that stream's
 //! decoder; the stages after it drain and finalise. A model error stops every stream.
 
+mod segment;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::Serialize;
 
+use self::segment::{BatchPolicy, Job, Router};
 use super::{Frame, FramePool, VideoError};
 use crate::export::ExportError;
-use crate::model::ModelError;
 use crate::overlay::{Overlay, OverlayItem, OverlayStyle};
 use crate::stream::{FrameMeta, FrameResult, FrameSink, FrameSource, ResultSink, StreamProcessor};
 use crate::types::{Detection, PixelFormat, SegmentTimings, Segmenter};
@@ -64,12 +68,24 @@ pub struct PipelineConfig {
     pub batch: usize,
     /// After the first frame of a batch, how long to wait for more (zero: take what is queued).
     pub batch_timeout: Duration,
+    /// Inference workers: instances of the model that run frames side by side (the caller loads
+    /// one segmenter per worker and passes them to [`run_many`]). With 2 or more, one frame's
+    /// pre- and post-processing overlaps another's inference.
+    pub workers: usize,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { channel_capacity: 4, batch: 1, batch_timeout: Duration::from_millis(10) }
+        Self { channel_capacity: 4, batch: 1, batch_timeout: Duration::from_millis(10), workers: default_workers() }
     }
+}
+
+/// Two inference workers where there are at least two cores (measured in BENCHMARKS.md: on 2
+/// cores, two 1-thread workers run FastSAM-n 25-60% faster than one 2-thread worker, because
+/// ONNX Runtime leaves a core idle in its single-threaded operators and in our pre- and
+/// post-processing), one otherwise.
+pub fn default_workers() -> usize {
+    if std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2 { 2 } else { 1 }
 }
 
 /// Busy time per stage, summed over the run (waiting on channels excluded).
@@ -166,7 +182,7 @@ pub fn run(
     stop: &AtomicBool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RunReport, VideoError> {
-    let mut report = run_many(vec![stream], segmenter, cfg, stop, &|_, n| progress(n))?;
+    let mut report = run_many(vec![stream], &mut [segmenter], cfg, stop, &|_, n| progress(n))?;
     let mut one = report.streams.pop().ok_or_else(|| VideoError::Other("the run lost its stream".into()))?;
     if let Some(e) = report.model_error.take().or_else(|| one.error.take()) {
         return Err(e);
@@ -174,12 +190,14 @@ pub fn run(
     Ok(one)
 }
 
-/// Run several streams with one shared model (see the module docs). `progress` gets a stream's
-/// index and its number of finished frames. Per-stream failures are in each [`RunReport`]; a
-/// model failure is in [`MultiReport::model_error`].
+/// Run several streams with one shared model (see the module docs). Each of `segmenters` is one
+/// inference worker (instances of the same model; one is enough, more overlap one frame's pre- and
+/// post-processing with another's inference). `progress` gets a stream's index and its number of
+/// finished frames. Per-stream failures are in each [`RunReport`]; a model failure is in
+/// [`MultiReport::model_error`].
 pub fn run_many(
     streams: Vec<Stream>,
-    segmenter: &mut dyn Segmenter,
+    segmenters: &mut [&mut dyn Segmenter],
     cfg: &PipelineConfig,
     stop: &AtomicBool,
     progress: &(dyn Fn(usize, u64) + Sync),
@@ -187,26 +205,32 @@ pub fn run_many(
     if streams.is_empty() {
         return Err(VideoError::Other("no stream to run".into()));
     }
+    if segmenters.is_empty() {
+        return Err(VideoError::Other("no inference worker (segmenter) to run the streams with".into()));
+    }
     let started = Instant::now();
     let cap = cfg.channel_capacity.max(1);
     let n = streams.len();
     // Frames in flight: every channel full + one per stage, plus slack.
-    let pool = FramePool::new(n * (4 * cap + 8) + cfg.batch);
+    let pool = FramePool::new(n * (4 * cap + 8) + cfg.batch * segmenters.len());
     let halts: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
     let clocks: Vec<DoneClock> = (0..n).map(|_| DoneClock::default()).collect();
     let (job_tx, job_rx) = bounded::<Job>(cap * n);
+
+    let policy = BatchPolicy { max: cfg.batch, timeout: cfg.batch_timeout };
 
     let (outcomes, batch) = std::thread::scope(|s| {
         let mut seg_txs = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for (i, st) in streams.into_iter().enumerate() {
             let (seg_tx, seg_rx) = bounded::<Segmented>(cap);
-            seg_txs.push(Some(seg_tx));
+            seg_txs.push(seg_tx);
             let ctx = StreamCtx { index: i, pool: &pool, stop, halt: &halts[i], clock: &clocks[i], progress };
             handles.push(spawn_stream(s, st, ctx, job_tx.clone(), seg_rx, cap));
         }
         drop(job_tx);
-        let batch = batch_loop(job_rx, seg_txs, segmenter, cfg, &halts, &pool);
+        let router = Router::new(seg_txs, &halts, &pool);
+        let batch = segment::run_stage(job_rx, &router, segmenters, policy, n);
         let outcomes: Vec<StreamOutcome> =
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| StreamOutcome::panicked())).collect();
         (outcomes, batch)
@@ -222,13 +246,6 @@ pub fn run_many(
         .map(|((o, clock), t)| o.into_report(clock, *t, elapsed, interrupted, allocations))
         .collect();
     Ok(MultiReport { streams, elapsed, model_error: batch.error, batches: batch.batches, batched_frames: batch.frames })
-}
-
-/// What decoders send to the segment stage.
-enum Job {
-    Frame(usize, Frame),
-    /// The stream has no more frames.
-    End(usize),
 }
 
 struct Segmented {
@@ -426,23 +443,26 @@ impl DecodeStats {
 
 fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live: bool) -> DecodeStats {
     let mut st = DecodeStats::default();
+    let mut sent = 0u64;
     while !ctx.halt.load(Ordering::Relaxed) {
         let t0 = Instant::now();
         match source.next_frame(ctx.pool, ctx.stop) {
             Ok(Some(frame)) => {
                 st.busy += t0.elapsed();
-                let job = Job::Frame(ctx.index, frame);
+                let job = Job::Frame { stream: ctx.index, seq: sent, frame };
                 if live {
                     match tx.try_send(job) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(Job::Frame(_, f))) => {
+                        Ok(()) => sent += 1,
+                        Err(TrySendError::Full(Job::Frame { frame, .. })) => {
                             st.dropped += 1;
-                            ctx.pool.give(f.data);
+                            ctx.pool.give(frame.data);
                         }
                         Err(_) => break,
                     }
                 } else if tx.send(job).is_err() {
                     break;
+                } else {
+                    sent += 1;
                 }
             }
             Ok(None) => break,
@@ -452,141 +472,9 @@ fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live:
             }
         }
     }
-    let _ = tx.send(Job::End(ctx.index));
+    let _ = tx.send(Job::End { stream: ctx.index, frames: sent });
     st.frames_read = source.frames_read();
     st
-}
-
-/// What the segment stage hands back.
-struct BatchOutcome {
-    /// Per stream: its share of pre/infer/post time.
-    times: Vec<SegmentTimings>,
-    batches: u64,
-    frames: u64,
-    error: Option<VideoError>,
-}
-
-/// The shared segment stage: gather a batch, run it, route each result to its stream.
-fn batch_loop(
-    rx: Receiver<Job>,
-    mut outs: Vec<Option<Sender<Segmented>>>,
-    segmenter: &mut dyn Segmenter,
-    cfg: &PipelineConfig,
-    halts: &[AtomicBool],
-    pool: &FramePool,
-) -> BatchOutcome {
-    let max = cfg.batch.max(1);
-    let mut out =
-        BatchOutcome { times: vec![SegmentTimings::default(); outs.len()], batches: 0, frames: 0, error: None };
-    let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max);
-    let mut ended: Vec<usize> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        take_job(first, &mut batch, &mut ended);
-        gather(&rx, &mut batch, &mut ended, max, cfg.batch_timeout);
-        if !batch.is_empty()
-            && let Err(e) = run_batch(&mut batch, &mut outs, segmenter, halts, pool, &mut out)
-        {
-            out.error = Some(e);
-            break;
-        }
-        for i in ended.drain(..) {
-            outs[i] = None;
-        }
-    }
-    // A model error (or the end): every stream's track stage drains and finishes.
-    for (_, f) in batch.drain(..) {
-        pool.give(f.data);
-    }
-    drop(outs);
-    for h in halts {
-        if out.error.is_some() {
-            h.store(true, Ordering::Relaxed);
-        }
-    }
-    // Unblock decoders still sending, then let them see the closed channel.
-    drop(rx);
-    out
-}
-
-fn take_job(job: Job, batch: &mut Vec<(usize, Frame)>, ended: &mut Vec<usize>) {
-    match job {
-        Job::Frame(i, f) => batch.push((i, f)),
-        Job::End(i) => ended.push(i),
-    }
-}
-
-/// Fill the batch up to `max` frames: what is queued now, then what arrives before the deadline.
-/// Stops early at a stream's end so that its frames are routed before its channel closes.
-fn gather(rx: &Receiver<Job>, batch: &mut Vec<(usize, Frame)>, ended: &mut Vec<usize>, max: usize, wait: Duration) {
-    let deadline = Instant::now() + wait;
-    while batch.len() < max && ended.is_empty() {
-        match rx.recv_deadline(deadline) {
-            Ok(job) => take_job(job, batch, ended),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-        }
-    }
-}
-
-/// Run the gathered frames, one inference call per frame size (frames of one size share a
-/// letterbox, so a stream's results do not depend on what it was batched with), and route each
-/// result to its stream.
-fn run_batch(
-    batch: &mut Vec<(usize, Frame)>,
-    outs: &mut [Option<Sender<Segmented>>],
-    segmenter: &mut dyn Segmenter,
-    halts: &[AtomicBool],
-    pool: &FramePool,
-    out: &mut BatchOutcome,
-) -> Result<(), VideoError> {
-    while !batch.is_empty() {
-        let size = (batch[0].1.width, batch[0].1.height);
-        let (group, rest): (Vec<_>, Vec<_>) = batch.drain(..).partition(|(_, f)| (f.width, f.height) == size);
-        *batch = rest;
-        run_group(group, outs, segmenter, halts, pool, out)?;
-    }
-    Ok(())
-}
-
-fn run_group(
-    group: Vec<(usize, Frame)>,
-    outs: &mut [Option<Sender<Segmented>>],
-    segmenter: &mut dyn Segmenter,
-    halts: &[AtomicBool],
-    pool: &FramePool,
-    out: &mut BatchOutcome,
-) -> Result<(), VideoError> {
-    let views: Vec<_> = group.iter().map(|(_, f)| f.view()).collect();
-    let result = segmenter.segment_batch(&views);
-    drop(views);
-    let dets = match result {
-        Ok(d) if d.len() == group.len() => d,
-        Ok(d) => {
-            let e = ModelError::Output(format!("{} results for a batch of {} frames", d.len(), group.len()));
-            return Err(stage_err("segment", &group[0].1, e));
-        }
-        Err(e) => return Err(stage_err("segment", &group[0].1, e)),
-    };
-    let t = segmenter.last_timings();
-    let k = group.len() as u32;
-    out.batches += 1;
-    out.frames += group.len() as u64;
-    for ((i, frame), dets) in group.into_iter().zip(dets) {
-        let share = &mut out.times[i];
-        share.pre += t.pre / k;
-        share.infer += t.infer / k;
-        share.post += t.post / k;
-        let sent = match &outs[i] {
-            Some(tx) => tx.send(Segmented { frame, dets }).map_err(|e| e.into_inner().frame),
-            None => Err(frame),
-        };
-        if let Err(frame) = sent {
-            // The stream's own stages are gone (an error there): stop its decoder.
-            outs[i] = None;
-            halts[i].store(true, Ordering::Relaxed);
-            pool.give(frame.data);
-        }
-    }
-    Ok(())
 }
 
 fn stage_err(stage: &'static str, frame: &Frame, e: impl Into<super::StageError>) -> VideoError {
