@@ -70,6 +70,39 @@ impl std::fmt::Debug for VideoSource {
     }
 }
 
+/// Parse a decode pipeline description and set up its `appsink name=sink` (caps, low latency).
+fn build_decode_pipeline(desc: &str) -> Result<(gst::Pipeline, gst_app::AppSink), VideoError> {
+    templates::check_elements(desc, "decode")?;
+    let template_err = |message: String| VideoError::Template { role: "decode", template: desc.to_string(), message };
+    let element = gst::parse::launch(desc).map_err(|e| template_err(e.to_string()))?;
+    let pipeline = element.downcast::<gst::Pipeline>().map_err(|_| template_err("not a pipeline".into()))?;
+    let appsink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| template_err("needs an appsink named \"sink\" (… ! appsink name=sink)".into()))?;
+    // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low.
+    for el in pipeline.iterate_recurse().into_iter().flatten() {
+        if el.factory().is_some_and(|f| f.name().starts_with("uridecodebin")) {
+            el.connect("source-setup", false, |args| {
+                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                    && src.find_property("latency").is_some()
+                {
+                    src.set_property_from_str("latency", "200");
+                }
+                None
+            });
+        }
+    }
+    // I420 preferred: converted to RGB by `yuv` (exact, OpenCV-like), not by videoconvert.
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format_list([gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb])
+        .build();
+    appsink.set_caps(Some(&caps));
+    appsink.set_property("sync", false);
+    appsink.set_max_buffers(2);
+    Ok((pipeline, appsink))
+}
+
 impl VideoSource {
     /// Open `input` (a path or URI) and wait for its first frame.
     pub fn open(input: &str, cfg: &SourceConfig) -> Result<Self, VideoError> {
@@ -97,45 +130,7 @@ impl VideoSource {
             input.to_string()
         };
         let desc = templates::render(&cfg.template, &[("uri", &uri), ("path", &path)]);
-        templates::check_elements(&desc, "decode")?;
-        let element = gst::parse::launch(&desc).map_err(|e| VideoError::Template {
-            role: "decode",
-            template: desc.clone(),
-            message: e.to_string(),
-        })?;
-        let pipeline = element.downcast::<gst::Pipeline>().map_err(|_| VideoError::Template {
-            role: "decode",
-            template: desc.clone(),
-            message: "not a pipeline".into(),
-        })?;
-        let appsink =
-            pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| {
-                VideoError::Template {
-                    role: "decode",
-                    template: desc.clone(),
-                    message: "needs an appsink named \"sink\" (… ! appsink name=sink)".into(),
-                }
-            })?;
-        // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low.
-        for el in pipeline.iterate_recurse().into_iter().flatten() {
-            if el.factory().is_some_and(|f| f.name().starts_with("uridecodebin")) {
-                el.connect("source-setup", false, |args| {
-                    if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                        && src.find_property("latency").is_some()
-                    {
-                        src.set_property_from_str("latency", "200");
-                    }
-                    None
-                });
-            }
-        }
-        // I420 preferred: converted to RGB by `yuv` (exact, OpenCV-like), not by videoconvert.
-        let caps = gst_video::VideoCapsBuilder::new()
-            .format_list([gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb])
-            .build();
-        appsink.set_caps(Some(&caps));
-        appsink.set_property("sync", false);
-        appsink.set_max_buffers(2);
+        let (pipeline, appsink) = build_decode_pipeline(&desc)?;
         let mut live = cfg.live.unwrap_or_else(|| super::is_live_uri(&uri));
         if live {
             appsink.set_drop(true);
@@ -155,24 +150,7 @@ impl VideoSource {
         if src.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(src.bus_error(0).unwrap_or_else(|| src.not_a_video("could not start decoding")));
         }
-        let start = Instant::now();
-        let sample = loop {
-            if let Some(s) = src.appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
-                break s;
-            }
-            if let Some(e) = src.bus_error(0) {
-                return Err(e);
-            }
-            if src.appsink.is_eos() {
-                return Err(src.bus_error(0).unwrap_or_else(|| src.no_frames()));
-            }
-            if let Some(e) = src.stalled(start, " before the first frame") {
-                return Err(e);
-            }
-            if start.elapsed() > cfg.open_timeout {
-                return Err(VideoError::OpenTimeout(cfg.open_timeout));
-            }
-        };
+        let sample = src.first_sample(cfg.open_timeout)?;
         if cfg.live.is_none() && !live {
             // a live source (camera, network stream) says so in the latency query
             let mut q = gst::query::Latency::new();
@@ -199,6 +177,28 @@ impl VideoSource {
         tracing::debug!("opened {}: {}x{}", super::redact_credentials(input), src.info.width, src.info.height);
         src.pending = Some(sample);
         Ok(src)
+    }
+
+    /// Wait for the first decoded frame (or the error that prevents it).
+    fn first_sample(&mut self, open_timeout: Duration) -> Result<gst::Sample, VideoError> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
+                return Ok(s);
+            }
+            if let Some(e) = self.bus_error(0) {
+                return Err(e);
+            }
+            if self.appsink.is_eos() {
+                return Err(self.bus_error(0).unwrap_or_else(|| self.no_frames()));
+            }
+            if let Some(e) = self.stalled(start, " before the first frame") {
+                return Err(e);
+            }
+            if start.elapsed() > open_timeout {
+                return Err(VideoError::OpenTimeout(open_timeout));
+            }
+        }
     }
 
     pub fn info(&self) -> &VideoInfo {
