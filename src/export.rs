@@ -60,15 +60,56 @@ struct JsonFrame<'a> {
     objects: &'a [ExportObject],
 }
 
+/// The path that means standard output: JSON Lines (or MOT rows) for another program to follow
+/// live, flushed after every frame.
+pub const STDOUT: &str = "-";
+
+/// Where a track file's bytes go.
+enum Dest {
+    /// A file written atomically (committed by [`TrackWriter::finish`]).
+    File(AtomicFile),
+    Stdout(std::io::Stdout),
+}
+
+impl Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Dest::File(f) => f.write(buf),
+            Dest::Stdout(s) => s.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Dest::File(f) => f.write_all(buf),
+            Dest::Stdout(s) => s.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Dest::File(f) => f.flush(),
+            Dest::Stdout(s) => s.flush(),
+        }
+    }
+}
+
 struct Out {
     path: PathBuf,
-    w: AtomicFile,
+    w: Dest,
 }
 
 impl Out {
     fn create(path: &Path) -> Result<Self, ExportError> {
-        let w = AtomicFile::create(path).map_err(|e| ExportError { path: path.to_path_buf(), source: e.into() })?;
+        let w = if path.as_os_str() == STDOUT {
+            Dest::Stdout(std::io::stdout())
+        } else {
+            Dest::File(
+                AtomicFile::create(path).map_err(|e| ExportError { path: path.to_path_buf(), source: e.into() })?,
+            )
+        };
         Ok(Self { path: path.to_path_buf(), w })
+    }
+    fn is_stdout(&self) -> bool {
+        matches!(self.w, Dest::Stdout(_))
     }
     fn err(&self, source: std::io::Error) -> ExportError {
         ExportError { path: self.path.clone(), source }
@@ -132,6 +173,11 @@ impl TrackWriter {
         self.frames += 1;
         if self.frames.is_multiple_of(FLUSH_EVERY) {
             self.flush()?;
+        } else {
+            // A live follower of standard output sees every frame as soon as it is done.
+            for out in [&mut self.mot, &mut self.json].into_iter().flatten().filter(|o| o.is_stdout()) {
+                out.w.flush().map_err(|e| out.err(e))?;
+            }
         }
         Ok(())
     }
@@ -148,7 +194,9 @@ impl TrackWriter {
         self.flush()?;
         for out in [self.mot.take(), self.json.take()].into_iter().flatten() {
             let path = out.path;
-            out.w.commit().map_err(|e| ExportError { path, source: e.into() })?;
+            if let Dest::File(f) = out.w {
+                f.commit().map_err(|e| ExportError { path, source: e.into() })?;
+            }
         }
         Ok(())
     }

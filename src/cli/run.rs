@@ -18,8 +18,11 @@ use fastsam_track::stream::PromptSelector;
 use fastsam_track::track::TrackerConfig;
 use fastsam_track::types::{BBox, Segmenter};
 use fastsam_track::video::job::{self, StreamOutputs, StreamSetup, Templates};
+use fastsam_track::video::pipeline::SourceBox;
 use fastsam_track::video::pipeline::{self, MultiReport, RunReport};
-use fastsam_track::video::{NullSegmenter, PipelineConfig, VideoSource, redact_credentials};
+use fastsam_track::video::{
+    NullSegmenter, PipelineConfig, ReconnectPolicy, RtspTransport, SourceConfig, redact_credentials,
+};
 
 /// Options of `fastsam-track INPUT...`.
 #[derive(Debug, clap::Args)]
@@ -56,7 +59,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub tracks_mot: Option<PathBuf>,
     /// Write tracks as JSON Lines: one line per frame with PTS, and per track ID, box, score, mask
-    /// RLE. With several inputs: a directory (ending in /) or a name containing {stem}.
+    /// RLE. `-` writes them to standard output, flushed after every frame (follow a live stream
+    /// from another program). With several inputs: a directory (ending in /) or a name
+    /// containing {stem}.
     #[arg(long, value_name = "FILE")]
     pub tracks_json: Option<PathBuf>,
     /// Do not draw or encode a video (track files only).
@@ -97,9 +102,22 @@ pub struct RunArgs {
     /// Treat the inputs as live streams (drop frames when behind). Default: from the URI scheme.
     #[arg(long)]
     pub live: bool,
-    /// Fail a network input that delivers no frame for this many seconds (names the host).
+    /// A network input that delivers no frame for this many seconds has stalled: a live input
+    /// reconnects, any other fails (naming the host).
     #[arg(long, value_name = "SECONDS", default_value_t = fastsam_track::video::source::DEFAULT_STALL_TIMEOUT.as_secs_f64())]
     pub stall_timeout: f64,
+    /// RTSP transport: tcp (through firewalls, no loss), udp (lowest latency) or auto (UDP, then
+    /// TCP).
+    #[arg(long, value_name = "T", default_value_t = SourceConfig::default().rtsp_transport)]
+    pub rtsp_transport: RtspTransport,
+    /// Network jitter buffer of RTSP inputs, in milliseconds (added to the latency).
+    #[arg(long, value_name = "MS", default_value_t = SourceConfig::default().latency.as_millis() as u64)]
+    pub latency_ms: u64,
+    /// Live inputs reconnect after an outage (end of stream, error, or no frame for
+    /// --stall-timeout), waiting 0.5 s, then twice as long each time up to 30 s. Give up after N
+    /// failed attempts in a row (default: never give up). The first connection is not retried.
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
 }
 
 /// The inputs from the command line and `--sources`.
@@ -169,10 +187,20 @@ fn check_outputs(args: &RunArgs, inputs: &[String], plans: &[StreamOutputs]) -> 
             (Role::TracksMot, &plan.tracks_mot),
             (Role::TracksJson, &plan.tracks_json),
         ] {
-            if let Some(p) = path {
+            // `-` is standard output, not a file
+            if let Some(p) = path.as_ref().filter(|p| p.as_os_str() != fastsam_track::export::STDOUT) {
                 check.push_output(role, p);
             }
         }
+    }
+    if plans
+        .iter()
+        .any(|p| [&p.tracks_mot, &p.tracks_json].iter().all(|t| t.as_ref().is_some_and(|t| t.as_os_str() == "-")))
+    {
+        bail!(super::UsageError(
+            "--tracks-mot - and --tracks-json - both write to standard output: choose one (give the other a file)"
+                .into()
+        ));
     }
     check.check()?;
     Ok(())
@@ -255,8 +283,36 @@ fn load_segmenters(
     Ok((segmenters, raw))
 }
 
+/// Open every input (live ones reconnect after outages, see `--max-retries`).
+fn open_inputs(args: &RunArgs, inputs: &[String], templates: &Templates) -> anyhow::Result<Vec<SourceBox>> {
+    let src_cfg = SourceConfig {
+        live: args.live.then_some(true),
+        stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+        rtsp_transport: args.rtsp_transport,
+        latency: Duration::from_millis(args.latency_ms),
+        ..templates.source.clone()
+    };
+    let policy = ReconnectPolicy { max_retries: args.max_retries, ..ReconnectPolicy::default() };
+    let mut sources = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let source = job::open_source(input, &src_cfg, policy)
+            .with_context(|| format!("opening {}", redact_credentials(input)))?;
+        let info = source.info();
+        eprintln!(
+            "input: {} ({}x{}, {}{})",
+            redact_credentials(input),
+            info.width,
+            info.height,
+            info.fps_f64().map(|f| format!("{f:.2} fps")).unwrap_or_else(|| "unknown fps".into()),
+            if info.live { ", live: newest frame first, reconnects after outages" } else { "" }
+        );
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
 /// One progress bar per stream (frame count when the length is known, else a spinner).
-fn progress_bars(sources: &[VideoSource], names: &[String]) -> (MultiProgress, Vec<ProgressBar>) {
+fn progress_bars(sources: &[SourceBox], names: &[String]) -> (MultiProgress, Vec<ProgressBar>) {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{prefix} {spinner} {pos}/{len} frames [{elapsed_precise}] {bar:30} {per_sec} ETA {eta}",
@@ -322,26 +378,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     // Open the inputs first: bad input fails before a model is loaded or an output created.
-    let src_cfg = fastsam_track::video::SourceConfig {
-        live: args.live.then_some(true),
-        stall_timeout: Duration::from_secs_f64(args.stall_timeout),
-        ..templates.source.clone()
-    };
-    let mut sources = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        let source =
-            VideoSource::open(input, &src_cfg).with_context(|| format!("opening {}", redact_credentials(input)))?;
-        let info = source.info();
-        eprintln!(
-            "input: {} ({}x{}, {}{})",
-            redact_credentials(input),
-            info.width,
-            info.height,
-            info.fps_f64().map(|f| format!("{f:.2} fps")).unwrap_or_else(|| "unknown fps".into()),
-            if info.live { ", live" } else { "" }
-        );
-        sources.push(source);
-    }
+    let sources = open_inputs(&args, &inputs, &templates)?;
     let (mut segmenters, raw) = load_segmenters(&args, &inputs[0], &templates)?;
 
     let names: Vec<String> =
@@ -377,12 +414,13 @@ fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str) {
     let n = r.frames;
     let t = &r.times;
     eprintln!(
-        "{prefix}done: {} frames, {} tracks, {:.1} fps mean over {:.1} s, {} dropped",
+        "{prefix}done: {} frames, {} tracks, {:.1} fps mean over {:.1} s, {} dropped{}",
         n,
         r.tracks,
         r.mean_fps(),
         r.elapsed.as_secs_f64(),
-        r.dropped
+        r.dropped,
+        if r.reconnects > 0 { format!(", {} reconnects", r.reconnects) } else { String::new() }
     );
     eprintln!(
         "{prefix}time per frame (ms): decode {:.2} | pre {:.2} | infer {:.2} | post {:.2} | track {:.2} | draw {:.2} | encode {:.2}",

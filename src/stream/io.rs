@@ -20,6 +20,11 @@ pub trait FrameSource: Send {
 
     /// Frames returned so far.
     fn frames_read(&self) -> u64;
+
+    /// Outages the source recovered from by reconnecting (live inputs).
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 /// Where drawn frames go (an encoder).

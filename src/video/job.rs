@@ -142,11 +142,27 @@ pub struct StreamSetup<'a> {
     pub sink: &'a SinkConfig,
 }
 
+/// Open an input as the pipeline's frame source: a live input (camera, RTSP …) reconnects after
+/// outages ([`super::LiveSource`], `policy`), anything else is a plain [`VideoSource`]. The first
+/// connection must succeed either way (bad input fails here, with its clear error).
+pub fn open_source(
+    input: &str,
+    cfg: &SourceConfig,
+    policy: super::ReconnectPolicy,
+) -> Result<super::pipeline::SourceBox, VideoError> {
+    let source = VideoSource::open(input, cfg)?;
+    if source.info().live && !source.info().uri.starts_with("file://") {
+        Ok(Box::new(super::LiveSource::from_source(source, input, cfg, policy)))
+    } else {
+        Ok(Box::new(source))
+    }
+}
+
 /// Build a pipeline stream from an opened source: its processor (tracker scaled to the source's
 /// frame rate, optional prompt), its encoder and its track files. Creates the output files.
 pub fn build_stream(
     name: String,
-    source: VideoSource,
+    source: super::pipeline::SourceBox,
     prompt: Option<Box<dyn PromptSelector>>,
     outputs: &StreamOutputs,
     setup: &StreamSetup<'_>,
@@ -167,7 +183,7 @@ pub fn build_stream(
             .map_err(|e| VideoError::Stage { stage: "track files", frame: 0, cause: e.into() })?;
         results.push(Box::new(TrackFiles::new(writer)));
     }
-    Ok(Stream { name, source: Box::new(source), processor, video, results, overlay: setup.overlay.clone() })
+    Ok(Stream { name, source, processor, video, results, overlay: setup.overlay.clone() })
 }
 
 #[cfg(test)]

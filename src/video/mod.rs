@@ -15,6 +15,7 @@
 pub mod bench;
 pub mod io;
 pub mod job;
+pub mod live;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
@@ -26,9 +27,10 @@ use std::time::Duration;
 pub use crate::frame::{Frame, FramePool, VideoInfo};
 use crate::types::ImageView;
 
+pub use live::{LiveSource, ReconnectPolicy};
 pub use pipeline::{MultiReport, PipelineConfig, RunReport, StageTimes, Stream};
 pub use sink::{SinkConfig, VideoSink};
-pub use source::{SourceConfig, VideoSource};
+pub use source::{RtspTransport, SourceConfig, VideoSource};
 
 /// Errors of the video module.
 #[derive(Debug, thiserror::Error)]

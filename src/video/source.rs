@@ -31,12 +31,62 @@ pub struct SourceConfig {
     pub open_timeout: Duration,
     /// Network inputs (any scheme but `file://`): how long the source may deliver nothing (before
     /// the first frame or between two frames) before the run fails with
-    /// [`VideoError::Stalled`], naming the host. Local files are not limited.
+    /// [`VideoError::Stalled`], naming the host (a live input reconnects instead, see
+    /// [`super::LiveSource`]). Local files are not limited.
     pub stall_timeout: Duration,
+    /// RTSP lower transport (rtspsrc `protocols`).
+    pub rtsp_transport: RtspTransport,
+    /// Network jitter buffer (rtspsrc `latency`): frames are held this long to reorder packets.
+    pub latency: Duration,
 }
 
 /// The default [`SourceConfig::stall_timeout`].
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection (through firewalls and NAT, no packet loss).
+    Tcp,
+    /// RTP over UDP (lowest latency on a clean network).
+    Udp,
+    /// UDP first, then TCP (rtspsrc's default).
+    #[default]
+    Auto,
+}
+
+impl RtspTransport {
+    /// The rtspsrc `protocols` flags.
+    fn protocols(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp+udp-mcast",
+            RtspTransport::Auto => "tcp+udp+udp-mcast",
+        }
+    }
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            "auto" => Ok(RtspTransport::Auto),
+            _ => Err(format!("unknown RTSP transport `{s}`: use tcp, udp or auto")),
+        }
+    }
+}
+
+impl std::fmt::Display for RtspTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+            RtspTransport::Auto => "auto",
+        })
+    }
+}
 
 impl Default for SourceConfig {
     fn default() -> Self {
@@ -45,6 +95,8 @@ impl Default for SourceConfig {
             live: None,
             open_timeout: Duration::from_secs(30),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            rtsp_transport: RtspTransport::Auto,
+            latency: Duration::from_millis(200),
         }
     }
 }
@@ -71,7 +123,7 @@ impl std::fmt::Debug for VideoSource {
 }
 
 /// Parse a decode pipeline description and set up its `appsink name=sink` (caps, low latency).
-fn build_decode_pipeline(desc: &str) -> Result<(gst::Pipeline, gst_app::AppSink), VideoError> {
+fn build_decode_pipeline(desc: &str, cfg: &SourceConfig) -> Result<(gst::Pipeline, gst_app::AppSink), VideoError> {
     templates::check_elements(desc, "decode")?;
     let template_err = |message: String| VideoError::Template { role: "decode", template: desc.to_string(), message };
     let element = gst::parse::launch(desc).map_err(|e| template_err(e.to_string()))?;
@@ -80,14 +132,21 @@ fn build_decode_pipeline(desc: &str) -> Result<(gst::Pipeline, gst_app::AppSink)
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| template_err("needs an appsink named \"sink\" (… ! appsink name=sink)".into()))?;
-    // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low.
+    // Network sources (rtspsrc defaults to 2000 ms of jitter buffer): keep latency low, and
+    // choose the RTSP transport.
+    let latency_ms = cfg.latency.as_millis().min(u32::MAX as u128).to_string();
+    let protocols = cfg.rtsp_transport.protocols();
     for el in pipeline.iterate_recurse().into_iter().flatten() {
         if el.factory().is_some_and(|f| f.name().starts_with("uridecodebin")) {
-            el.connect("source-setup", false, |args| {
-                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                    && src.find_property("latency").is_some()
-                {
-                    src.set_property_from_str("latency", "200");
+            let latency_ms = latency_ms.clone();
+            el.connect("source-setup", false, move |args| {
+                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+                    if src.find_property("latency").is_some() {
+                        src.set_property_from_str("latency", &latency_ms);
+                    }
+                    if src.find_property("protocols").is_some() {
+                        src.set_property_from_str("protocols", protocols);
+                    }
                 }
                 None
             });
@@ -130,7 +189,7 @@ impl VideoSource {
             input.to_string()
         };
         let desc = templates::render(&cfg.template, &[("uri", &uri), ("path", &path)]);
-        let (pipeline, appsink) = build_decode_pipeline(&desc)?;
+        let (pipeline, appsink) = build_decode_pipeline(&desc, cfg)?;
         let mut live = cfg.live.unwrap_or_else(|| super::is_live_uri(&uri));
         if live {
             appsink.set_drop(true);

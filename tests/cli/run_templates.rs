@@ -51,7 +51,7 @@ fn inline_decode_template() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     // the raw-inference comparison ran on 5 frames (after a warm-up frame) and is reported
-    assert!(err.contains("raw inference (model alone, 5 frames in memory)"), "{err}");
+    assert!(err.contains("raw inference (model alone, 5 frames in memory, "), "{err}");
     assert!(err.contains("end-to-end:") && err.contains("x raw inference"), "{err}");
     let (info, frames) = video::decode_all(&out_path);
     assert_eq!((frames.len(), info.width, info.height, info.fps), (15, 160, 96, Some((30, 1))));

@@ -116,7 +116,7 @@ fn run_streams(
                 tracks_mot: Some(out.join(format!("{stem}.txt"))),
                 tracks_json: Some(out.join(format!("{stem}.jsonl"))),
             };
-            build_stream(stem, source, None, &outputs, &setup).unwrap()
+            build_stream(stem, Box::new(source), None, &outputs, &setup).unwrap()
         })
         .collect();
     let cfg =

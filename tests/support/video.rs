@@ -322,7 +322,7 @@ pub fn run_job_progress(
     use fastsam_track::video::job::{StreamOutputs, StreamSetup, build_stream};
     let outputs = StreamOutputs { video: job.output, tracks_mot: job.tracks_mot, tracks_json: job.tracks_json };
     let setup = StreamSetup { tracker: &job.tracker, overlay: &job.overlay, sink: &job.sink };
-    let stream = build_stream("test".into(), source, job.prompt, &outputs, &setup)?;
+    let stream = build_stream("test".into(), Box::new(source), job.prompt, &outputs, &setup)?;
     fastsam_track::video::pipeline::run(stream, seg, &job.pipeline, stop, progress)
 }
 /// Write the synthetic clip of `frames` frames with its index first (`faststart`), then cut the

@@ -30,10 +30,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::Serialize;
 
-use self::segment::{BatchPolicy, Job, Router};
+use self::segment::{BatchPolicy, Job, Latest, Router};
 use super::{Frame, FramePool, VideoError};
 use crate::export::ExportError;
 use crate::overlay::{Overlay, OverlayItem, OverlayStyle};
@@ -114,8 +114,10 @@ pub struct RunReport {
     pub frames_decoded: u64,
     /// Frames written to the output video.
     pub frames_encoded: u64,
-    /// Live frames dropped because the pipeline was behind.
+    /// Live frames dropped because the pipeline was behind (a newer frame replaced them).
     pub dropped: u64,
+    /// Outages the input recovered from by reconnecting.
+    pub reconnects: u64,
     /// Distinct track IDs exported/drawn.
     pub tracks: u64,
     /// Track IDs seeded by the prompt on the first frame (`None` without a prompt).
@@ -219,17 +221,17 @@ pub fn run_many(
 
     let policy = BatchPolicy { max: cfg.batch, timeout: cfg.batch_timeout };
 
+    let (seg_txs, seg_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| bounded::<Segmented>(cap)).unzip();
+    let router = Router::new(seg_txs, &halts, &pool);
+
     let (outcomes, batch) = std::thread::scope(|s| {
-        let mut seg_txs = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
-        for (i, st) in streams.into_iter().enumerate() {
-            let (seg_tx, seg_rx) = bounded::<Segmented>(cap);
-            seg_txs.push(seg_tx);
+        for (i, (st, seg_rx)) in streams.into_iter().zip(seg_rxs).enumerate() {
             let ctx = StreamCtx { index: i, pool: &pool, stop, halt: &halts[i], clock: &clocks[i], progress };
-            handles.push(spawn_stream(s, st, ctx, job_tx.clone(), seg_rx, cap));
+            let latest = &router.latest[i];
+            handles.push(spawn_stream(s, st, ctx, job_tx.clone(), seg_rx, cap, latest));
         }
         drop(job_tx);
-        let router = Router::new(seg_txs, &halts, &pool);
         let batch = segment::run_stage(job_rx, &router, segmenters, policy, n);
         let outcomes: Vec<StreamOutcome> =
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| StreamOutcome::panicked())).collect();
@@ -365,6 +367,7 @@ impl StreamOutcome {
             frames_decoded: self.decode.frames_read,
             frames_encoded: self.frames_encoded,
             dropped: self.decode.dropped,
+            reconnects: self.decode.reconnects,
             tracks: self.processor.as_ref().map_or(0, |p| p.track_count()),
             seeded_tracks: self.processor.as_ref().and_then(|p| p.seeded_tracks().map(<[u64]>::to_vec)),
             elapsed,
@@ -386,6 +389,7 @@ fn spawn_stream<'scope, 'env>(
     job_tx: Sender<Job>,
     seg_rx: Receiver<Segmented>,
     cap: usize,
+    latest: &'env Latest,
 ) -> std::thread::ScopedJoinHandle<'scope, StreamOutcome> {
     s.spawn(move || {
         let Stream { name, source, processor, video, results, overlay } = st;
@@ -393,7 +397,7 @@ fn spawn_stream<'scope, 'env>(
         let expected_frames = if info.live { None } else { info.expected_frames() };
         let encoder = video.as_ref().map(|v| v.describe());
         std::thread::scope(|s2| {
-            let dec = s2.spawn(move || decode_loop(source, ctx, job_tx, info.live));
+            let dec = s2.spawn(move || decode_loop(source, ctx, job_tx, info.live.then_some(latest)));
             let (trk_tx, trk_rx) = bounded::<Tracked>(cap);
             let (drw_tx, drw_rx) = bounded::<Frame>(cap);
             let has_video = video.is_some();
@@ -431,6 +435,7 @@ fn panic_err(stage: &str) -> VideoError {
 struct DecodeStats {
     busy: Duration,
     dropped: u64,
+    reconnects: u64,
     frames_read: u64,
     error: Option<VideoError>,
 }
@@ -441,7 +446,7 @@ impl DecodeStats {
     }
 }
 
-fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live: bool) -> DecodeStats {
+fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, latest: Option<&Latest>) -> DecodeStats {
     let mut st = DecodeStats::default();
     let mut sent = 0u64;
     while !ctx.halt.load(Ordering::Relaxed) {
@@ -449,21 +454,22 @@ fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live:
         match source.next_frame(ctx.pool, ctx.stop) {
             Ok(Some(frame)) => {
                 st.busy += t0.elapsed();
-                let job = Job::Frame { stream: ctx.index, seq: sent, frame };
-                if live {
-                    match tx.try_send(job) {
-                        Ok(()) => sent += 1,
-                        Err(TrySendError::Full(Job::Frame { frame, .. })) => {
-                            st.dropped += 1;
-                            ctx.pool.give(frame.data);
-                        }
-                        Err(_) => break,
+                // Live: the newest frame replaces a stale one (see `segment::Latest`).
+                if let Some(latest) = latest {
+                    let (post, stale) = latest.put(frame);
+                    if let Some(f) = stale {
+                        st.dropped += 1;
+                        ctx.pool.give(f.data);
                     }
-                } else if tx.send(job).is_err() {
-                    break;
-                } else {
-                    sent += 1;
+                    if post && tx.send(Job::Live { stream: ctx.index }).is_err() {
+                        break;
+                    }
+                    continue;
                 }
+                if tx.send(Job::Frame { stream: ctx.index, seq: sent, frame }).is_err() {
+                    break;
+                }
+                sent += 1;
             }
             Ok(None) => break,
             Err(e) => {
@@ -472,8 +478,17 @@ fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, live:
             }
         }
     }
+    if let Some(latest) = latest {
+        let (left, taken) = latest.close();
+        if let Some(f) = left {
+            st.dropped += 1;
+            ctx.pool.give(f.data);
+        }
+        sent = taken;
+    }
     let _ = tx.send(Job::End { stream: ctx.index, frames: sent });
     st.frames_read = source.frames_read();
+    st.reconnects = source.reconnects();
     st
 }
 

@@ -30,8 +30,52 @@ use crate::video::VideoError;
 pub(super) enum Job {
     /// Frame number `seq` (counting only the frames sent) of stream `stream`.
     Frame { stream: usize, seq: u64, frame: Frame },
+    /// A live stream's newest frame is waiting in its [`Latest`] slot.
+    Live { stream: usize },
     /// The stream sent `frames` frames and no more will come.
     End { stream: usize, frames: u64 },
+}
+
+/// A live stream's newest decoded frame. The decoder replaces the frame waiting there (the
+/// replaced one is dropped: it is stale) and posts a [`Job::Live`] token only when the slot was
+/// empty; a worker takes whatever is newest when it gets to the token. So a live frame waits at
+/// most one inference for a worker, and latency never grows however slow the model is.
+#[derive(Default)]
+pub(super) struct Latest(Mutex<LatestState>);
+
+#[derive(Default)]
+struct LatestState {
+    frame: Option<Frame>,
+    /// Sequence number of the next frame taken.
+    next_seq: u64,
+    closed: bool,
+}
+
+impl Latest {
+    /// Put the newest frame. Returns whether a token must be posted (the slot was empty) and the
+    /// stale frame it replaced.
+    pub(super) fn put(&self, frame: Frame) -> (bool, Option<Frame>) {
+        let mut st = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = st.frame.replace(frame);
+        (old.is_none(), old)
+    }
+
+    /// Take the waiting frame with its sequence number.
+    fn take(&self) -> Option<(u64, Frame)> {
+        let mut st = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let f = st.frame.take()?;
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Some((seq, f))
+    }
+
+    /// The decoder ends: no more frames are taken. Returns the frame left waiting (never
+    /// processed) and how many frames were taken.
+    pub(super) fn close(&self) -> (Option<Frame>, u64) {
+        let mut st = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.closed = true;
+        (st.frame.take(), st.next_seq)
+    }
 }
 
 /// One stream's delivery state.
@@ -49,17 +93,20 @@ struct Slot {
 /// Delivers results to each stream in decode order (see the module docs).
 pub(super) struct Router<'a> {
     slots: Vec<Mutex<Slot>>,
+    /// Each live stream's newest frame (unused for files).
+    pub(super) latest: Vec<Latest>,
     halts: &'a [AtomicBool],
     pool: &'a FramePool,
 }
 
 impl<'a> Router<'a> {
     pub(super) fn new(txs: Vec<Sender<Segmented>>, halts: &'a [AtomicBool], pool: &'a FramePool) -> Self {
+        let latest = txs.iter().map(|_| Latest::default()).collect();
         let slots = txs
             .into_iter()
             .map(|tx| Mutex::new(Slot { tx: Some(tx), next: 0, pending: BTreeMap::new(), end: None }))
             .collect();
-        Router { slots, halts, pool }
+        Router { slots, latest, halts, pool }
     }
 
     fn slot(&self, stream: usize) -> std::sync::MutexGuard<'_, Slot> {
@@ -237,6 +284,11 @@ fn worker(
 fn take_job(job: Job, batch: &mut Vec<(usize, u64, Frame)>, router: &Router<'_>) {
     match job {
         Job::Frame { stream, seq, frame } => batch.push((stream, seq, frame)),
+        Job::Live { stream } => {
+            if let Some((seq, frame)) = router.latest[stream].take() {
+                batch.push((stream, seq, frame));
+            }
+        }
         Job::End { stream, frames } => router.end(stream, frames),
     }
 }
