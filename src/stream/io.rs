@@ -27,6 +27,22 @@ pub trait FrameSource: Send {
     }
 }
 
+impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
+    type Error = S::Error;
+    fn info(&self) -> &VideoInfo {
+        (**self).info()
+    }
+    fn next_frame(&mut self, pool: &FramePool, stop: &AtomicBool) -> Result<Option<Frame>, Self::Error> {
+        (**self).next_frame(pool, stop)
+    }
+    fn frames_read(&self) -> u64 {
+        (**self).frames_read()
+    }
+    fn reconnects(&self) -> u64 {
+        (**self).reconnects()
+    }
+}
+
 /// Where drawn frames go (an encoder).
 pub trait FrameSink: Send {
     type Error: std::error::Error + Send + Sync + 'static;

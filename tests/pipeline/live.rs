@@ -1,13 +1,18 @@
 //! Live input: frames arriving faster than the segmenter are dropped (appsink drop=true plus
 //! `try_send` into the first channel) and counted, instead of queueing without bound; the
-//! output still plays. A live `videotestsrc` stands in for an RTSP camera.
+//! output still plays (a live `videotestsrc`). A slow model on a loopback RTSP camera keeps the
+//! age of what it processes bounded.
 
+use crate::support::rtsp::Camera;
 use crate::support::video;
 
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use fastsam_track::video::{SourceConfig, VideoSource};
+use fastsam_track::stream::FrameSource;
+use fastsam_track::video::job;
+use fastsam_track::video::{ReconnectPolicy, SourceConfig, VideoSource};
 use fastsam_track::{Detection, ImageView, Segmenter};
 
 /// Takes 40 ms per frame: slower than the 50 fps source.
@@ -48,4 +53,74 @@ fn live_source_drops_and_counts_frames() {
     let (_, frames) = video::decode_all(&out);
     assert_eq!(frames.len() as u64, report.frames_encoded);
     assert_eq!(report.frames_encoded, report.frames);
+}
+
+/// Records, for each frame it is given, how old the frame is when its segmentation is done
+/// (from the moment the camera pushed it: the frame code drawn into its pixels says which one).
+struct Timed {
+    pushed: Arc<Mutex<Vec<Instant>>>,
+    ages: Arc<Mutex<Vec<(u64, Duration)>>>,
+    work: Duration,
+}
+
+impl Segmenter for Timed {
+    fn segment(&mut self, image: ImageView<'_>) -> Result<Vec<Detection>, fastsam_track::model::ModelError> {
+        std::thread::sleep(self.work);
+        let code = video::read_code(&image);
+        let done = Instant::now();
+        let pushed = self.pushed.lock().unwrap();
+        // the code counts modulo 4096; the newest push with that code is the frame
+        let at = (0..pushed.len()).rev().find(|&n| n as u64 % 4096 == code).map(|n| pushed[n]);
+        drop(pushed);
+        if let Some(at) = at {
+            self.ages.lock().unwrap().push((code, done - at));
+        }
+        Ok(Vec::new())
+    }
+    fn describe(&self) -> String {
+        "timed".into()
+    }
+}
+
+#[test]
+fn a_slow_model_on_a_live_camera_keeps_latency_bounded() {
+    // 25 fps camera, 200 ms per frame: the model sees one frame in five at best.
+    let cam = Camera::start(video::W, video::H, 25, Arc::new(|n, out| video::draw_frame(n % 4096, out)));
+    let latency = Duration::from_millis(200);
+    let work = Duration::from_millis(200);
+    let cfg = SourceConfig { latency, ..SourceConfig::default() };
+    let source = job::open_source(&cam.url(), &cfg, ReconnectPolicy::default()).unwrap();
+    assert!(source.info().live);
+    let ages: Arc<Mutex<Vec<(u64, Duration)>>> = Arc::default();
+    let mut seg = Timed { pushed: cam.pushed.clone(), ages: ages.clone(), work };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(8));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let job = video::Job::default();
+    let report = video::run_job(source, &mut seg, job, &stop).unwrap();
+    stopper.join().unwrap();
+    let ages = ages.lock().unwrap().clone();
+    let worst = ages.iter().map(|a| a.1).max().unwrap();
+    let mean = ages.iter().map(|a| a.1).sum::<Duration>() / ages.len() as u32;
+    eprintln!(
+        "{} frames processed, {} dropped, frame age at the end of processing: mean {mean:?}, worst {worst:?}",
+        report.frames, report.dropped
+    );
+    // ~8 s at 5 frames/s processed; the rest dropped, and counted
+    assert!(report.frames >= 20, "{} frames", report.frames);
+    assert!(report.dropped >= 3 * report.frames, "{} dropped for {} processed", report.dropped, report.frames);
+    // The bound of the issue: 2 x the processing time plus the configured latency. The first
+    // frames are skipped: they include the connection's start-up.
+    let bound = 2 * work + latency;
+    let steady: Vec<_> = ages.iter().skip(3).collect();
+    let over: Vec<_> = steady.iter().filter(|a| a.1 > bound).collect();
+    assert!(over.is_empty(), "{} of {} frames older than {bound:?}: {over:?}", over.len(), steady.len());
+    // and it does not grow: the last frames are no older than the first ones plus one frame
+    let (first, last) = (steady[..5].iter().map(|a| a.1).max().unwrap(), steady[steady.len() - 5..].iter().map(|a| a.1).max().unwrap());
+    assert!(last <= first + Duration::from_millis(80), "latency grew from {first:?} to {last:?}");
 }

@@ -303,7 +303,7 @@ pub struct Job {
 
 /// Build the stream (creating the outputs) and run it.
 pub fn run_job(
-    source: VideoSource,
+    source: impl fastsam_track::stream::FrameSource<Error = fastsam_track::video::VideoError> + 'static,
     seg: &mut dyn Segmenter,
     job: Job,
     stop: &AtomicBool,
@@ -313,7 +313,7 @@ pub fn run_job(
 
 /// [`run_job`], reporting finished frames to `progress`.
 pub fn run_job_progress(
-    source: VideoSource,
+    source: impl fastsam_track::stream::FrameSource<Error = fastsam_track::video::VideoError> + 'static,
     seg: &mut dyn Segmenter,
     job: Job,
     stop: &AtomicBool,
