@@ -118,6 +118,11 @@ pub struct RunArgs {
     /// failed attempts in a row (default: never give up). The first connection is not retried.
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
+    /// A live input's video (-o) is recorded in segments of this many seconds, each named by its
+    /// start time (OUT-20261203T081500Z.mp4) and complete once closed: a crash loses at most the
+    /// open segment (written as *.mp4.partial). 0 records one file.
+    #[arg(long, value_name = "SECONDS", default_value_t = job::DEFAULT_SEGMENT.as_secs_f64())]
+    pub segment_seconds: f64,
 }
 
 /// The inputs from the command line and `--sources`.
@@ -365,6 +370,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for out in plans.iter().filter_map(|p| p.video.as_ref()) {
         fastsam_track::video::VideoSink::preflight(out, &templates.sink)?;
     }
+    if !(args.segment_seconds.is_finite() && args.segment_seconds >= 0.0) {
+        bail!(super::UsageError(format!(
+            "--segment-seconds {} must be a number of seconds (0: one file)",
+            args.segment_seconds
+        )));
+    }
     if !(args.stall_timeout.is_finite() && args.stall_timeout > 0.0) {
         bail!(super::UsageError(format!(
             "--stall-timeout {} must be a positive number of seconds",
@@ -385,7 +396,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         inputs.iter().map(|i| if inputs.len() > 1 { job::stem_of(i) } else { redact_credentials(i) }).collect();
     let (_multi, bars) = progress_bars(&sources, &names);
     let overlay = OverlayStyle { show_boxes: args.show_boxes, show_scores: args.show_boxes, ..OverlayStyle::default() };
-    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink };
+    let segment = (args.segment_seconds > 0.0).then(|| Duration::from_secs_f64(args.segment_seconds));
+    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink, segment };
     let prompt = Prompt::from_parts(&args.boxes, &args.points);
     let mut streams = Vec::with_capacity(inputs.len());
     for ((source, plan), name) in sources.into_iter().zip(&plans).zip(&names) {
@@ -407,10 +419,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let report = result?;
-    summarize(&report, &plans, raw)
+    summarize(&report, &plans, raw, segment)
 }
 
-fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str) {
+fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str, segment: Option<Duration>) {
     let n = r.frames;
     let t = &r.times;
     eprintln!(
@@ -435,8 +447,18 @@ fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str) {
     if let Some(seeded) = &r.seeded_tracks {
         eprintln!("{prefix}prompt: following track IDs {seeded:?}");
     }
-    if let Some(out) = &plan.video {
-        eprintln!("{prefix}output: {} ({} frames)", out.display(), r.frames_encoded);
+    match &plan.video {
+        Some(out) if r.live && segment.is_some() => {
+            let stem = out.with_extension("");
+            eprintln!(
+                "{prefix}output: {}-<start time>.mp4, segments of {:.0} s ({} frames)",
+                stem.display(),
+                segment.map_or(0.0, |d| d.as_secs_f64()),
+                r.frames_encoded
+            );
+        }
+        Some(out) => eprintln!("{prefix}output: {} ({} frames)", out.display(), r.frames_encoded),
+        None => {}
     }
     for p in [&plan.tracks_mot, &plan.tracks_json].into_iter().flatten() {
         eprintln!("{prefix}tracks: {}", p.display());
@@ -447,11 +469,16 @@ fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str) {
 }
 
 /// Print each stream's summary and the total; fail when a stream or the model failed.
-fn summarize(report: &MultiReport, plans: &[StreamOutputs], raw: Option<f64>) -> anyhow::Result<()> {
+fn summarize(
+    report: &MultiReport,
+    plans: &[StreamOutputs],
+    raw: Option<f64>,
+    segment: Option<Duration>,
+) -> anyhow::Result<()> {
     let many = report.streams.len() > 1;
     for (r, plan) in report.streams.iter().zip(plans) {
         let prefix = if many { format!("[{}] ", r.name) } else { String::new() };
-        print_stream(r, plan, &prefix);
+        print_stream(r, plan, &prefix, segment);
     }
     if many {
         eprintln!(

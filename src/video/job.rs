@@ -140,7 +140,12 @@ pub struct StreamSetup<'a> {
     pub tracker: &'a TrackerConfig,
     pub overlay: &'a OverlayStyle,
     pub sink: &'a SinkConfig,
+    /// A live input's video is recorded in segments of this length (`None`: one file).
+    pub segment: Option<std::time::Duration>,
 }
+
+/// The default segment length of a live recording (`--segment-seconds`).
+pub const DEFAULT_SEGMENT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Open an input as the pipeline's frame source: a live input (camera, RTSP …) reconnects after
 /// outages ([`super::LiveSource`], `policy`), anything else is a plain [`VideoSource`]. The first
@@ -173,9 +178,12 @@ pub fn build_stream(
     if let Some(p) = prompt {
         processor = processor.with_prompt(p);
     }
-    let video = match &outputs.video {
-        Some(out) => Some(Box::new(VideoSink::create(out, &info, setup.sink)?) as super::pipeline::SinkBox),
-        None => None,
+    let video = match (&outputs.video, setup.segment) {
+        (Some(out), Some(len)) if info.live => {
+            Some(Box::new(VideoSink::create_segmented(out, &info, setup.sink, len)?) as super::pipeline::SinkBox)
+        }
+        (Some(out), _) => Some(Box::new(VideoSink::create(out, &info, setup.sink)?) as super::pipeline::SinkBox),
+        (None, _) => None,
     };
     let mut results: Vec<super::pipeline::ResultSinkBox> = Vec::new();
     if outputs.tracks_mot.is_some() || outputs.tracks_json.is_some() {

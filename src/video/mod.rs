@@ -17,6 +17,7 @@ pub mod io;
 pub mod job;
 pub mod live;
 pub mod pipeline;
+pub mod record;
 pub mod sink;
 pub mod source;
 pub mod templates;

@@ -26,7 +26,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
-use super::templates::{self, DEFAULT_ENCODE, FALLBACK_ENCODE};
+use super::templates::{self, DEFAULT_ENCODE, DEFAULT_RECORD, FALLBACK_ENCODE};
 use super::yuv::{I420Mut, rgb_to_i420};
 use super::{Frame, VideoError, VideoInfo, duration_to_clock};
 use crate::outputs::PartialPath;
@@ -74,8 +74,10 @@ pub struct VideoSink {
     frames: u64,
     last_pts: Option<Duration>,
     output: PathBuf,
-    /// The partial file the encoder writes; `None` once finished.
+    /// The partial file the encoder writes; `None` once finished (and for segments).
     partial: Option<PartialPath>,
+    /// Live recording in segments (splitmuxsink) instead of one file.
+    segments: Option<super::record::Segments>,
     description: String,
     eos_timeout: Duration,
     push_timeout: Duration,
@@ -104,7 +106,36 @@ impl VideoSink {
         let partial = PartialPath::create(output)?;
         let out = partial.path().display().to_string();
         let desc = templates::render(template, &[("output", &out)]);
-        Self::start(output, partial, desc, info, cfg)
+        Self::start(output, Some(partial), None, desc, info, cfg)
+    }
+
+    /// Start an encoder recording a live stream in segments of `length` named after `output`
+    /// (see [`super::record`]): `DIR/STEM-<start time>.mp4`, each complete once closed.
+    pub fn create_segmented(
+        output: &Path,
+        info: &VideoInfo,
+        cfg: &SinkConfig,
+        length: Duration,
+    ) -> Result<Self, VideoError> {
+        super::init()?;
+        crate::outputs::OutputCheck::new().output(crate::outputs::Role::OutputVideo, output).check()?;
+        if info.width == 0 || info.height == 0 || length.is_zero() {
+            return Err(VideoError::Encode {
+                frames: 0,
+                message: format!("invalid frame size {}x{} or segment length {length:?}", info.width, info.height),
+            });
+        }
+        let keyint = info.fps_f64().map_or(25, |f| f.round().max(1.0) as u64).to_string();
+        let ns = length.as_nanos().min(u64::MAX as u128).to_string();
+        let desc = templates::render(DEFAULT_RECORD, &[("keyint", &keyint), ("max_size_time", &ns)]);
+        templates::check_elements(&desc, "record")?;
+        let segments = super::record::Segments::new(output, length);
+        Self::start(output, None, Some(segments), desc, info, cfg)
+    }
+
+    /// The recording's closed (complete) segments, for a segmented sink.
+    pub fn closed_segments(&self) -> Vec<PathBuf> {
+        self.segments.as_ref().map(|s| s.closed()).unwrap_or_default()
     }
 
     /// The checks [`VideoSink::create`] makes before it writes anything, for callers that want
@@ -145,7 +176,8 @@ impl VideoSink {
 
     fn start(
         output: &Path,
-        partial: PartialPath,
+        partial: Option<PartialPath>,
+        segments: Option<super::record::Segments>,
         desc: String,
         info: &VideoInfo,
         cfg: &SinkConfig,
@@ -159,6 +191,11 @@ impl VideoSink {
             .by_name("src")
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or_else(|| template_err("needs an appsrc named \"src\" (appsrc name=src ! …)".into()))?;
+        if let Some(seg) = &segments {
+            let mux =
+                pipeline.by_name("mux").ok_or_else(|| template_err("needs a splitmuxsink named \"mux\"".into()))?;
+            seg.attach(&mux);
+        }
         let (fn_, fd) = info.fps.unwrap_or((0, 1));
         // I420 from our exact BT.601 converter (videoconvert's RGB->I420 truncates); the template's
         // videoconvert then passes it through, or converts to what another encoder wants.
@@ -209,7 +246,8 @@ impl VideoSink {
             frames: 0,
             last_pts: None,
             output: output.to_path_buf(),
-            partial: Some(partial),
+            partial,
+            segments,
             description: desc,
             eos_timeout: cfg.eos_timeout,
             push_timeout: cfg.push_timeout,
@@ -304,6 +342,15 @@ impl VideoSink {
         if let Some(msg) = self.bus_error() {
             return Err(self.encode_error(msg));
         }
+        self.poll_segments()
+    }
+
+    /// Rename the segments splitmuxsink has closed (segmented recording only).
+    fn poll_segments(&self) -> Result<(), VideoError> {
+        let (Some(seg), Some(bus)) = (&self.segments, self.pipeline.bus()) else { return Ok(()) };
+        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Element]) {
+            seg.on_message(&msg)?;
+        }
         Ok(())
     }
 
@@ -313,7 +360,7 @@ impl VideoSink {
         let start = std::time::Instant::now();
         let bus = self.pipeline.bus().ok_or_else(|| VideoError::Other("pipeline without bus".into()))?;
         while self.appsrc.current_level_bytes() >= self.max_bytes {
-            if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(2), &[gst::MessageType::Error]) {
+            if let Some(msg) = self.pop(&bus, gst::ClockTime::from_mseconds(2), &[gst::MessageType::Error]) {
                 return Err(self.encode_error(error_text(&msg)));
             }
             if start.elapsed() > self.push_timeout {
@@ -331,8 +378,29 @@ impl VideoSink {
 
     fn bus_error(&self) -> Option<String> {
         let bus = self.pipeline.bus()?;
-        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+        let msg = self.pop(&bus, gst::ClockTime::ZERO, &[gst::MessageType::Error])?;
         Some(error_text(&msg))
+    }
+
+    /// The next message of one of `types` within `timeout`. Element messages are taken on the way
+    /// (a popping filter discards what it does not match): a segmented recording renames the
+    /// segments they report closed.
+    fn pop(&self, bus: &gst::Bus, timeout: gst::ClockTime, types: &[gst::MessageType]) -> Option<gst::Message> {
+        let mut wanted = types.to_vec();
+        wanted.push(gst::MessageType::Element);
+        let deadline = std::time::Instant::now() + Duration::from_nanos(timeout.nseconds());
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let msg = bus.timed_pop_filtered(duration_to_clock(left), &wanted)?;
+            if msg.type_() != gst::MessageType::Element || types.contains(&gst::MessageType::Element) {
+                return Some(msg);
+            }
+            if let Some(seg) = &self.segments
+                && let Err(e) = seg.on_message(&msg)
+            {
+                tracing::warn!("{e}");
+            }
+        }
     }
 
     fn stop(&mut self) {
@@ -348,7 +416,10 @@ impl VideoSink {
     /// With no frame written, the partial file is removed and the output left as it was; after
     /// an error with frames written, the partial file is kept (and named in the log).
     pub fn finish(mut self) -> Result<u64, VideoError> {
-        let result = if self.failed { Err(self.encode_error("the encoder failed".into())) } else { self.drain() };
+        let mut result = if self.failed { Err(self.encode_error("the encoder failed".into())) } else { self.drain() };
+        if result.is_ok() {
+            result = self.poll_segments();
+        }
         self.stop();
         let partial = self.partial.take();
         match (result, partial) {
@@ -387,8 +458,8 @@ impl VideoSink {
             return Err(self.encode_error(msg));
         }
         let bus = self.pipeline.bus().ok_or_else(|| VideoError::Other("pipeline without bus".into()))?;
-        let msg = bus
-            .timed_pop_filtered(duration_to_clock(self.eos_timeout), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        let msg =
+            self.pop(&bus, duration_to_clock(self.eos_timeout), &[gst::MessageType::Eos, gst::MessageType::Error]);
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => Ok(()),
             Some(gst::MessageView::Error(_)) => {

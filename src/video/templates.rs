@@ -16,6 +16,8 @@ use super::VideoError;
 pub const DEFAULT_DECODE: &str = include_str!("../../pipelines/decode.txt");
 /// The default encode template (`pipelines/encode.txt`, x264enc).
 pub const DEFAULT_ENCODE: &str = include_str!("../../pipelines/encode.txt");
+/// The live recording template (`pipelines/record-live.txt`): segments through splitmuxsink.
+pub const DEFAULT_RECORD: &str = include_str!("../../pipelines/record-live.txt");
 /// The fallback encode template (`pipelines/encode-openh264.txt`), used when x264enc is missing.
 pub const FALLBACK_ENCODE: &str = include_str!("../../pipelines/encode-openh264.txt");
 

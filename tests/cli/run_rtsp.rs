@@ -1,7 +1,7 @@
 //! Live cameras end to end: `fastsam-track rtsp://…` against a loopback RTSP camera in the test
 //! process (`support::rtsp`, gst-rtsp-server; no Python, nothing skipped) serving a looped clip
 //! from the shared assets. Consumption and Ctrl-C; an outage of 4 s that the run survives by
-//! itself; live JSON Lines on standard output.
+//! itself; live JSON Lines on standard output; `kill -9` during a segmented recording.
 
 use crate::support::rtsp::Camera;
 use crate::support::{assets, video};
@@ -118,6 +118,8 @@ fn rtsp_stream_is_live_and_stops_cleanly() {
         json.to_str().unwrap(),
         "--tracks-mot",
         "-",
+        "--segment-seconds",
+        "0",
     ]);
     // MOT rows go to stdout; with no detections there are none, so wait on the camera instead:
     // 3 s of stream
@@ -188,4 +190,61 @@ fn a_4s_outage_reconnects_by_itself_with_monotonic_timestamps() {
         "{after} frames in the {:.1} s after the camera came back ({expected:.0} sent)",
         since_up.as_secs_f64()
     );
+}
+
+#[test]
+fn kill_9_while_recording_leaves_every_closed_segment_complete() {
+    // The synthetic scene with its frame code: a segment's frames can be checked one by one.
+    let cam = Camera::start(video::W, video::H, 25, Arc::new(|n, out| video::draw_frame(n % 4096, out)));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cam.mp4");
+    let mut run = Run::start(&[
+        &cam.url(),
+        "--null-model",
+        "-o",
+        out.to_str().unwrap(),
+        "--segment-seconds",
+        "2",
+        "--tracks-json",
+        "-",
+    ]);
+    let closed = |d: &std::path::Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+            .collect();
+        v.sort();
+        v
+    };
+    let t0 = Instant::now();
+    while closed(dir.path()).len() < 3 {
+        assert!(run.child.try_wait().unwrap().is_none(), "exited: {}", run.err());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no 3 closed segments in 60 s: {}", run.err());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.child.kill().unwrap(); // SIGKILL: no clean-up at all
+    run.child.wait().unwrap();
+    let segments = closed(dir.path());
+    let partial: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".mp4.partial"))
+        .collect();
+    eprintln!("closed: {segments:?}; open when killed: {partial:?}");
+    assert!(partial.len() <= 1, "at most the open segment is partial");
+    for seg in &segments {
+        let name = seg.file_name().unwrap().to_string_lossy().to_string();
+        // named by start time: cam-YYYYmmddTHHMMSSZ[-k].mp4
+        assert!(name.starts_with("cam-20") && name.contains('T') && name.contains('Z'), "{name}");
+        let (info, frames) = video::decode_all(seg);
+        let codes: Vec<u64> = frames.iter().map(|f| video::read_code(&f.view())).collect();
+        eprintln!("{name}: {} frames, codes {:?}..{:?}", frames.len(), codes.first(), codes.last());
+        // a complete file: every frame its header announces decodes, in order
+        let expected = info.expected_frames().expect("a closed segment announces its length");
+        assert!(frames.len() as u64 + 1 >= expected, "{name}: {} of {expected} frames decode", frames.len());
+        assert!(codes.windows(2).all(|w| w[1] > w[0]), "{name}: frames out of order: {codes:?}");
+        // splitmuxsink cuts between GOPs (1 s) so that no segment is longer than 2 s
+        assert!((20..=51).contains(&frames.len()), "{name}: {} frames for a 2 s segment", frames.len());
+    }
 }

@@ -121,6 +121,7 @@ fn a_slow_model_on_a_live_camera_keeps_latency_bounded() {
     let over: Vec<_> = steady.iter().filter(|a| a.1 > bound).collect();
     assert!(over.is_empty(), "{} of {} frames older than {bound:?}: {over:?}", over.len(), steady.len());
     // and it does not grow: the last frames are no older than the first ones plus one frame
-    let (first, last) = (steady[..5].iter().map(|a| a.1).max().unwrap(), steady[steady.len() - 5..].iter().map(|a| a.1).max().unwrap());
+    let (first, last) =
+        (steady[..5].iter().map(|a| a.1).max().unwrap(), steady[steady.len() - 5..].iter().map(|a| a.1).max().unwrap());
     assert!(last <= first + Duration::from_millis(80), "latency grew from {first:?} to {last:?}");
 }

@@ -105,7 +105,7 @@ fn run_streams(
     let mut seg: Vec<&mut dyn Segmenter> = segs.iter_mut().map(|s| s as &mut dyn Segmenter).collect();
     let tracker = TrackerConfig::product().unwrap();
     let (overlay, sink) = (Default::default(), Default::default());
-    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &sink };
+    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &sink, segment: None };
     let streams = clips
         .iter()
         .map(|c| {

@@ -299,6 +299,8 @@ pub struct Job {
     pub sink: SinkConfig,
     pub prompt: Option<Box<dyn fastsam_track::stream::PromptSelector>>,
     pub pipeline: fastsam_track::video::PipelineConfig,
+    /// Record a live input in segments of this length.
+    pub segment: Option<Duration>,
 }
 
 /// Build the stream (creating the outputs) and run it.
@@ -321,7 +323,7 @@ pub fn run_job_progress(
 ) -> Result<fastsam_track::video::RunReport, fastsam_track::video::VideoError> {
     use fastsam_track::video::job::{StreamOutputs, StreamSetup, build_stream};
     let outputs = StreamOutputs { video: job.output, tracks_mot: job.tracks_mot, tracks_json: job.tracks_json };
-    let setup = StreamSetup { tracker: &job.tracker, overlay: &job.overlay, sink: &job.sink };
+    let setup = StreamSetup { tracker: &job.tracker, overlay: &job.overlay, sink: &job.sink, segment: job.segment };
     let stream = build_stream("test".into(), Box::new(source), job.prompt, &outputs, &setup)?;
     fastsam_track::video::pipeline::run(stream, seg, &job.pipeline, stop, progress)
 }

@@ -118,6 +118,8 @@ pub struct RunReport {
     pub dropped: u64,
     /// Outages the input recovered from by reconnecting.
     pub reconnects: u64,
+    /// The input was live (newest frame first; its video recorded in segments when asked).
+    pub live: bool,
     /// Distinct track IDs exported/drawn.
     pub tracks: u64,
     /// Track IDs seeded by the prompt on the first frame (`None` without a prompt).
@@ -312,6 +314,7 @@ struct StreamOutcome {
     encoder: Option<String>,
     error: Option<VideoError>,
     expected_frames: Option<u64>,
+    live: bool,
 }
 
 impl StreamOutcome {
@@ -328,6 +331,7 @@ impl StreamOutcome {
             encoder: None,
             error: Some(VideoError::Other("a stream thread panicked".into())),
             expected_frames: None,
+            live: false,
         }
     }
 
@@ -368,6 +372,7 @@ impl StreamOutcome {
             frames_encoded: self.frames_encoded,
             dropped: self.decode.dropped,
             reconnects: self.decode.reconnects,
+            live: self.live,
             tracks: self.processor.as_ref().map_or(0, |p| p.track_count()),
             seeded_tracks: self.processor.as_ref().and_then(|p| p.seeded_tracks().map(<[u64]>::to_vec)),
             elapsed,
@@ -422,6 +427,7 @@ fn spawn_stream<'scope, 'env>(
                 encoder,
                 error: track.error.or(draw_err).or(enc_err),
                 expected_frames,
+                live: info.live,
             }
         })
     })
