@@ -20,6 +20,7 @@ use fastsam_track::types::{BBox, Segmenter};
 use fastsam_track::video::job::{self, StreamOutputs, StreamSetup, Templates};
 use fastsam_track::video::pipeline::SourceBox;
 use fastsam_track::video::pipeline::{self, MultiReport, RunReport};
+use fastsam_track::video::serve::{RtspServer, ServeAddr};
 use fastsam_track::video::{
     NullSegmenter, PipelineConfig, ReconnectPolicy, RtspTransport, SourceConfig, redact_credentials,
 };
@@ -64,9 +65,15 @@ pub struct RunArgs {
     /// containing {stem}.
     #[arg(long, value_name = "FILE")]
     pub tracks_json: Option<PathBuf>,
-    /// Do not draw or encode a video (track files only).
+    /// Do not write a video file (track files only; with --serve, the served stream only).
     #[arg(long)]
     pub no_video: bool,
+    /// Serve the overlay stream over RTSP at this URL, e.g. rtsp://127.0.0.1:8554/fastsam (several
+    /// clients at once; binds the address given: 127.0.0.1 stays on this machine, 0.0.0.0 opens
+    /// it to the network). With several inputs each stream is at URL/STEM. No video file is
+    /// written unless -o is given.
+    #[arg(long, value_name = "URL", value_parser = parse_serve)]
+    pub serve: Option<ServeAddr>,
     /// Draw boxes and scores as well as masks, contours and IDs.
     #[arg(long)]
     pub show_boxes: bool,
@@ -125,6 +132,10 @@ pub struct RunArgs {
     pub segment_seconds: f64,
 }
 
+fn parse_serve(s: &str) -> Result<ServeAddr, String> {
+    s.parse::<ServeAddr>().map_err(|e| e.to_string())
+}
+
 /// The inputs from the command line and `--sources`.
 fn collect_inputs(args: &RunArgs) -> anyhow::Result<Vec<String>> {
     let mut inputs = args.inputs.clone();
@@ -150,16 +161,21 @@ fn plan_outputs(args: &RunArgs, inputs: &[String]) -> anyhow::Result<Vec<StreamO
         let per = |p: &Option<PathBuf>, what, suffix| {
             p.as_deref().map(|p| job::per_stream_path(p, input, n, what, suffix)).transpose()
         };
-        let video = if args.no_video {
+        // With --serve, a file is written only when -o asks for one.
+        let video = if args.no_video || (args.serve.is_some() && args.output.is_none()) {
             None
         } else {
             Some(per(&args.output, "-o", ".tracked.mp4")?.unwrap_or_else(|| job::default_output(input)))
         };
         let tracks_mot = per(&args.tracks_mot, "--tracks-mot", ".txt")?;
         let tracks_json = per(&args.tracks_json, "--tracks-json", ".jsonl")?;
-        plans.push(StreamOutputs { video, tracks_mot, tracks_json });
+        let serve_path = args
+            .serve
+            .as_ref()
+            .map(|a| if n > 1 { format!("{}/{}", a.path, job::stem_of(input)) } else { a.path.clone() });
+        plans.push(StreamOutputs { video, tracks_mot, tracks_json, serve_path });
     }
-    if args.no_video && args.tracks_mot.is_none() && args.tracks_json.is_none() {
+    if args.no_video && args.serve.is_none() && args.tracks_mot.is_none() && args.tracks_json.is_none() {
         tracing::warn!("--no-video without --tracks-mot/--tracks-json: nothing will be written");
     }
     check_outputs(args, inputs, &plans)?;
@@ -397,7 +413,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (_multi, bars) = progress_bars(&sources, &names);
     let overlay = OverlayStyle { show_boxes: args.show_boxes, show_scores: args.show_boxes, ..OverlayStyle::default() };
     let segment = (args.segment_seconds > 0.0).then(|| Duration::from_secs_f64(args.segment_seconds));
-    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink, segment };
+    let server = args.serve.as_ref().map(RtspServer::start).transpose()?;
+    let setup =
+        StreamSetup { tracker: &tracker, overlay: &overlay, sink: &templates.sink, segment, serve: server.as_ref() };
     let prompt = Prompt::from_parts(&args.boxes, &args.points);
     let mut streams = Vec::with_capacity(inputs.len());
     for ((source, plan), name) in sources.into_iter().zip(&plans).zip(&names) {
@@ -419,10 +437,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let report = result?;
-    summarize(&report, &plans, raw, segment)
+    summarize(&report, &plans, raw, segment, args.serve.as_ref())
 }
 
-fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str, segment: Option<Duration>) {
+fn print_stream(
+    r: &RunReport,
+    plan: &StreamOutputs,
+    prefix: &str,
+    segment: Option<Duration>,
+    serve: Option<&ServeAddr>,
+) {
     let n = r.frames;
     let t = &r.times;
     eprintln!(
@@ -460,6 +484,9 @@ fn print_stream(r: &RunReport, plan: &StreamOutputs, prefix: &str, segment: Opti
         Some(out) => eprintln!("{prefix}output: {} ({} frames)", out.display(), r.frames_encoded),
         None => {}
     }
+    if let (Some(path), Some(url)) = (&plan.serve_path, serve) {
+        eprintln!("{prefix}served: {}", ServeAddr { path: path.clone(), ..url.clone() });
+    }
     for p in [&plan.tracks_mot, &plan.tracks_json].into_iter().flatten() {
         eprintln!("{prefix}tracks: {}", p.display());
     }
@@ -474,11 +501,12 @@ fn summarize(
     plans: &[StreamOutputs],
     raw: Option<f64>,
     segment: Option<Duration>,
+    serve: Option<&ServeAddr>,
 ) -> anyhow::Result<()> {
     let many = report.streams.len() > 1;
     for (r, plan) in report.streams.iter().zip(plans) {
         let prefix = if many { format!("[{}] ", r.name) } else { String::new() };
-        print_stream(r, plan, &prefix, segment);
+        print_stream(r, plan, &prefix, segment, serve);
     }
     if many {
         eprintln!(

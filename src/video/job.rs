@@ -133,6 +133,8 @@ pub struct StreamOutputs {
     pub video: Option<PathBuf>,
     pub tracks_mot: Option<PathBuf>,
     pub tracks_json: Option<PathBuf>,
+    /// Mount path on the RTSP server of [`StreamSetup::serve`] (`None`: not served).
+    pub serve_path: Option<String>,
 }
 
 /// What every stream of a job shares, besides the model.
@@ -142,6 +144,8 @@ pub struct StreamSetup<'a> {
     pub sink: &'a SinkConfig,
     /// A live input's video is recorded in segments of this length (`None`: one file).
     pub segment: Option<std::time::Duration>,
+    /// The RTSP server streams with a [`StreamOutputs::serve_path`] are served on.
+    pub serve: Option<&'a super::serve::RtspServer>,
 }
 
 /// The default segment length of a live recording (`--segment-seconds`).
@@ -178,12 +182,21 @@ pub fn build_stream(
     if let Some(p) = prompt {
         processor = processor.with_prompt(p);
     }
-    let video = match (&outputs.video, setup.segment) {
+    let mut sinks: Vec<super::pipeline::SinkBox> = Vec::new();
+    match (&outputs.video, setup.segment) {
         (Some(out), Some(len)) if info.live => {
-            Some(Box::new(VideoSink::create_segmented(out, &info, setup.sink, len)?) as super::pipeline::SinkBox)
+            sinks.push(Box::new(VideoSink::create_segmented(out, &info, setup.sink, len)?))
         }
-        (Some(out), _) => Some(Box::new(VideoSink::create(out, &info, setup.sink)?) as super::pipeline::SinkBox),
-        (None, _) => None,
+        (Some(out), _) => sinks.push(Box::new(VideoSink::create(out, &info, setup.sink)?)),
+        (None, _) => {}
+    }
+    if let (Some(path), Some(server)) = (&outputs.serve_path, setup.serve) {
+        sinks.push(Box::new(server.mount(path, &info)?));
+    }
+    let video: Option<super::pipeline::SinkBox> = match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(Box::new(super::serve::TeeSink(sinks))),
     };
     let mut results: Vec<super::pipeline::ResultSinkBox> = Vec::new();
     if outputs.tracks_mot.is_some() || outputs.tracks_json.is_some() {

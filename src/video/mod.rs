@@ -18,6 +18,7 @@ pub mod job;
 pub mod live;
 pub mod pipeline;
 pub mod record;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod templates;

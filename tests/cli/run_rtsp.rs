@@ -248,3 +248,39 @@ fn kill_9_while_recording_leaves_every_closed_segment_complete() {
         assert!((20..=51).contains(&frames.len()), "{name}: {} frames for a 2 s segment", frames.len());
     }
 }
+
+#[test]
+fn serve_hosts_the_overlay_for_two_clients_at_once() {
+    let Some(cam) = camera() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let served = format!("rtsp://127.0.0.1:{port}/fastsam");
+    let mut run = Run::start(&[&cam.url(), "--null-model", "--serve", &served, "--tracks-json", "-"]);
+    run.wait_lines(10, Duration::from_secs(60));
+    // two GStreamer RTSP clients at once, each receiving decoded overlay frames
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let url = served.clone();
+            std::thread::spawn(move || {
+                use fastsam_track::video::{FramePool, SourceConfig, VideoSource};
+                let mut src = VideoSource::open(&url, &SourceConfig::default()).expect("connect to --serve");
+                let pool = FramePool::new(4);
+                let stop = std::sync::atomic::AtomicBool::new(false);
+                let mut n = 0;
+                while n < 25 {
+                    let f = src.next_frame(&pool, &stop).expect("served frames").expect("stream continues");
+                    assert_eq!((f.width, f.height), (176, 144));
+                    pool.give(f.data);
+                    n += 1;
+                }
+                (src.info().live, n)
+            })
+        })
+        .collect();
+    let got: Vec<(bool, u32)> = clients.into_iter().map(|c| c.join().expect("client")).collect();
+    assert_eq!(got, vec![(true, 25), (true, 25)], "both clients got 25 live frames");
+    let (st, err, _) = run.interrupt();
+    assert!(st.success(), "{st:?}: {err}");
+    assert!(err.contains(&format!("served: {served}")), "{err}");
+    // no file was asked for, none was written next to the run
+    assert!(!err.contains("output:"), "{err}");
+}

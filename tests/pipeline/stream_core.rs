@@ -105,7 +105,7 @@ fn run_streams(
     let mut seg: Vec<&mut dyn Segmenter> = segs.iter_mut().map(|s| s as &mut dyn Segmenter).collect();
     let tracker = TrackerConfig::product().unwrap();
     let (overlay, sink) = (Default::default(), Default::default());
-    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &sink, segment: None };
+    let setup = StreamSetup { tracker: &tracker, overlay: &overlay, sink: &sink, segment: None, serve: None };
     let streams = clips
         .iter()
         .map(|c| {
@@ -115,6 +115,7 @@ fn run_streams(
                 video: None,
                 tracks_mot: Some(out.join(format!("{stem}.txt"))),
                 tracks_json: Some(out.join(format!("{stem}.jsonl"))),
+                serve_path: None,
             };
             build_stream(stem, Box::new(source), None, &outputs, &setup).unwrap()
         })

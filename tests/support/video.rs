@@ -322,8 +322,15 @@ pub fn run_job_progress(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<fastsam_track::video::RunReport, fastsam_track::video::VideoError> {
     use fastsam_track::video::job::{StreamOutputs, StreamSetup, build_stream};
-    let outputs = StreamOutputs { video: job.output, tracks_mot: job.tracks_mot, tracks_json: job.tracks_json };
-    let setup = StreamSetup { tracker: &job.tracker, overlay: &job.overlay, sink: &job.sink, segment: job.segment };
+    let outputs =
+        StreamOutputs { video: job.output, tracks_mot: job.tracks_mot, tracks_json: job.tracks_json, serve_path: None };
+    let setup = StreamSetup {
+        tracker: &job.tracker,
+        overlay: &job.overlay,
+        sink: &job.sink,
+        segment: job.segment,
+        serve: None,
+    };
     let stream = build_stream("test".into(), Box::new(source), job.prompt, &outputs, &setup)?;
     fastsam_track::video::pipeline::run(stream, seg, &job.pipeline, stop, progress)
 }
