@@ -284,3 +284,124 @@ fn serve_hosts_the_overlay_for_two_clients_at_once() {
     // no file was asked for, none was written next to the run
     assert!(!err.contains("output:"), "{err}");
 }
+
+/// `/proc/PID`: (resident KiB, threads, open file descriptors).
+fn proc_stats(pid: u32) -> (u64, u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    (field("VmRSS:"), field("Threads:"), fds)
+}
+
+/// The soak run of BENCHMARKS.md, by hand (not in CI): FastSAM-n-synth on a looped RTSP camera
+/// (the synthetic scene with its frame code) for FASTSAM_SOAK_MINUTES (default 20), the camera
+/// down for 4 s every 2 minutes. The overlay is served and read back by a client, which reads
+/// each frame's code to measure its age (camera push to client receive).
+/// `cargo test --release --test cli soak -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn soak_live_camera_with_restarts() {
+    let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let minutes: u64 = std::env::var("FASTSAM_SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(20);
+    let mut cam = Camera::start(video::W, video::H, 25, Arc::new(|n, out| video::draw_frame(n % 4096, out)));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let served = format!("rtsp://127.0.0.1:{port}/fastsam");
+    let run = Run::start(&[
+        &cam.url(),
+        "--model",
+        model.to_str().unwrap(),
+        "--imgsz",
+        "320",
+        "--device",
+        "cpu",
+        "--serve",
+        &served,
+        "--tracks-json",
+        "-",
+    ]);
+    let pid = run.child.id();
+    let t0 = Instant::now();
+    while run.line_count() < 25 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", run.err());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // the client: reconnects too (the served stream pauses during camera outages)
+    let ages: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (ages, done, pushed, url) = (ages.clone(), done.clone(), cam.pushed.clone(), served.clone());
+        std::thread::spawn(move || {
+            use fastsam_track::stream::FrameSource;
+            use fastsam_track::video::{FramePool, LiveSource, ReconnectPolicy, SourceConfig};
+            let cfg = SourceConfig { stall_timeout: Duration::from_secs(30), ..SourceConfig::default() };
+            let mut src = LiveSource::open(&url, &cfg, ReconnectPolicy::default()).expect("client");
+            let pool = FramePool::new(4);
+            while let Ok(Some(f)) = src.next_frame(&pool, &done) {
+                let code = video::read_code(&f.view());
+                let now = Instant::now();
+                let p = pushed.lock().unwrap();
+                if let Some(n) = (0..p.len()).rev().take(200).find(|&n| n as u64 % 4096 == code) {
+                    ages.lock().unwrap().push(now - p[n]);
+                }
+                drop(p);
+                pool.give(f.data);
+            }
+        })
+    };
+    let began = Instant::now();
+    let mut restarts = 0;
+    let mut samples = Vec::new();
+    // "start" is the first minute's end: the model's arena, the served media and its client are
+    // all up by then
+    let mut start = None;
+    while began.elapsed() < Duration::from_secs(60 * minutes) {
+        std::thread::sleep(Duration::from_secs(10));
+        samples.push((began.elapsed().as_secs(), proc_stats(pid)));
+        if start.is_none() && began.elapsed() >= Duration::from_secs(60) {
+            start = Some(proc_stats(pid));
+        }
+        if began.elapsed().as_secs() / 120 > restarts {
+            cam.stop();
+            std::thread::sleep(Duration::from_secs(4));
+            cam.restart();
+            restarts += 1;
+        }
+        assert!(run.line_count() > 0);
+    }
+    let end = proc_stats(pid);
+    let start = start.unwrap_or(samples[0].1);
+    let (st, err, lines) = run.interrupt();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = client.join();
+    let ages = ages.lock().unwrap().clone();
+    let worst = ages.iter().max().copied().unwrap_or_default();
+    let mut sorted = ages.clone();
+    sorted.sort();
+    let p99 = sorted.get(sorted.len() * 99 / 100).copied().unwrap_or_default();
+    for (t, (rss, th, fds)) in &samples {
+        eprintln!("t={t:>5}s rss={rss} KiB threads={th} fds={fds}");
+    }
+    eprintln!(
+        "SOAK {minutes} min: restarts {restarts}; RSS {} -> {} KiB ({:+.1}%); threads {} -> {}; fds {} -> {}; \
+         {} frames; frame age (camera -> served client) p99 {p99:?}, worst {worst:?} over {} frames",
+        start.0,
+        end.0,
+        (end.0 as f64 / start.0 as f64 - 1.0) * 100.0,
+        start.1,
+        end.1,
+        start.2,
+        end.2,
+        lines.len(),
+        ages.len()
+    );
+    eprintln!("{}", err.lines().filter(|l| l.contains("done:") || l.contains("reconnect")).collect::<Vec<_>>().join("\n"));
+    assert!(st.success(), "{err}");
+    assert!(err.contains(&format!("{restarts} reconnects")), "every outage survived: {err}");
+}
