@@ -1,0 +1,263 @@
+//! `val`: COCO box and mask mAP against pycocotools 2.0.11's statistics on the synthetic COCO
+//! goldens (`golden/coco/`), mask encodings against the exact ground-truth areas, bad input, and
+//! end to end with the synthetic model against pycocotools on Ultralytics' predictions.
+
+use std::path::{Path, PathBuf};
+
+use fastsam_track::eval::coco::{self, CocoError, EvalOptions, IouType, STAT_NAMES, rle};
+use fastsam_track::model::{Device, FastSam, ModelOptions};
+use fastsam_track::{ImageView, PixelFormat, Segmenter};
+use serde_json::Value;
+
+use crate::support::assets::require;
+
+fn golden(file: &str) -> Option<PathBuf> {
+    require(&format!("golden/coco/{file}"))
+}
+
+fn pycocotools_stats() -> Option<Value> {
+    let p = golden("pycocotools_stats.json")?;
+    Some(serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+}
+
+/// Max |ours - pycocotools| over the 12 statistics.
+fn max_diff(ours: &coco::CocoStats, theirs: &Value) -> f64 {
+    STAT_NAMES
+        .iter()
+        .map(|n| (ours.get(n).unwrap() - theirs[*n].as_f64().unwrap_or_else(|| panic!("no {n}"))).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn stats_equal_pycocotools_for_every_predictions_file() {
+    let (Some(gt_path), Some(stats)) = (golden("instances.json"), pycocotools_stats()) else { return };
+    let gt = coco::load_gt(&gt_path).unwrap();
+    assert_eq!(gt.images.len(), stats["images"].as_u64().unwrap() as usize);
+    assert_eq!(gt.annotations.len(), stats["annotations"].as_u64().unwrap() as usize);
+    let files = stats["stats"].as_object().unwrap();
+    assert!(files.len() >= 2);
+    for (file, by_type) in files {
+        let Some(p) = golden(file) else { return };
+        let preds = coco::load_results(&p, &gt).unwrap();
+        assert_eq!(preds.len() as u64, stats["predictions"][file].as_u64().unwrap());
+        for iou_type in [IouType::Bbox, IouType::Segm] {
+            let s = coco::evaluate(&gt, &preds, iou_type, &EvalOptions::default()).unwrap();
+            let d = max_diff(&s, &by_type[iou_type.name()]);
+            eprintln!("{file} {}: max |ours - pycocotools| = {d:.3e}\n{}", iou_type.name(), s.summary());
+            assert!(d <= 1e-4, "{file} {}: differs from pycocotools by {d}", iou_type.name());
+            // class-aware evaluation of a one-category set is the same evaluation
+            let aware = EvalOptions { class_agnostic: false, threads: 1 };
+            assert_eq!(coco::evaluate(&gt, &preds, iou_type, &aware).unwrap(), s);
+        }
+    }
+}
+
+#[test]
+fn golden_edge_cases_are_present() {
+    // The parity test is only as good as its data: check that the edge cases it claims are there.
+    let (Some(gt_path), Some(edge)) = (golden("instances.json"), golden("preds_edge.json")) else { return };
+    let gt_json: Value = serde_json::from_slice(&std::fs::read(&gt_path).unwrap()).unwrap();
+    let anns = gt_json["annotations"].as_array().unwrap();
+    assert!(anns.iter().any(|a| a["iscrowd"].as_u64() == Some(1)), "crowd regions");
+    assert!(anns.iter().any(|a| a["segmentation"].as_array().is_some_and(|p| p.len() > 1)), "multi-part polygons");
+    assert!(anns.iter().any(|a| a["segmentation"]["counts"].is_array()), "uncompressed RLE ground truth");
+    assert!(anns.iter().any(|a| a["segmentation"]["counts"].is_string()), "compressed RLE ground truth");
+    let gt = coco::load_gt(&gt_path).unwrap();
+    let preds = coco::load_results(&edge, &gt).unwrap();
+    let mut per_image = vec![0usize; gt.images.len()];
+    for p in &preds {
+        per_image[p.image] += 1;
+    }
+    assert!(per_image.contains(&0), "images without predictions");
+    assert!(per_image.iter().any(|&n| n > 100), "more than 100 predictions per image");
+    assert!(preds.iter().any(|p| matches!(p.mask, coco::DetMask::Counts(_))), "uncompressed RLE predictions");
+}
+
+#[test]
+fn ground_truth_masks_have_their_exact_areas_and_boxes() {
+    // instances.json holds exact masks: `area` is the mask's pixel count and `bbox` its box, so
+    // both RLE forms must decode to them. Polygons are outlines through boundary pixels (holes
+    // filled), which pycocotools' rule (pixel centres inside) rasterises differently: the mask
+    // stays inside the exact box and keeps most of the area (exactness of the rule itself is
+    // tested against pycocotools' own masks in `eval::coco::rle`, and by the segm parity).
+    let Some(gt_path) = golden("instances.json") else { return };
+    let gt = coco::load_gt(&gt_path).unwrap();
+    let gt_json: Value = serde_json::from_slice(&std::fs::read(&gt_path).unwrap()).unwrap();
+    let (mut rles, mut polys) = (0, 0);
+    for (a, raw) in gt.annotations.iter().zip(gt_json["annotations"].as_array().unwrap()) {
+        if raw["segmentation"].is_object() {
+            assert_eq!(a.mask.area as f64, a.area, "annotation {}", a.id);
+            assert_eq!(a.mask.bbox(), a.bbox, "annotation {}", a.id);
+            rles += 1;
+        } else {
+            let [x, y, w, h] = a.mask.bbox();
+            let b = a.bbox;
+            assert!(x >= b[0] && y >= b[1] && x + w <= b[0] + b[2] && y + h <= b[1] + b[3], "annotation {}", a.id);
+            assert!((a.mask.area as f64) >= 0.4 * a.area, "annotation {}", a.id);
+            polys += 1;
+        }
+    }
+    assert!(rles > 100 && polys > 100);
+}
+
+#[test]
+fn compressed_rle_strings_round_trip() {
+    // Decoding then encoding a compressed RLE written by pycocotools gives the same string, and
+    // uncompressed predictions re-encoded equal the same masks.
+    let (Some(gt_path), Some(preds_path)) = (golden("instances.json"), golden("preds_ultralytics.json")) else {
+        return;
+    };
+    let gt_json: Value = serde_json::from_slice(&std::fs::read(&gt_path).unwrap()).unwrap();
+    let preds: Value = serde_json::from_slice(&std::fs::read(&preds_path).unwrap()).unwrap();
+    let mut n = 0;
+    let strings = gt_json["annotations"].as_array().unwrap().iter().chain(preds.as_array().unwrap().iter().take(2000));
+    for a in strings {
+        let Some(s) = a["segmentation"]["counts"].as_str() else { continue };
+        let counts = rle::decode_counts(s).unwrap();
+        let size = &a["segmentation"]["size"];
+        rle::check_counts(&counts, size[0].as_u64().unwrap() as u32, size[1].as_u64().unwrap() as u32).unwrap();
+        assert_eq!(rle::encode_counts(&counts), s);
+        n += 1;
+    }
+    assert!(n > 2000);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (Some(gt_path), Some(p)) = (golden("instances.json"), golden("preds_edge.json")) else { return };
+    let gt = coco::load_gt(&gt_path).unwrap();
+    let preds = coco::load_results(&p, &gt).unwrap();
+    for iou_type in [IouType::Bbox, IouType::Segm] {
+        let one = coco::evaluate(&gt, &preds, iou_type, &EvalOptions { threads: 1, ..EvalOptions::default() });
+        let many = coco::evaluate(&gt, &preds, iou_type, &EvalOptions { threads: 7, ..EvalOptions::default() });
+        assert_eq!(one.unwrap(), many.unwrap());
+    }
+}
+
+fn entry_error(r: Result<impl std::fmt::Debug, CocoError>) -> String {
+    match r {
+        Err(e @ CocoError::Entry { .. }) => e.to_string(),
+        other => panic!("expected an error naming the entry, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_input_names_the_file_and_the_entry() {
+    let gt_json = br#"{"images": [{"id": 7, "width": 4, "height": 3}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "area": 2, "bbox": [0,0,1,2],
+                         "segmentation": {"size": [3, 4], "counts": [0, 2, 10]}}],
+        "categories": [{"id": 1}]}"#;
+    let gt = coco::gt_from_slice(gt_json, "gt.json").unwrap();
+    assert_eq!((gt.annotations[0].mask.area, gt.annotations[0].mask.bbox()), (2, [0.0, 0.0, 1.0, 2.0]));
+
+    // malformed annotation file: a field of the wrong type, in the second annotation
+    let bad = br#"{"images": [{"id": 7, "width": 4, "height": 3}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "area": 2, "bbox": [0,0,1,2]},
+                        {"id": 2, "image_id": 7, "category_id": 1, "area": "big", "bbox": [0,0,1,2]}]}"#;
+    let e = entry_error(coco::gt_from_slice(bad, "gt.json"));
+    assert!(e.contains("gt.json") && e.contains("annotations[1] (id 2)"), "{e}");
+    // not JSON at all
+    let e = coco::gt_from_slice(b"{\"images\": [", "gt.json").unwrap_err().to_string();
+    assert!(e.contains("gt.json") && e.contains("line 1"), "{e}");
+    // ground-truth RLE whose size is not its image's
+    let bad = br#"{"images": [{"id": 7, "width": 4, "height": 3}],
+        "annotations": [{"id": 5, "image_id": 7, "category_id": 1, "area": 2, "bbox": [0,0,1,2],
+                         "segmentation": {"size": [4, 4], "counts": [0, 2, 14]}}]}"#;
+    let e = entry_error(coco::gt_from_slice(bad, "gt.json"));
+    assert!(e.contains("gt.json") && e.contains("(id 5)") && e.contains("4x4") && e.contains("3x4"), "{e}");
+    // counts that do not cover the image
+    let bad = br#"{"images": [{"id": 7, "width": 4, "height": 3}],
+        "annotations": [{"id": 5, "image_id": 7, "category_id": 1, "area": 2, "bbox": [0,0,1,2],
+                         "segmentation": {"size": [3, 4], "counts": [0, 2, 3]}}]}"#;
+    let e = entry_error(coco::gt_from_slice(bad, "gt.json"));
+    assert!(e.contains("sum to 5") && e.contains("12 pixels"), "{e}");
+
+    // predictions for an unknown image id
+    let preds = br#"[{"image_id": 7, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5},
+                     {"image_id": 8, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5}]"#;
+    let e = entry_error(coco::results_from_slice(preds, "preds.json", &gt));
+    assert!(e.contains("preds.json") && e.contains("entry 1") && e.contains("image_id 8"), "{e}");
+    // a prediction RLE whose size disagrees with its image
+    let preds = br#"[{"image_id": 7, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5,
+                      "segmentation": {"size": [5, 5], "counts": "05"}}]"#;
+    let e = entry_error(coco::results_from_slice(preds, "preds.json", &gt));
+    assert!(e.contains("preds.json") && e.contains("entry 0") && e.contains("5x5"), "{e}");
+    // a malformed entry
+    let preds = br#"[{"image_id": 7, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5},
+                     {"image_id": 7, "category_id": 1, "bbox": [0,0,1], "score": 0.5}]"#;
+    let e = entry_error(coco::results_from_slice(preds, "preds.json", &gt));
+    assert!(e.contains("preds.json") && e.contains("entry[1]"), "{e}");
+    // a compressed string that is not an RLE of the image is reported when the mask is scored
+    let preds = br#"[{"image_id": 7, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5,
+                      "segmentation": {"size": [3, 4], "counts": "05"}}]"#;
+    let p = coco::results_from_slice(preds, "preds.json", &gt).unwrap();
+    let e = entry_error(coco::evaluate(&gt, &p, IouType::Segm, &EvalOptions::default()));
+    assert!(e.contains("entry 0") && e.contains("12 pixels"), "{e}");
+}
+
+#[test]
+fn perfect_and_empty_predictions() {
+    // Independent expectations: the ground truth as predictions scores 1 everywhere it is
+    // defined; no predictions score 0; undefined entries are -1.
+    let Some(gt_path) = golden("instances.json") else { return };
+    let gt = coco::load_gt(&gt_path).unwrap();
+    let gt_json: Value = serde_json::from_slice(&std::fs::read(&gt_path).unwrap()).unwrap();
+    let as_preds: Vec<Value> = gt_json["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["iscrowd"].as_u64() != Some(1))
+        .map(|a| {
+            serde_json::json!({"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"],
+                               "score": 1.0, "segmentation": a["segmentation"]})
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&as_preds).unwrap();
+    let preds = coco::results_from_slice(&bytes, "gt-as-preds", &gt).unwrap();
+    for iou_type in [IouType::Bbox, IouType::Segm] {
+        let s = coco::evaluate(&gt, &preds, iou_type, &EvalOptions::default()).unwrap();
+        for n in ["AP", "AP50", "AP75", "AR100", "AR_small", "AR_medium", "AR_large"] {
+            assert_eq!(s.get(n), Some(1.0), "{n} {}", iou_type.name());
+        }
+        let none = coco::evaluate(&gt, &[], iou_type, &EvalOptions::default()).unwrap();
+        assert!(none.stats.iter().all(|&v| v == 0.0), "{:?}", none.stats);
+    }
+}
+
+fn read_bgr(path: &Path) -> (u32, u32, Vec<u8>) {
+    crate::support::seg::read_bgr(path)
+}
+
+#[test]
+fn model_end_to_end_matches_pycocotools_on_ultralytics_predictions() {
+    let (Some(gt_path), Some(stats)) = (golden("instances.json"), pycocotools_stats()) else { return };
+    let Some(model) = require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let gt = coco::load_gt(&gt_path).unwrap();
+    let cfg = coco::ValConfig::default();
+    let opts = ModelOptions {
+        imgsz: Some(320),
+        conf: cfg.conf,
+        iou: cfg.iou,
+        max_det: cfg.max_det,
+        retina_masks: true,
+        device: Device::Cpu,
+        ..ModelOptions::default()
+    };
+    let mut m = FastSam::load(&model, opts).unwrap();
+    let dir = gt_path.parent().unwrap().join("images");
+    let mut records = Vec::new();
+    for im in &gt.images {
+        let (w, h, bgr) = read_bgr(&dir.join(im.file_name.as_deref().unwrap()));
+        assert_eq!((w, h), (im.width, im.height));
+        let dets = m.segment(ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap()).unwrap();
+        records.extend(dets.iter().map(|d| coco::detection_result(im.id, 1, d, w, h)));
+    }
+    let preds = coco::results_from_records(&records, &gt).unwrap();
+    for iou_type in [IouType::Bbox, IouType::Segm] {
+        let s = coco::evaluate(&gt, &preds, iou_type, &EvalOptions::default()).unwrap();
+        let theirs = stats["stats"]["preds_ultralytics.json"][iou_type.name()]["AP"].as_f64().unwrap();
+        let ours = s.get("AP").unwrap();
+        eprintln!("end to end {}: mAP50-95 ours {ours:.4}, pycocotools on Ultralytics {theirs:.4}", iou_type.name());
+        assert!((ours - theirs).abs() <= 0.005, "{}: {ours} vs {theirs}", iou_type.name());
+    }
+}
