@@ -100,7 +100,12 @@ pub fn run(args: ValArgs) -> anyhow::Result<()> {
     let gt = coco::load_gt(&args.ann)?;
     let opts = EvalOptions { class_agnostic: !args.class_aware, ..EvalOptions::default() };
     let preds = match (&args.pred, &args.images) {
-        (Some(p), _) => coco::load_results(p, &gt)?,
+        (Some(p), _) => {
+            tracing::debug!("ground truth read in {:.3} s", t0.elapsed().as_secs_f64());
+            let preds = coco::load_results(p, &gt)?;
+            tracing::debug!("predictions read in {:.3} s", t0.elapsed().as_secs_f64());
+            preds
+        }
         (None, Some(dir)) => {
             let records = predict(&args, &gt, dir, opts.class_agnostic)?;
             if let Some(p) = &args.save_json {
@@ -113,7 +118,9 @@ pub fn run(args: ValArgs) -> anyhow::Result<()> {
     };
     let mut out = serde_json::Map::new();
     for iou_type in [IouType::Bbox, IouType::Segm] {
+        let t = Instant::now();
         let s = coco::evaluate(&gt, &preds, iou_type, &opts)?;
+        tracing::debug!("{} evaluated in {:.3} s", iou_type.name(), t.elapsed().as_secs_f64());
         if args.json {
             out.insert(iou_type.name().to_string(), s.to_json());
         } else {

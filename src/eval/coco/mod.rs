@@ -292,9 +292,10 @@ pub fn results_from_slice(bytes: &[u8], path: &str, gt: &CocoGt) -> Result<Vec<P
 }
 
 fn prediction(i: usize, r: RawResult, path: &str, gt: &CocoGt) -> Result<Prediction, CocoError> {
+    let image_id = r.image_id;
     let entry_err = |message: String| CocoError::Entry {
         path: path.into(),
-        entry: format!("entry {i} (image_id {})", r.image_id),
+        entry: format!("entry {i} (image_id {image_id})"),
         message,
     };
     let Some(image) = gt.image_index(r.image_id) else {
@@ -304,23 +305,23 @@ fn prediction(i: usize, r: RawResult, path: &str, gt: &CocoGt) -> Result<Predict
         return Err(entry_err(format!("score {} is not a finite number", r.score)));
     }
     let (h, w) = (gt.images[image].height, gt.images[image].width);
-    let mask = match &r.segmentation {
+    let mask = match r.segmentation {
         Some(RawSegm::Rle { size, counts }) => {
-            if *size != [h, w] {
+            if size != [h, w] {
                 return Err(entry_err(format!(
                     "the RLE size is {}x{} (h x w), but image {} is {h}x{w}",
                     size[0], size[1], r.image_id
                 )));
             }
             match counts {
-                RawCounts::Compressed(s) => DetMask::Compressed(s.clone()),
+                RawCounts::Compressed(s) => DetMask::Compressed(s),
                 RawCounts::Uncompressed(c) => {
-                    rle::check_counts(c, h, w).map_err(entry_err)?;
-                    DetMask::Counts(c.clone())
+                    rle::check_counts(&c, h, w).map_err(entry_err)?;
+                    DetMask::Counts(c)
                 }
             }
         }
-        Some(RawSegm::Polygons(p)) => DetMask::Polygons(p.clone()),
+        Some(RawSegm::Polygons(p)) => DetMask::Polygons(p),
         None => match r.bbox {
             // As loadRes: a box-only result's mask is its box as a polygon.
             Some([x, y, bw, bh]) => DetMask::Polygons(vec![vec![x, y, x, y + bh, x + bw, y + bh, x + bw, y]]),
