@@ -261,3 +261,88 @@ fn model_end_to_end_matches_pycocotools_on_ultralytics_predictions() {
         assert!((ours - theirs).abs() <= 0.005, "{}: {ours} vs {theirs}", iou_type.name());
     }
 }
+
+#[cfg(feature = "cli")]
+mod cli {
+    use super::*;
+    use std::process::Command;
+
+    fn bin() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+    }
+
+    fn stats_of(v: &Value, iou_type: &str) -> coco::CocoStats {
+        let mut stats = [0.0; 12];
+        for (s, n) in stats.iter_mut().zip(STAT_NAMES) {
+            *s = v[iou_type][n].as_f64().unwrap_or_else(|| panic!("no {iou_type} {n} in {v}"));
+        }
+        coco::CocoStats { iou_type: if iou_type == "bbox" { IouType::Bbox } else { IouType::Segm }, stats }
+    }
+
+    #[test]
+    fn val_pred_prints_pycocotools_statistics_as_json() {
+        let (Some(gt), Some(pred), Some(stats)) =
+            (golden("instances.json"), golden("preds_edge.json"), pycocotools_stats())
+        else {
+            return;
+        };
+        let o = bin().arg("val").arg("--pred").arg(&pred).arg("--ann").arg(&gt).arg("--json").output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["predictions"].as_u64(), stats["predictions"]["preds_edge.json"].as_u64());
+        for t in ["bbox", "segm"] {
+            let d = max_diff(&stats_of(&v, t), &stats["stats"]["preds_edge.json"][t]);
+            assert!(d <= 1e-4, "{t}: {d}");
+        }
+    }
+
+    #[test]
+    fn val_with_the_model_saves_coco_results_and_matches_pycocotools() {
+        let (Some(gt_path), Some(stats)) = (golden("instances.json"), pycocotools_stats()) else { return };
+        let Some(model) = require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+        let out = tempfile::tempdir().unwrap();
+        let saved = out.path().join("preds.json");
+        let o = bin()
+            .args(["val", "--imgsz", "320", "--device", "cpu", "--json", "--model"])
+            .arg(&model)
+            .arg("--images")
+            .arg(gt_path.parent().unwrap().join("images"))
+            .arg("--ann")
+            .arg(&gt_path)
+            .arg("--save-json")
+            .arg(&saved)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        // The saved file is a COCO results file whose evaluation is what was printed.
+        let gt = coco::load_gt(&gt_path).unwrap();
+        let records: Vec<coco::CocoResult> = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+        assert_eq!(records.len() as u64, v["predictions"].as_u64().unwrap());
+        assert!(records.iter().all(|r| r.score >= 0.001 && r.category_id == 1));
+        let preds = coco::load_results(&saved, &gt).unwrap();
+        for t in [IouType::Bbox, IouType::Segm] {
+            let s = coco::evaluate(&gt, &preds, t, &EvalOptions::default()).unwrap();
+            // (serde_json parses floats to within 1 ulp)
+            let printed = stats_of(&v, t.name());
+            assert!(s.stats.iter().zip(printed.stats).all(|(a, b)| (a - b).abs() < 1e-12), "{s:?} vs {printed:?}");
+            let theirs = stats["stats"]["preds_ultralytics.json"][t.name()]["AP"].as_f64().unwrap();
+            assert!((s.get("AP").unwrap() - theirs).abs() <= 0.005, "{}", t.name());
+        }
+    }
+
+    #[test]
+    fn val_bad_input_fails_naming_the_file_and_entry() {
+        let Some(gt) = golden("instances.json") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let pred = dir.path().join("bad_preds.json");
+        std::fs::write(&pred, r#"[{"image_id": 123456, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5}]"#).unwrap();
+        let o = bin().arg("val").arg("--pred").arg(&pred).arg("--ann").arg(&gt).output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("bad_preds.json") && err.contains("entry 0") && err.contains("123456"), "{err}");
+        // neither --pred nor --images: a usage error
+        let o = bin().arg("val").arg("--ann").arg(&gt).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+    }
+}

@@ -167,7 +167,7 @@ fn eval_image(
     }
     let mut order: Vec<usize> = dets.to_vec();
     // Stable sort, best score first (numpy mergesort of -score).
-    order.sort_by(|&a, &b| preds[b].score.total_cmp(&preds[a].score));
+    order.sort_by(|&a, &b| preds[b].score.partial_cmp(&preds[a].score).unwrap_or(std::cmp::Ordering::Equal));
     order.truncate(MAX_DETS[MAX_DETS.len() - 1]);
     let (nd, ng) = (order.len(), gts.len());
     // ious[d * ng + g], ground truths in file order.
@@ -342,7 +342,7 @@ fn accumulate(evals: &[Option<ImageEval>], nk: usize, ni: usize) -> [f64; 12] {
                 }
             }
             let score = |&(i, d): &(u32, u32)| e[i as usize].scores[d as usize];
-            order.sort_by(|a, b| score(b).total_cmp(&score(a)));
+            order.sort_by(|a, b| score(b).partial_cmp(&score(a)).unwrap_or(std::cmp::Ordering::Equal));
             let nd = order.len();
             for a in 0..A {
                 let npig: usize = e.iter().map(|ie| ie.npig[a]).sum();
