@@ -159,12 +159,15 @@ fn segm_counts(segm: &RawSegm, h: u32, w: u32) -> Result<Rle, String> {
     }
 }
 
+/// Parses one entry of a list on its own, to find the one that breaks a file.
+type EntryCheck = fn(serde_json::Value) -> Result<(), serde_json::Error>;
+
 /// Parse `bytes` as `T`; on failure, find the first entry of `list` (a top-level key, or the
 /// top-level array when `None`) that does not parse as `E` to name it in the error.
 fn parse<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     path: &str,
-    lists: &[(Option<&str>, fn(serde_json::Value) -> Result<(), serde_json::Error>)],
+    lists: &[(Option<&str>, EntryCheck)],
 ) -> Result<T, CocoError> {
     match serde_json::from_slice::<T>(bytes) {
         Ok(v) => Ok(v),

@@ -232,10 +232,10 @@ impl RunMask {
         let runs = fg_runs(counts);
         let area = runs.iter().map(|&(s, e)| u64::from(e - s)).sum();
         let mut bounds: Option<(u32, u32, u32, u32)> = None;
-        if h > 0 {
+        if let Some(nh) = std::num::NonZeroU32::new(h) {
             for &(s, e) in &runs {
-                let (xa, xb) = (s / h, (e - 1) / h);
-                let (ya, yb) = if xa == xb { (s % h, (e - 1) % h) } else { (0, h - 1) };
+                let (xa, xb) = (s / nh, (e - 1) / nh);
+                let (ya, yb) = if xa == xb { (s % nh, (e - 1) % nh) } else { (0, h - 1) };
                 bounds = Some(match bounds {
                     None => (xa, ya, xb, yb),
                     Some((x0, y0, x1, y1)) => (x0.min(xa), y0.min(ya), x1.max(xb), y1.max(yb)),
@@ -338,7 +338,8 @@ mod tests {
     fn polygons_rasterise_like_pycocotools() {
         // Expected masks: pycocotools 2.0.11 `merge(frPyObjects(polygons, h, w))`, as compressed
         // strings (fractional vertices, a vertex outside the image, two parts).
-        let cases: [(&[&[f64]], u32, u32, &str, u64); 4] = [
+        type Case<'a> = (&'a [&'a [f64]], u32, u32, &'a str, u64);
+        let cases: [Case; 4] = [
             (&[&[2.0, 1.0, 5.0, 1.0, 5.0, 4.0, 2.0, 4.0]], 8, 8, "a035000g0", 9),
             (&[&[1.3, 0.2, 9.7, 3.1, 4.4, 8.8]], 10, 12, "e0283M3NN1O1N3Nl0", 30),
             (
