@@ -53,6 +53,53 @@ fn stats_equal_pycocotools_for_every_predictions_file() {
 }
 
 #[test]
+fn class_aware_evaluation_averages_over_categories() {
+    // Two categories that are exact copies of the golden one (annotations and predictions): with
+    // categories matched as COCOeval does, each category scores what pycocotools gives the
+    // original set, and so does their mean. Class-agnostic on the same data sees every object
+    // twice and must differ.
+    let (Some(gt_path), Some(pred_path), Some(stats)) =
+        (golden("instances.json"), golden("preds_ultralytics.json"), pycocotools_stats())
+    else {
+        return;
+    };
+    let mut gt_json: Value = serde_json::from_slice(&std::fs::read(&gt_path).unwrap()).unwrap();
+    let anns = gt_json["annotations"].as_array().unwrap().clone();
+    let max_id = anns.iter().map(|a| a["id"].as_i64().unwrap()).max().unwrap();
+    let copies = anns.iter().map(|a| {
+        let mut c = a.clone();
+        c["id"] = (c["id"].as_i64().unwrap() + max_id).into();
+        c["category_id"] = 2.into();
+        c
+    });
+    let both: Vec<Value> = anns.iter().cloned().chain(copies).collect();
+    gt_json["annotations"] = Value::Array(both);
+    gt_json["categories"].as_array_mut().unwrap().push(serde_json::json!({"id": 2, "name": "copy"}));
+    let gt = coco::gt_from_slice(&serde_json::to_vec(&gt_json).unwrap(), "two-categories").unwrap();
+    assert_eq!(gt.categories, vec![1, 2]);
+    let preds_json: Value = serde_json::from_slice(&std::fs::read(&pred_path).unwrap()).unwrap();
+    let preds_json: Vec<Value> = preds_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let mut c = p.clone();
+            c["category_id"] = 2.into();
+            [p.clone(), c]
+        })
+        .collect();
+    let preds = coco::results_from_slice(&serde_json::to_vec(&preds_json).unwrap(), "preds", &gt).unwrap();
+    let aware = EvalOptions { class_agnostic: false, ..EvalOptions::default() };
+    for t in [IouType::Bbox, IouType::Segm] {
+        let s = coco::evaluate(&gt, &preds, t, &aware).unwrap();
+        let d = max_diff(&s, &stats["stats"]["preds_ultralytics.json"][t.name()]);
+        assert!(d <= 1e-4, "{}: {d}", t.name());
+        let agnostic = coco::evaluate(&gt, &preds, t, &EvalOptions::default()).unwrap();
+        assert!(max_diff(&agnostic, &stats["stats"]["preds_ultralytics.json"][t.name()]) > 1e-3);
+    }
+}
+
+#[test]
 fn golden_edge_cases_are_present() {
     // The parity test is only as good as its data: check that the edge cases it claims are there.
     let (Some(gt_path), Some(edge)) = (golden("instances.json"), golden("preds_edge.json")) else { return };

@@ -136,7 +136,10 @@ fn segm_counts(segm: &RawSegm, h: u32, w: u32) -> Result<Rle, String> {
             let mut parts = Vec::with_capacity(polys.len());
             for (i, p) in polys.iter().enumerate() {
                 if p.len() % 2 != 0 || p.len() < 4 {
-                    return Err(format!("polygon {i} has {} coordinates; it needs pairs x, y (at least 2)", p.len()));
+                    return Err(format!(
+                        "polygon {i} has {} coordinates; it needs x, y pairs (at least 2 points)",
+                        p.len()
+                    ));
                 }
                 if p.iter().any(|v| !v.is_finite()) {
                     return Err(format!("polygon {i} has a coordinate that is not a finite number"));
