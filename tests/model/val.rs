@@ -393,3 +393,61 @@ mod cli {
         assert_eq!(o.status.code(), Some(2));
     }
 }
+
+mod properties {
+    use fastsam_track::eval::coco::rle::{self, RunMask};
+    use fastsam_track::mask::Rle;
+    use proptest::prelude::*;
+
+    /// Run lengths (starting with zeros) of an `h` x `w` mask from random run sizes.
+    fn counts(h: u32, w: u32, runs: &[u32]) -> Vec<u32> {
+        let total = h * w;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for &r in runs {
+            let r = r.min(total - pos);
+            out.push(r);
+            pos += r;
+        }
+        out.push(total - pos);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn compressed_strings_round_trip(c in proptest::collection::vec(0u32..5_000_000, 0..60)) {
+            prop_assert_eq!(rle::decode_counts(&rle::encode_counts(&c)).unwrap(), c);
+        }
+
+        #[test]
+        fn run_length_area_box_and_intersection_equal_the_bitmaps(
+            h in 1u32..24, w in 1u32..24,
+            a in proptest::collection::vec(0u32..40, 0..12),
+            b in proptest::collection::vec(0u32..40, 0..12),
+        ) {
+            let (ca, cb) = (counts(h, w, &a), counts(h, w, &b));
+            let (ba, bb) = (
+                Rle { size: [h, w], counts: ca.clone() }.to_bitmap().unwrap(),
+                Rle { size: [h, w], counts: cb.clone() }.to_bitmap().unwrap(),
+            );
+            let (ma, mb) = (RunMask::new(&ca, h), RunMask::new(&cb, h));
+            prop_assert_eq!(ma.area, ba.area());
+            let inter = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| ba.get(x, y) && bb.get(x, y)).count();
+            prop_assert_eq!(ma.intersection(&mb), inter as u64);
+            prop_assert_eq!(mb.intersection(&ma), inter as u64);
+            // the box is the tight box of the set pixels
+            let set: Vec<(u32, u32)> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| ba.get(x, y)).collect();
+            let expected = if set.is_empty() {
+                [0.0; 4]
+            } else {
+                let (x0, x1) = (set.iter().map(|p| p.0).min().unwrap(), set.iter().map(|p| p.0).max().unwrap());
+                let (y0, y1) = (set.iter().map(|p| p.1).min().unwrap(), set.iter().map(|p| p.1).max().unwrap());
+                [x0 as f64, y0 as f64, (x1 - x0 + 1) as f64, (y1 - y0 + 1) as f64]
+            };
+            prop_assert_eq!(ma.bbox(), expected);
+            // the union of the two masks covers what either covers
+            let u = rle::union(&[Rle { size: [h, w], counts: ca }, Rle { size: [h, w], counts: cb }], h, w);
+            prop_assert_eq!(RunMask::new(&u.counts, h).area, ma.area + mb.area - inter as u64);
+        }
+    }
+}
