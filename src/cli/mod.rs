@@ -11,6 +11,7 @@ pub mod model_cmd;
 pub mod run;
 pub mod segment;
 pub mod track_detections;
+pub mod val;
 
 /// Real-time video segmentation and tracking with FastSAM.
 ///
@@ -23,7 +24,7 @@ pub mod track_detections;
     about,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  fastsam-track samples/synth_track_a.mp4 --model FastSAM-s\n  fastsam-track segment photo.jpg --point 320,240\n  fastsam-track track-detections det.txt -o tracks.txt\n  fastsam-track eval-mot --gt gt.txt --pred tracks.txt"
+    after_help = "Examples:\n  fastsam-track samples/synth_track_a.mp4 --model FastSAM-s\n  fastsam-track segment photo.jpg --point 320,240\n  fastsam-track track-detections det.txt -o tracks.txt\n  fastsam-track eval-mot --gt gt.txt --pred tracks.txt\n  fastsam-track val --pred preds.json --ann instances.json"
 )]
 pub struct Cli {
     /// Log verbosity: -v for debug, -vv for trace (RUST_LOG overrides).
@@ -45,6 +46,9 @@ pub enum Command {
     EvalMot(eval_mot::EvalMotArgs),
     /// Download official FastSAM checkpoints and convert them to ONNX.
     Model(model_cmd::ModelCmdArgs),
+    /// COCO box and mask mAP (pycocotools COCOeval semantics) of the model on an annotated image
+    /// set, or of a COCO results file (--pred).
+    Val(val::ValArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
         Some(Command::TrackDetections(a)) => track_detections::run(a),
         Some(Command::EvalMot(a)) => eval_mot::run(a),
         Some(Command::Model(a)) => model_cmd::run(a),
+        Some(Command::Val(a)) => val::run(a),
         None => run::run(cli.run),
     };
     match result {

@@ -59,7 +59,7 @@ struct JsonImage<'a> {
 }
 
 /// Decode an image as BGR (like `cv2.imread`).
-fn read_image(path: &Path) -> anyhow::Result<Mat> {
+pub(super) fn read_image(path: &Path) -> anyhow::Result<Mat> {
     if !path.is_file() {
         anyhow::bail!("image {} does not exist or is not a file", path.display());
     }

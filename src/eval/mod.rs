@@ -1,6 +1,7 @@
-//! Tracking evaluation: MOTChallenge file I/O ([`io`]) and CLEAR MOT / identity metrics with
-//! py-motmetrics 1.4.0 semantics ([`mot`]).
+//! Evaluation: MOTChallenge file I/O ([`io`]), CLEAR MOT / identity metrics with
+//! py-motmetrics 1.4.0 semantics ([`mot`]), and COCO box/mask mAP with pycocotools semantics ([`coco`]).
 
+pub mod coco;
 pub mod io;
 pub mod mot;
 
