@@ -401,7 +401,10 @@ fn soak_live_camera_with_restarts() {
         lines.len(),
         ages.len()
     );
-    eprintln!("{}", err.lines().filter(|l| l.contains("done:") || l.contains("reconnect")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        err.lines().filter(|l| l.contains("done:") || l.contains("reconnect")).collect::<Vec<_>>().join("\n")
+    );
     assert!(st.success(), "{err}");
     assert!(err.contains(&format!("{restarts} reconnects")), "every outage survived: {err}");
 }
