@@ -142,6 +142,10 @@ pub fn input_to_uri(input: &str) -> Result<String, VideoError> {
         }
         return Ok(input.to_string());
     }
+    // A camera device (`/dev/video0`): v4l2src's URI.
+    if input.starts_with("/dev/video") {
+        return Ok(format!("v4l2://{input}"));
+    }
     local_file_uri(std::path::Path::new(input), input)
 }
 
@@ -232,7 +236,9 @@ pub fn probe_network_input(uri: &str, timeout: Duration) -> Result<(), VideoErro
 /// `true` for inputs that are live streams by their scheme (rtsp, udp, …).
 pub fn is_live_uri(uri: &str) -> bool {
     let lower = uri.to_ascii_lowercase();
-    ["rtsp://", "rtsps://", "rtspt://", "udp://", "rtp://", "srt://", "rtmp://"].iter().any(|s| lower.starts_with(s))
+    ["rtsp://", "rtsps://", "rtspt://", "udp://", "rtp://", "srt://", "rtmp://", "v4l2://"]
+        .iter()
+        .any(|s| lower.starts_with(s))
 }
 
 pub(crate) fn clock_to_duration(t: Option<gstreamer::ClockTime>) -> Option<Duration> {
@@ -272,6 +278,9 @@ mod tests {
         assert!(matches!(input_to_uri(dir.path().to_str().unwrap()), Err(VideoError::NotAFile(_))));
         assert!(is_live_uri("RTSP://host/x"));
         assert!(!is_live_uri("file:///x.mp4"));
+        // a camera device is v4l2src's URI, and live
+        assert_eq!(input_to_uri("/dev/video0").unwrap(), "v4l2:///dev/video0");
+        assert!(is_live_uri("v4l2:///dev/video0"));
         // file:// URIs are percent-decoded and checked like paths
         let spaced = dir.path().join("a b.mp4");
         std::fs::write(&spaced, b"x").unwrap();
