@@ -1,10 +1,13 @@
 //! Evaluation: MOTChallenge file I/O ([`io`]), CLEAR MOT / identity metrics with
-//! py-motmetrics 1.4.0 semantics ([`mot`]), and COCO box/mask mAP with pycocotools semantics ([`coco`]).
+//! py-motmetrics 1.4.0 semantics ([`mot`]), HOTA with TrackEval 1.3.0 semantics ([`hota`]), and
+//! COCO box/mask mAP with pycocotools semantics ([`coco`]).
 
 pub mod coco;
+pub mod hota;
 pub mod io;
 pub mod mot;
 
+pub use hota::{HotaMetrics, combine_hota, evaluate_hota};
 pub use io::{DetectionSequence, MotRow, read_detections, read_mot, write_mot};
 pub use mot::{MotMetrics, evaluate};
 

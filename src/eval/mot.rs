@@ -120,7 +120,7 @@ fn box_iou(a: &MotRow, b: &MotRow) -> f64 {
     inter / ua
 }
 
-fn group_by_frame(rows: &[MotRow], what: &str) -> Result<BTreeMap<i64, Vec<MotRow>>, EvalError> {
+pub(super) fn group_by_frame(rows: &[MotRow], what: &str) -> Result<BTreeMap<i64, Vec<MotRow>>, EvalError> {
     let mut m: BTreeMap<i64, Vec<MotRow>> = BTreeMap::new();
     for r in rows {
         let v = m.entry(r.frame).or_default();
