@@ -1,5 +1,6 @@
 //! `fastsam-track eval-mot --gt gt.txt --pred tracks.txt [--json]`: CLEAR MOT and identity
-//! metrics (py-motmetrics 1.4.0 semantics) of MOTChallenge tracks against ground truth.
+//! metrics (py-motmetrics 1.4.0 semantics) and HOTA (TrackEval 1.3.0 semantics) of MOTChallenge
+//! tracks against ground truth.
 
 use std::path::PathBuf;
 
@@ -44,6 +45,8 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
     }
     let pred = eval::read_mot(&args.pred)?;
     let m = eval::evaluate(&gt, &pred, args.iou)?;
+    // HOTA integrates over its own IoU thresholds (0.05..0.95); `--iou` does not apply to it.
+    let h = eval::evaluate_hota(&gt, &pred)?;
     // With ground truth these are finite; MOTP and precision are NaN (as in motmetrics) only when
     // nothing matched.
     if [m.mota, m.idf1, m.recall].iter().any(|v| !v.is_finite()) {
@@ -56,11 +59,23 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        /// The motmetrics fields and the HOTA fields (TrackEval names) side by side.
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            #[serde(flatten)]
+            mot: &'a eval::MotMetrics,
+            #[serde(flatten)]
+            hota: &'a eval::HotaMetrics,
+        }
+        println!("{}", serde_json::to_string_pretty(&Report { mot: &m, hota: &h })?);
         return Ok(());
     }
     let pct = |v: f64| format!("{:.1}%", v * 100.0);
-    let table: [(&str, String); 16] = [
+    let table: [(&str, String); 20] = [
+        ("HOTA", pct(h.hota)),
+        ("DetA", pct(h.det_a)),
+        ("AssA", pct(h.ass_a)),
+        ("LocA", pct(h.loc_a)),
         ("IDF1", pct(m.idf1)),
         ("IDP", pct(m.idp)),
         ("IDR", pct(m.idr)),
@@ -82,6 +97,11 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
     let vals: Vec<String> = table.iter().map(|(k, v)| format!("{v:>w$}", w = v.len().max(k.len()))).collect();
     println!("{}", head.join(" "));
     println!("{}", vals.join(" "));
-    println!("(MOTP is the mean 1 - IoU of matches, as in py-motmetrics; IoU threshold {})", args.iou);
+    println!(
+        "(MOTP is the mean 1 - IoU of matches, as in py-motmetrics; IoU threshold {}. HOTA, DetA, AssA, LocA: \
+         TrackEval's means over IoU thresholds 0.05..0.95; --json has DetRe, DetPr, AssRe, AssPr, OWTA and the \
+         per-threshold arrays)",
+        args.iou
+    );
     Ok(())
 }

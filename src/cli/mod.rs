@@ -42,7 +42,7 @@ pub enum Command {
     Segment(segment::SegmentArgs),
     /// Run the tracker on precomputed detections (MOTChallenge det.txt or CSV).
     TrackDetections(track_detections::TrackDetectionsArgs),
-    /// Compute CLEAR MOT and identity metrics of tracks against ground truth.
+    /// Compute CLEAR MOT, identity and HOTA metrics of tracks against ground truth.
     EvalMot(eval_mot::EvalMotArgs),
     /// Download official FastSAM checkpoints and convert them to ONNX.
     Model(model_cmd::ModelCmdArgs),

@@ -45,10 +45,16 @@ fn track_detections_output_keeps_parity() {
         let (a, b) = (v.as_f64().unwrap(), json[k].as_f64().unwrap());
         assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{k}: {b} vs {a}");
     }
+    // ... and the HOTA fields (TrackEval names) = library evaluate_hota.
+    let hota = eval::evaluate_hota(&eval::read_mot(&gt).unwrap(), &rows).unwrap();
+    for (k, v) in [("HOTA", hota.hota), ("DetA", hota.det_a), ("AssA", hota.ass_a), ("LocA", hota.loc_a)] {
+        let b = json[k].as_f64().unwrap_or_else(|| panic!("eval-mot --json has no {k}"));
+        assert!((v - b).abs() <= 1e-12, "{k}: {b} vs {v}");
+    }
     // The table form names the metrics.
     let o = bin().args(["eval-mot", "--gt"]).arg(&gt).arg("--pred").arg(&out).output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.contains("MOTA") && text.contains("IDF1"), "{text}");
+    assert!(text.contains("MOTA") && text.contains("IDF1") && text.contains("HOTA"), "{text}");
 }
 
 #[test]
