@@ -179,3 +179,66 @@ fn random_weights_on_bikes_h264_small() {
     let tracker = TrackerConfig::product().expect("built-in tracker config");
     random_weights_on(BIKES, "models/FastSAM-s-random-dynamic.onnx", Some(160), tracker);
 }
+
+/// The best Ultralytics 8.4.190 run per metric on `clip` (over its six trackers × conf × NMS iou),
+/// from `assets/synth/ultralytics_trackers.json`: (best MOTA run, best IDF1 run).
+fn best_ultralytics(all: &serde_json::Value, clip: &str) -> (Baseline, Baseline) {
+    let best = &all["clips"][clip]["best_by_metric"];
+    (baseline(&best["mota"]), baseline(&best["idf1"]))
+}
+
+/// Issue 11's bar: the full pipeline with the shipped defaults (the main job's conf 0.4 and NMS
+/// iou 0.9, `TrackerConfig::product()`) on clips a, c and d must reach, per clip, the best MOTA
+/// and the best IDF1 of Ultralytics' 24 runs. Prints MOTA, IDF1, HOTA, IDs, FP, FN per clip.
+///
+/// Ignored while issue 11 is open: measured (BENCHMARKS.md, "Tracking quality and HOTA"), the
+/// shipped defaults are below the best run on every clip (a: MOTA 60.4% vs 62.8%, IDF1 56.0% vs
+/// 58.4%; c: IDF1 47.9% vs 48.7%; d: MOTA 12.8% vs 16.3%, IDF1 20.3% vs 33.5%), and no lever
+/// tried so far wins on all three. Run with `--ignored` to measure.
+#[test]
+#[ignore = "issue 11 open: shipped defaults are below the best Ultralytics run on clips a, c, d (BENCHMARKS.md)"]
+fn synth_clips_reach_best_ultralytics() {
+    let (Some(model), Some(runs)) = (
+        assets::require("models/FastSAM-n-synth-dynamic.onnx"),
+        assets::require("assets/synth/ultralytics_trackers.json"),
+    ) else {
+        return;
+    };
+    let runs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    eprintln!("clip | ours MOTA | IDF1 | HOTA | IDs | FP | FN || best UL MOTA | best UL IDF1");
+    for clip in ["a", "c", "d"] {
+        let name = format!("synth_track_{clip}");
+        let (Some(video), Some(gt)) = (
+            assets::require(&format!("assets/synth/{name}.mp4")),
+            assets::require(&format!("assets/synth/{name}/gt.txt")),
+        ) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        run_model(&video, &model, Some(320), TrackerConfig::product().unwrap(), dir.path());
+        let gt = fastsam_track::eval::read_mot(&gt).unwrap();
+        let pred = fastsam_track::eval::read_mot(&dir.path().join("t.txt")).unwrap();
+        let m = fastsam_track::eval::evaluate(&gt, &pred, 0.5).unwrap();
+        let h = fastsam_track::eval::evaluate_hota(&gt, &pred).unwrap();
+        let (bm, bi) = best_ultralytics(&runs, &name);
+        eprintln!(
+            "{clip} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {} || {:.1}% | {:.1}%",
+            m.mota * 100.0,
+            m.idf1 * 100.0,
+            h.hota * 100.0,
+            m.num_switches,
+            m.num_false_positives,
+            m.num_misses,
+            bm.mota * 100.0,
+            bi.idf1 * 100.0
+        );
+        if m.mota < bm.mota {
+            failures.push(format!("{clip}: MOTA {:.4} < best Ultralytics {:.4}", m.mota, bm.mota));
+        }
+        if m.idf1 < bi.idf1 {
+            failures.push(format!("{clip}: IDF1 {:.4} < best Ultralytics {:.4}", m.idf1, bi.idf1));
+        }
+    }
+    assert!(failures.is_empty(), "below the best Ultralytics run: {failures:?}");
+}
