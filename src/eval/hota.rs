@@ -319,8 +319,8 @@ fn evaluate_raw(gt: &[MotRow], pred: &[MotRow]) -> Result<Raw, EvalError> {
     // Association scores: per matched id pair, weighted by its number of TPs.
     for (&(g, p), counts) in &matches {
         let (ng, np) = (gt_count[g] as f64, pr_count[p] as f64);
-        for a in 0..NUM_ALPHAS {
-            let m = counts[a] as f64;
+        for (a, &count) in counts.iter().enumerate() {
+            let m = count as f64;
             if m == 0.0 {
                 continue;
             }
