@@ -70,6 +70,24 @@ pub enum NamingError {
 
 /// The file stem of an input path or URL (`stream` when it has none).
 pub fn stem_of(input: &str) -> String {
+    if let Some((scheme, rest)) = input.split_once("://")
+        && !scheme.eq_ignore_ascii_case("file")
+    {
+        // A URL: its last path segment, else its host; never its credentials, query or port.
+        let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host =
+            host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let last = path.rsplit('/').find(|s| !s.is_empty());
+        let stem = last
+            .map(|l| Path::new(l).file_stem().and_then(|s| s.to_str()).unwrap_or(l))
+            .filter(|s| !s.is_empty())
+            .unwrap_or(host);
+        let clean: String =
+            stem.chars().map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        return if clean.is_empty() { "stream".into() } else { clean };
+    }
     let path = Path::new(input.strip_prefix("file://").unwrap_or(input));
     path.file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or("stream").to_string()
 }
@@ -210,6 +228,16 @@ pub fn build_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_stems_never_carry_credentials() {
+        assert_eq!(stem_of("rtsp://user:secret@10.0.0.2:554"), "10.0.0.2");
+        assert_eq!(stem_of("rtsp://user:secret@cam.local:8554/live/main?token=abc"), "main");
+        assert_eq!(stem_of("http://u:p@host/videos/clip.mp4"), "clip");
+        assert_eq!(stem_of("/data/a.mp4"), "a");
+        assert_eq!(stem_of("file:///data/b.mkv"), "b");
+        assert!(!default_output("rtsp://admin:hunter2@cam").to_string_lossy().contains("hunter2"));
+    }
 
     #[test]
     fn default_output_names() {
