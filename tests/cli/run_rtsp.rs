@@ -302,7 +302,7 @@ fn proc_stats(pid: u32) -> (u64, u64, usize) {
 
 /// The soak run of BENCHMARKS.md, by hand (not in CI): FastSAM-n-synth on a looped RTSP camera
 /// (the synthetic scene with its frame code) for FASTSAM_SOAK_MINUTES (default 20), the camera
-/// down for 4 s every 2 minutes. The overlay is served and read back by a client, which reads
+/// down for 4 s every FASTSAM_SOAK_RESTART_S seconds (default 120). The overlay is served and read back by a client, which reads
 /// each frame's code to measure its age (camera push to client receive).
 /// `cargo test --release --test cli soak -- --ignored --nocapture`
 #[test]
@@ -310,6 +310,7 @@ fn proc_stats(pid: u32) -> (u64, u64, usize) {
 fn soak_live_camera_with_restarts() {
     let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
     let minutes: u64 = std::env::var("FASTSAM_SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(20);
+    let every: u64 = std::env::var("FASTSAM_SOAK_RESTART_S").ok().and_then(|m| m.parse().ok()).unwrap_or(120);
     let mut cam = Camera::start(video::W, video::H, 25, Arc::new(|n, out| video::draw_frame(n % 4096, out)));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let served = format!("rtsp://127.0.0.1:{port}/fastsam");
@@ -367,7 +368,9 @@ fn soak_live_camera_with_restarts() {
         if start.is_none() && began.elapsed() >= Duration::from_secs(60) {
             start = Some(proc_stats(pid));
         }
-        if began.elapsed().as_secs() / 120 > restarts {
+        // an outage every `every` seconds, none in the last half minute (each must end in a reconnect)
+        let t = began.elapsed().as_secs();
+        if t / every > restarts && t + 30 < 60 * minutes {
             cam.stop();
             std::thread::sleep(Duration::from_secs(4));
             cam.restart();
