@@ -181,12 +181,8 @@ impl Raw {
 /// Box IoU of `x, y, w, h` boxes as TrackEval's `_calculate_box_ious` computes it (areas are not
 /// clamped; a union at or below machine epsilon gives 0).
 fn box_iou(a: &MotRow, b: &MotRow) -> f64 {
-    let (ax0, ay0, ax1, ay1) = (a.x, a.y, a.x + a.w, a.y + a.h);
-    let (bx0, by0, bx1, by1) = (b.x, b.y, b.x + b.w, b.y + b.h);
-    let iw = (ax1.min(bx1) - ax0.max(bx0)).max(0.0);
-    let ih = (ay1.min(by1) - ay0.max(by0)).max(0.0);
-    let inter = iw * ih;
-    let union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter;
+    let inter = super::mot::intersection(a, b);
+    let union = a.w * a.h + b.w * b.h - inter;
     if union <= EPS { 0.0 } else { inter / union }
 }
 

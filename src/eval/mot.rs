@@ -106,13 +106,17 @@ impl MotMetrics {
     }
 }
 
-/// IoU of two `x, y, w, h` boxes as motmetrics computes it (0 when they do not intersect).
+/// The intersection area of two `x, y, w, h` boxes (0 when they do not overlap).
+pub(super) fn intersection(a: &MotRow, b: &MotRow) -> f64 {
+    let iw = ((a.x + a.w).min(b.x + b.w) - a.x.max(b.x)).max(0.0);
+    let ih = ((a.y + a.h).min(b.y + b.h) - a.y.max(b.y)).max(0.0);
+    iw * ih
+}
+
+/// IoU of two `x, y, w, h` boxes as motmetrics computes it (0 when they do not intersect; areas
+/// of negative-size boxes clamped to 0).
 fn box_iou(a: &MotRow, b: &MotRow) -> f64 {
-    let (ax1, ay1, ax2, ay2) = (a.x, a.y, a.x + a.w, a.y + a.h);
-    let (bx1, by1, bx2, by2) = (b.x, b.y, b.x + b.w, b.y + b.h);
-    let iw = (ax2.min(bx2) - ax1.max(bx1)).max(0.0);
-    let ih = (ay2.min(by2) - ay1.max(by1)).max(0.0);
-    let inter = iw * ih;
+    let inter = intersection(a, b);
     if inter == 0.0 {
         return 0.0;
     }
