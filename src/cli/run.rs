@@ -336,7 +336,7 @@ fn open_inputs(args: &RunArgs, inputs: &[String], templates: &Templates) -> anyh
 fn progress_bars(sources: &[SourceBox], names: &[String]) -> (MultiProgress, Vec<ProgressBar>) {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template(
-        "{prefix} {spinner} {pos}/{len} frames [{elapsed_precise}] {bar:30} {per_sec} ETA {eta}",
+        "{prefix} {spinner} {pos}/{len} frames [{elapsed_precise}] {bar:30} {per_sec} ETA {eta} {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     let bars = sources
@@ -425,9 +425,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let progress = |i: usize, n: u64| {
+    let progress = |i: usize, p: pipeline::Progress| {
         if let Some(b) = bars.get(i) {
-            b.set_position(n);
+            b.set_position(p.done);
+            if p.dropped > 0 || p.reconnects > 0 {
+                b.set_message(format!("({} dropped, {} reconnects)", p.dropped, p.reconnects));
+            }
         }
     };
     let mut workers: Vec<&mut dyn Segmenter> =

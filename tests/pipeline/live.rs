@@ -125,3 +125,48 @@ fn a_slow_model_on_a_live_camera_keeps_latency_bounded() {
         (steady[..5].iter().map(|a| a.1).max().unwrap(), steady[steady.len() - 5..].iter().map(|a| a.1).max().unwrap());
     assert!(last <= first + Duration::from_millis(80), "latency grew from {first:?} to {last:?}");
 }
+
+#[test]
+fn track_ids_continue_across_a_camera_outage() {
+    let mut cam = Camera::start(video::W, video::H, 25, Arc::new(|n, out| video::draw_frame(n % 4096, out)));
+    let source = job::open_source(&cam.url(), &SourceConfig::default(), ReconnectPolicy::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mot = dir.path().join("t.txt");
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut seg = video::ScriptedSegmenter { seen: seen.clone() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let driver = {
+        let (stop, seen) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            let wait = |n: usize| {
+                let t0 = Instant::now();
+                while seen.lock().unwrap().len() < n {
+                    assert!(t0.elapsed() < Duration::from_secs(60), "only {} frames", seen.lock().unwrap().len());
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            };
+            wait(40);
+            cam.stop();
+            let before = seen.lock().unwrap().len();
+            std::thread::sleep(Duration::from_secs(3));
+            cam.restart();
+            wait(before + 40);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            before
+        })
+    };
+    let job = video::Job { tracks_mot: Some(mot.clone()), ..video::Job::default() };
+    let report = video::run_job(source, &mut seg, job, &stop).unwrap();
+    let before = driver.join().unwrap();
+    assert_eq!(report.reconnects, 1);
+    let rows = video::read_mot(&mot);
+    let frames_seen = seen.lock().unwrap().clone();
+    // the row frames after the outage: the frames processed after `before` of them
+    let split = rows.iter().map(|r| r.0).collect::<std::collections::BTreeSet<_>>();
+    let split_frame = *split.iter().nth(before.min(split.len() - 1)).unwrap();
+    let ids_before: std::collections::BTreeSet<u64> = rows.iter().filter(|r| r.0 < split_frame).map(|r| r.1).collect();
+    let ids_after: std::collections::BTreeSet<u64> = rows.iter().filter(|r| r.0 >= split_frame).map(|r| r.1).collect();
+    eprintln!("{} frames, ids before {ids_before:?}, after {ids_after:?}", frames_seen.len());
+    assert_eq!(ids_before.len(), 3, "three shapes, three tracks");
+    assert_eq!(ids_after, ids_before, "the same three IDs after the reconnect");
+}

@@ -88,6 +88,23 @@ pub fn default_workers() -> usize {
     if std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2 { 2 } else { 1 }
 }
 
+/// A stream's progress, as the progress callback of [`run_many`] gets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Frames through every stage.
+    pub done: u64,
+    /// Live frames dropped so far (a newer frame replaced them).
+    pub dropped: u64,
+    /// Outages the input recovered from so far.
+    pub reconnects: u64,
+}
+
+#[derive(Default)]
+struct LiveCounters {
+    dropped: std::sync::atomic::AtomicU64,
+    reconnects: std::sync::atomic::AtomicU64,
+}
+
 /// Busy time per stage, summed over the run (waiting on channels excluded).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageTimes {
@@ -186,7 +203,7 @@ pub fn run(
     stop: &AtomicBool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RunReport, VideoError> {
-    let mut report = run_many(vec![stream], &mut [segmenter], cfg, stop, &|_, n| progress(n))?;
+    let mut report = run_many(vec![stream], &mut [segmenter], cfg, stop, &|_, p| progress(p.done))?;
     let mut one = report.streams.pop().ok_or_else(|| VideoError::Other("the run lost its stream".into()))?;
     if let Some(e) = report.model_error.take().or_else(|| one.error.take()) {
         return Err(e);
@@ -196,15 +213,15 @@ pub fn run(
 
 /// Run several streams with one shared model (see the module docs). Each of `segmenters` is one
 /// inference worker (instances of the same model; one is enough, more overlap one frame's pre- and
-/// post-processing with another's inference). `progress` gets a stream's index and its number of
-/// finished frames. Per-stream failures are in each [`RunReport`]; a model failure is in
+/// post-processing with another's inference). `progress` gets a stream's index and its
+/// [`Progress`]. Per-stream failures are in each [`RunReport`]; a model failure is in
 /// [`MultiReport::model_error`].
 pub fn run_many(
     streams: Vec<Stream>,
     segmenters: &mut [&mut dyn Segmenter],
     cfg: &PipelineConfig,
     stop: &AtomicBool,
-    progress: &(dyn Fn(usize, u64) + Sync),
+    progress: &(dyn Fn(usize, Progress) + Sync),
 ) -> Result<MultiReport, VideoError> {
     if streams.is_empty() {
         return Err(VideoError::Other("no stream to run".into()));
@@ -219,6 +236,7 @@ pub fn run_many(
     let pool = FramePool::new(n * (4 * cap + 8) + cfg.batch * segmenters.len());
     let halts: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
     let clocks: Vec<DoneClock> = (0..n).map(|_| DoneClock::default()).collect();
+    let counters: Vec<LiveCounters> = (0..n).map(|_| LiveCounters::default()).collect();
     let (job_tx, job_rx) = bounded::<Job>(cap * n);
 
     let policy = BatchPolicy { max: cfg.batch, timeout: cfg.batch_timeout };
@@ -229,7 +247,15 @@ pub fn run_many(
     let (outcomes, batch) = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(n);
         for (i, (st, seg_rx)) in streams.into_iter().zip(seg_rxs).enumerate() {
-            let ctx = StreamCtx { index: i, pool: &pool, stop, halt: &halts[i], clock: &clocks[i], progress };
+            let ctx = StreamCtx {
+                index: i,
+                pool: &pool,
+                stop,
+                halt: &halts[i],
+                clock: &clocks[i],
+                progress,
+                live: &counters[i],
+            };
             let latest = &router.latest[i];
             handles.push(spawn_stream(s, st, ctx, job_tx.clone(), seg_rx, cap, latest));
         }
@@ -291,13 +317,20 @@ struct StreamCtx<'a> {
     /// Set when the stream's own stages are gone: its decoder stops.
     halt: &'a AtomicBool,
     clock: &'a DoneClock,
-    progress: &'a (dyn Fn(usize, u64) + Sync),
+    progress: &'a (dyn Fn(usize, Progress) + Sync),
+    /// Live frames dropped and reconnects so far (written by the decoder).
+    live: &'a LiveCounters,
 }
 
 impl StreamCtx<'_> {
     fn done(&self, n: u64) {
         self.clock.tick();
-        (self.progress)(self.index, n);
+        let p = Progress {
+            done: n,
+            dropped: self.live.dropped.load(Ordering::Relaxed),
+            reconnects: self.live.reconnects.load(Ordering::Relaxed),
+        };
+        (self.progress)(self.index, p);
     }
 }
 
@@ -465,8 +498,10 @@ fn decode_loop(mut source: SourceBox, ctx: StreamCtx<'_>, tx: Sender<Job>, lates
                     let (post, stale) = latest.put(frame);
                     if let Some(f) = stale {
                         st.dropped += 1;
+                        ctx.live.dropped.store(st.dropped, Ordering::Relaxed);
                         ctx.pool.give(f.data);
                     }
+                    ctx.live.reconnects.store(source.reconnects(), Ordering::Relaxed);
                     if post && tx.send(Job::Live { stream: ctx.index }).is_err() {
                         break;
                     }
