@@ -78,6 +78,8 @@ pub struct VideoSink {
     partial: Option<PartialPath>,
     /// Live recording in segments (splitmuxsink) instead of one file.
     segments: Option<super::record::Segments>,
+    /// The first segment that could not be renamed (reported by the next push or `finish`).
+    segment_error: std::cell::RefCell<Option<VideoError>>,
     description: String,
     eos_timeout: Duration,
     push_timeout: Duration,
@@ -248,6 +250,7 @@ impl VideoSink {
             output: output.to_path_buf(),
             partial,
             segments,
+            segment_error: std::cell::RefCell::new(None),
             description: desc,
             eos_timeout: cfg.eos_timeout,
             push_timeout: cfg.push_timeout,
@@ -339,19 +342,11 @@ impl VideoSink {
             return Err(self.encode_error(msg));
         }
         self.frames += 1;
+        // (this also renames the segments whose close messages are waiting on the bus)
         if let Some(msg) = self.bus_error() {
             return Err(self.encode_error(msg));
         }
-        self.poll_segments()
-    }
-
-    /// Rename the segments splitmuxsink has closed (segmented recording only).
-    fn poll_segments(&self) -> Result<(), VideoError> {
-        let (Some(seg), Some(bus)) = (&self.segments, self.pipeline.bus()) else { return Ok(()) };
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Element]) {
-            seg.on_message(&msg)?;
-        }
-        Ok(())
+        self.segment_error.take().map_or(Ok(()), Err)
     }
 
     /// Wait until appsrc's queue has room, ending at once on an encoder error (bounded by
@@ -391,14 +386,21 @@ impl VideoSink {
         let deadline = std::time::Instant::now() + Duration::from_nanos(timeout.nseconds());
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let msg = bus.timed_pop_filtered(duration_to_clock(left), &wanted)?;
+            // `timed_pop_filtered` with no time left returns at once without looking at the bus
+            // (gstreamer-rs 0.25): a zero timeout is a plain non-blocking pop.
+            let msg = if left.is_zero() {
+                bus.pop_filtered(&wanted)?
+            } else {
+                bus.timed_pop_filtered(duration_to_clock(left), &wanted)?
+            };
             if msg.type_() != gst::MessageType::Element || types.contains(&gst::MessageType::Element) {
                 return Some(msg);
             }
             if let Some(seg) = &self.segments
                 && let Err(e) = seg.on_message(&msg)
+                && let Ok(mut first) = self.segment_error.try_borrow_mut()
             {
-                tracing::warn!("{e}");
+                first.get_or_insert(e);
             }
         }
     }
@@ -417,8 +419,12 @@ impl VideoSink {
     /// an error with frames written, the partial file is kept (and named in the log).
     pub fn finish(mut self) -> Result<u64, VideoError> {
         let mut result = if self.failed { Err(self.encode_error("the encoder failed".into())) } else { self.drain() };
-        if result.is_ok() {
-            result = self.poll_segments();
+        if let (Some(_), Some(bus)) = (&self.segments, self.pipeline.bus()) {
+            // segment-closed messages posted with or after EOS
+            let _ = self.pop(&bus, gst::ClockTime::ZERO, &[]);
+        }
+        if let (Ok(()), Some(e)) = (&result, self.segment_error.take()) {
+            result = Err(e);
         }
         self.stop();
         let partial = self.partial.take();
