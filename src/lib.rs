@@ -14,6 +14,7 @@
 //! multi-stream runner with its batching stage. The `fastsam-track` binary (feature `cli`) is a
 //! thin front end over this library.
 
+pub mod clip;
 pub mod convert;
 pub mod engine;
 pub mod eval;

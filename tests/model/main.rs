@@ -7,6 +7,7 @@ mod support;
 mod batch;
 #[cfg(feature = "cli")]
 mod cli;
+mod clip;
 mod e2e;
 mod errors;
 mod parity;

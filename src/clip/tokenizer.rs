@@ -1,0 +1,744 @@
+//! CLIP's byte-level BPE tokenizer, written to match open_clip's `SimpleTokenizer` (and OpenAI
+//! CLIP's, which Ultralytics uses) token for token.
+//!
+//! The pipeline, as open_clip 3.3.0 runs it (`tokenize(text)` with the default `"lower"` clean-up):
+//!
+//! 1. text clean-up ([`clean`]): `ftfy.fix_text` (the subset listed below), HTML entities unescaped
+//!    twice (`html.unescape`), leading/trailing whitespace stripped, whitespace runs collapsed to
+//!    one space, lower-cased;
+//! 2. pre-tokenisation with CLIP's pattern
+//!    `<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`;
+//! 3. each piece's UTF-8 bytes mapped to CLIP's printable byte alphabet, the last symbol marked
+//!    end-of-word (`</w>`), then merged greedily by merge rank;
+//! 4. `[<start_of_text>] + ids + [<end_of_text>]`, zero-padded to 77; longer sequences are cut to
+//!    77 with the last id forced to `<end_of_text>` ([`Tokens::truncated`]).
+//!
+//! **ftfy subset.** `ftfy.fix_text` is a large heuristic library; this implements the fixes that
+//! change ordinary prompts: HTML entities when the text holds no `<` (ftfy's `unescape_html="auto"`),
+//! terminal escape sequences removed, curly quotes straightened, Latin ligatures split (`ﬁ` → `fi`),
+//! full-width ASCII and the ideographic space narrowed, line breaks unified, control characters
+//! removed. Not implemented: mojibake repair (`fix_encoding`: text that was decoded with the wrong
+//! codec), half-width katakana widening, and NFC normalisation (prompts typed as precomposed
+//! characters, the usual case, are unchanged by NFC; a prompt written with combining accents may
+//! tokenize differently from open_clip). HTML named entities: the HTML 4 set plus `&apos;`
+//! (Python's `html.unescape` knows the full HTML5 list; the rarer names stay as written).
+//!
+//! The merge list (`bpe_simple_vocab_16e6.txt.gz`, from OpenAI CLIP / open_clip, MIT licence) is
+//! read from a file: [`Tokenizer::from_gz_file`].
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Tokens in a CLIP text input (start and end tokens included).
+pub const CONTEXT_LENGTH: usize = 77;
+/// `<start_of_text>`.
+pub const SOT_TOKEN: u32 = 49406;
+/// `<end_of_text>`.
+pub const EOT_TOKEN: u32 = 49407;
+/// Vocabulary size: 256 bytes, 256 end-of-word bytes, 48,894 merges, 2 special tokens.
+pub const VOCAB_SIZE: usize = 49408;
+const NUM_MERGES: usize = VOCAB_SIZE - 256 * 2 - 2;
+
+/// Errors loading the BPE merge list.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error(
+        "cannot read the CLIP BPE vocabulary {path}: {source}; it is bpe_simple_vocab_16e6.txt.gz from OpenAI CLIP / open_clip (scripts/export-clip.py puts it beside the exported encoders), pass it with --clip-vocab"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not CLIP's BPE vocabulary ({message}); expected bpe_simple_vocab_16e6.txt.gz (a gzip file whose lines after the header are `a b` merges)"
+    )]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A tokenized prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// Exactly [`CONTEXT_LENGTH`] ids: start, BPE ids, end, zeros.
+    pub ids: Vec<i64>,
+    /// The BPE ids did not fit (more than 75): they were cut and the last id set to the end token.
+    pub truncated: bool,
+    /// BPE ids before truncation (without start/end).
+    pub bpe_len: usize,
+}
+
+/// CLIP's BPE tokenizer (see the module docs).
+pub struct Tokenizer {
+    /// Byte value -> its symbol id (0..256); +256 is the end-of-word form.
+    byte_id: [u32; 256],
+    /// (left id, right id) -> (merge rank, merged id).
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    pattern: regex::Regex,
+    cache: HashMap<String, Vec<u32>>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer").field("merges", &self.merges.len()).finish_non_exhaustive()
+    }
+}
+
+/// CLIP's byte -> printable character table (GPT-2's `bytes_to_unicode`), in vocabulary order:
+/// entry `i` is `(byte, char)` of vocabulary id `i`.
+fn byte_alphabet() -> Vec<(u8, char)> {
+    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let mut out: Vec<(u8, char)> =
+        (0u32..256).filter(|&b| printable(b)).map(|b| (b as u8, char::from_u32(b).unwrap_or('?'))).collect();
+    let mut n = 0;
+    for b in 0u32..256 {
+        if !printable(b) {
+            out.push((b as u8, char::from_u32(256 + n).unwrap_or('?')));
+            n += 1;
+        }
+    }
+    out
+}
+
+const PATTERN: &str = r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+
+impl Tokenizer {
+    /// Load `bpe_simple_vocab_16e6.txt.gz`.
+    pub fn from_gz_file(path: &Path) -> Result<Tokenizer, TokenizerError> {
+        let bytes = std::fs::read(path).map_err(|source| TokenizerError::Read { path: path.to_path_buf(), source })?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).map_err(|e| TokenizerError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("not gzip-compressed UTF-8 text: {e}"),
+        })?;
+        Self::from_merges_text(&text).map_err(|message| TokenizerError::Invalid { path: path.to_path_buf(), message })
+    }
+
+    /// Build from the decompressed merge list (header line, then one `a b` merge per line).
+    pub fn from_merges_text(text: &str) -> Result<Tokenizer, String> {
+        let alphabet = byte_alphabet();
+        let mut byte_id = [0u32; 256];
+        let mut vocab: HashMap<String, u32> = HashMap::with_capacity(VOCAB_SIZE);
+        for (i, &(b, c)) in alphabet.iter().enumerate() {
+            byte_id[b as usize] = i as u32;
+            vocab.insert(c.to_string(), i as u32);
+            vocab.insert(format!("{c}</w>"), (i + 256) as u32);
+        }
+        let lines: Vec<&str> = text.split('\n').skip(1).take(NUM_MERGES).collect();
+        if lines.len() < NUM_MERGES {
+            return Err(format!("{} merges, expected at least {NUM_MERGES}", lines.len()));
+        }
+        let mut merges = HashMap::with_capacity(NUM_MERGES);
+        for (rank, line) in lines.iter().enumerate() {
+            let mut parts = line.split_whitespace();
+            let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("merge line {} is `{line}`, expected two symbols", rank + 2));
+            };
+            let id = (512 + rank) as u32;
+            let (Some(&ia), Some(&ib)) = (vocab.get(a), vocab.get(b)) else {
+                return Err(format!("merge line {} (`{line}`) uses a symbol that no earlier line made", rank + 2));
+            };
+            if vocab.insert(format!("{a}{b}"), id).is_some() {
+                return Err(format!("merge line {} (`{line}`) repeats an earlier symbol", rank + 2));
+            }
+            merges.insert((ia, ib), (rank as u32, id));
+        }
+        let pattern = regex::Regex::new(PATTERN).map_err(|e| format!("internal pattern error: {e}"))?;
+        Ok(Tokenizer { byte_id, merges, pattern, cache: HashMap::new() })
+    }
+
+    /// BPE ids of one pre-tokenised piece.
+    fn bpe(&mut self, piece: &str) -> Vec<u32> {
+        match piece {
+            "<start_of_text>" => return vec![SOT_TOKEN],
+            "<end_of_text>" => return vec![EOT_TOKEN],
+            _ => {}
+        }
+        if let Some(ids) = self.cache.get(piece) {
+            return ids.clone();
+        }
+        let bytes = piece.as_bytes();
+        let mut word: Vec<u32> = bytes.iter().map(|&b| self.byte_id[b as usize]).collect();
+        if let Some(last) = word.last_mut() {
+            *last += 256;
+        }
+        while word.len() > 1 {
+            // the lowest-ranked adjacent pair
+            let best = word
+                .windows(2)
+                .filter_map(|p| self.merges.get(&(p[0], p[1])).map(|&(rank, id)| (rank, p[0], p[1], id)))
+                .min_by_key(|m| m.0);
+            let Some((_, a, b, id)) = best else { break };
+            // merge every non-overlapping occurrence, left to right
+            let mut merged = Vec::with_capacity(word.len());
+            let mut i = 0;
+            while i < word.len() {
+                if i + 1 < word.len() && word[i] == a && word[i + 1] == b {
+                    merged.push(id);
+                    i += 2;
+                } else {
+                    merged.push(word[i]);
+                    i += 1;
+                }
+            }
+            word = merged;
+        }
+        if self.cache.len() < 10_000 {
+            self.cache.insert(piece.to_string(), word.clone());
+        }
+        word
+    }
+
+    /// BPE ids of `text` (cleaned first), without start/end tokens and without truncation.
+    pub fn encode(&mut self, text: &str) -> Vec<u32> {
+        let cleaned = clean(text);
+        let pieces: Vec<String> = self.pattern.find_iter(&cleaned).map(|m| m.as_str().to_string()).collect();
+        pieces.iter().flat_map(|p| self.bpe(p)).collect()
+    }
+
+    /// The model input for `text`: [`CONTEXT_LENGTH`] ids (see the module docs).
+    pub fn tokenize(&mut self, text: &str) -> Tokens {
+        let bpe = self.encode(text);
+        let mut ids = Vec::with_capacity(CONTEXT_LENGTH);
+        ids.push(SOT_TOKEN as i64);
+        ids.extend(bpe.iter().map(|&t| t as i64));
+        ids.push(EOT_TOKEN as i64);
+        let truncated = ids.len() > CONTEXT_LENGTH;
+        if truncated {
+            ids.truncate(CONTEXT_LENGTH);
+            ids[CONTEXT_LENGTH - 1] = EOT_TOKEN as i64;
+        }
+        ids.resize(CONTEXT_LENGTH, 0);
+        Tokens { ids, truncated, bpe_len: bpe.len() }
+    }
+}
+
+/// open_clip's `"lower"` clean-up: ftfy subset, HTML unescaped twice, whitespace collapsed and
+/// stripped, lower-cased.
+pub fn clean(text: &str) -> String {
+    let t = fix_text(text);
+    let t = html_unescape(&html_unescape(&t));
+    let collapsed = t.split(char::is_whitespace).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    collapsed.to_lowercase()
+}
+
+/// The subset of `ftfy.fix_text` described in the module docs, in ftfy's order.
+pub fn fix_text(text: &str) -> String {
+    let mut t = if text.contains('<') { text.to_string() } else { html_unescape(text) };
+    t = remove_terminal_escapes(&t);
+    let mut out = String::with_capacity(t.len());
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // uncurl quotes
+            '\u{02bc}' | '\u{2018}'..='\u{201b}' => out.push('\''),
+            '\u{201c}'..='\u{201f}' => out.push('"'),
+            // Latin ligatures
+            'ﬀ' => out.push_str("ff"),
+            'ﬁ' => out.push_str("fi"),
+            'ﬂ' => out.push_str("fl"),
+            'ﬃ' => out.push_str("ffi"),
+            'ﬄ' => out.push_str("ffl"),
+            'ﬅ' => out.push_str("ſt"),
+            'ﬆ' => out.push_str("st"),
+            'Ĳ' => out.push_str("IJ"),
+            'ĳ' => out.push_str("ij"),
+            'ŉ' => out.push_str("ʼn"),
+            'Ǳ' => out.push_str("DZ"),
+            'ǲ' => out.push_str("Dz"),
+            'ǳ' => out.push_str("dz"),
+            'Ǆ' => out.push_str("DŽ"),
+            'ǅ' => out.push_str("Dž"),
+            'ǆ' => out.push_str("dž"),
+            'Ǉ' => out.push_str("LJ"),
+            'ǈ' => out.push_str("Lj"),
+            'ǉ' => out.push_str("lj"),
+            'Ǌ' => out.push_str("NJ"),
+            'ǋ' => out.push_str("Nj"),
+            'ǌ' => out.push_str("nj"),
+            // character width
+            '\u{ff01}'..='\u{ff5e}' => out.push(char::from_u32(c as u32 - 0xff01 + 0x21).unwrap_or(c)),
+            '\u{3000}' => out.push(' '),
+            // line breaks
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\u{2028}' | '\u{2029}' | '\u{0085}' => out.push('\n'),
+            // control characters ftfy removes
+            '\u{0}'..='\u{8}'
+            | '\u{b}'
+            | '\u{e}'..='\u{1f}'
+            | '\u{7f}'
+            | '\u{206a}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffc}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}' => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Remove ANSI terminal escape sequences (`ESC [ digits/; letter`).
+fn remove_terminal_escapes(t: &str) -> String {
+    if !t.contains('\u{1b}') {
+        return t.to_string();
+    }
+    let mut out = String::with_capacity(t.len());
+    let cs: Vec<char> = t.chars().collect();
+    let mut i = 0;
+    while i < cs.len() {
+        if cs[i] == '\u{1b}' && cs.get(i + 1) == Some(&'[') {
+            let mut j = i + 2;
+            while j < cs.len() && (cs[j].is_ascii_digit() || cs[j] == ';') {
+                j += 1;
+            }
+            if j < cs.len() && cs[j].is_ascii_alphabetic() {
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push(cs[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Python's `html.unescape`: numeric references (with its replacements of invalid code points) and
+/// named entities (the HTML 4 set plus `apos`; the legacy names also without `;`).
+pub fn html_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        match unescape_one(after) {
+            Some((rep, used)) => {
+                out.push_str(&rep);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The replacement of the reference starting after a `&`, and the bytes it consumed.
+fn unescape_one(after: &str) -> Option<(String, usize)> {
+    if let Some(num) = after.strip_prefix('#') {
+        let (hex, digits_start) = match num.chars().next() {
+            Some('x' | 'X') => (true, 1),
+            _ => (false, 0),
+        };
+        let body = &num[digits_start..];
+        let len = body.chars().take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }).count();
+        if len == 0 {
+            return None;
+        }
+        let digits = &body[..len];
+        let mut value: u64 = 0;
+        for c in digits.chars() {
+            value = value.saturating_mul(if hex { 16 } else { 10 }).saturating_add(c.to_digit(16).unwrap_or(0) as u64);
+        }
+        let semicolon = body[len..].starts_with(';');
+        let used = 1 + digits_start + len + usize::from(semicolon);
+        return Some((charref(value), used));
+    }
+    // named: up to 32 characters not in "\t\n\f <&#;", then an optional ';'
+    let name_len: usize = after
+        .char_indices()
+        .take_while(|&(_, c)| !matches!(c, '\t' | '\n' | '\x0c' | ' ' | '<' | '&' | '#' | ';'))
+        .take(32)
+        .map(|(_, c)| c.len_utf8())
+        .sum();
+    if name_len == 0 {
+        return None;
+    }
+    let name = &after[..name_len];
+    if after[name_len..].starts_with(';')
+        && let Some(c) = named_entity(name, true)
+    {
+        return Some((c.to_string(), name_len + 1));
+    }
+    // the longest legacy (no-semicolon) name that prefixes it
+    let mut ends: Vec<usize> = name.char_indices().map(|(i, _)| i).skip(1).collect();
+    ends.push(name.len());
+    for &end in ends.iter().rev() {
+        if let Some(c) = named_entity(&name[..end], false) {
+            return Some((c.to_string(), end));
+        }
+    }
+    None
+}
+
+fn charref(num: u64) -> String {
+    let cp1252 = |n: u64| -> Option<char> {
+        Some(match n {
+            0x00 => '\u{fffd}',
+            0x0d => '\r',
+            0x80 => '€',
+            0x82 => '‚',
+            0x83 => 'ƒ',
+            0x84 => '„',
+            0x85 => '…',
+            0x86 => '†',
+            0x87 => '‡',
+            0x88 => 'ˆ',
+            0x89 => '‰',
+            0x8a => 'Š',
+            0x8b => '‹',
+            0x8c => 'Œ',
+            0x8e => 'Ž',
+            0x91 => '‘',
+            0x92 => '’',
+            0x93 => '“',
+            0x94 => '”',
+            0x95 => '•',
+            0x96 => '–',
+            0x97 => '—',
+            0x98 => '˜',
+            0x99 => '™',
+            0x9a => 'š',
+            0x9b => '›',
+            0x9c => 'œ',
+            0x9e => 'ž',
+            0x9f => 'Ÿ',
+            0x81 | 0x8d | 0x8f | 0x90 | 0x9d => char::from_u32(n as u32)?,
+            _ => return None,
+        })
+    };
+    if let Some(c) = cp1252(num) {
+        return c.to_string();
+    }
+    if (0xd800..=0xdfff).contains(&num) || num > 0x10ffff {
+        return "\u{fffd}".into();
+    }
+    let invalid = (0x1..=0x8).contains(&num)
+        || (0xe..=0x1f).contains(&num)
+        || (0x7f..=0x9f).contains(&num)
+        || (0xfdd0..=0xfdef).contains(&num)
+        || num == 0xb
+        || (num & 0xfffe) == 0xfffe;
+    if invalid {
+        return String::new();
+    }
+    char::from_u32(num as u32).map(String::from).unwrap_or_else(|| "\u{fffd}".into())
+}
+
+/// HTML 4 entities (+ `apos`). `with_semicolon`: the name was followed by `;` (every name then
+/// counts); otherwise only the legacy names HTML5 also accepts without `;`.
+fn named_entity(name: &str, with_semicolon: bool) -> Option<char> {
+    // legacy names (accepted without ';'): the Latin-1 set and amp/lt/gt/quot (+ their upper case)
+    const LEGACY: &[(&str, char)] = &[
+        ("AMP", '&'),
+        ("amp", '&'),
+        ("LT", '<'),
+        ("lt", '<'),
+        ("GT", '>'),
+        ("gt", '>'),
+        ("QUOT", '"'),
+        ("quot", '"'),
+        ("COPY", '©'),
+        ("REG", '®'),
+        ("nbsp", '\u{a0}'),
+        ("iexcl", '¡'),
+        ("cent", '¢'),
+        ("pound", '£'),
+        ("curren", '¤'),
+        ("yen", '¥'),
+        ("brvbar", '¦'),
+        ("sect", '§'),
+        ("uml", '¨'),
+        ("copy", '©'),
+        ("ordf", 'ª'),
+        ("laquo", '«'),
+        ("not", '¬'),
+        ("shy", '\u{ad}'),
+        ("reg", '®'),
+        ("macr", '¯'),
+        ("deg", '°'),
+        ("plusmn", '±'),
+        ("sup2", '²'),
+        ("sup3", '³'),
+        ("acute", '´'),
+        ("micro", 'µ'),
+        ("para", '¶'),
+        ("middot", '·'),
+        ("cedil", '¸'),
+        ("sup1", '¹'),
+        ("ordm", 'º'),
+        ("raquo", '»'),
+        ("frac14", '¼'),
+        ("frac12", '½'),
+        ("frac34", '¾'),
+        ("iquest", '¿'),
+        ("Agrave", 'À'),
+        ("Aacute", 'Á'),
+        ("Acirc", 'Â'),
+        ("Atilde", 'Ã'),
+        ("Auml", 'Ä'),
+        ("Aring", 'Å'),
+        ("AElig", 'Æ'),
+        ("Ccedil", 'Ç'),
+        ("Egrave", 'È'),
+        ("Eacute", 'É'),
+        ("Ecirc", 'Ê'),
+        ("Euml", 'Ë'),
+        ("Igrave", 'Ì'),
+        ("Iacute", 'Í'),
+        ("Icirc", 'Î'),
+        ("Iuml", 'Ï'),
+        ("ETH", 'Ð'),
+        ("Ntilde", 'Ñ'),
+        ("Ograve", 'Ò'),
+        ("Oacute", 'Ó'),
+        ("Ocirc", 'Ô'),
+        ("Otilde", 'Õ'),
+        ("Ouml", 'Ö'),
+        ("times", '×'),
+        ("Oslash", 'Ø'),
+        ("Ugrave", 'Ù'),
+        ("Uacute", 'Ú'),
+        ("Ucirc", 'Û'),
+        ("Uuml", 'Ü'),
+        ("Yacute", 'Ý'),
+        ("THORN", 'Þ'),
+        ("szlig", 'ß'),
+        ("agrave", 'à'),
+        ("aacute", 'á'),
+        ("acirc", 'â'),
+        ("atilde", 'ã'),
+        ("auml", 'ä'),
+        ("aring", 'å'),
+        ("aelig", 'æ'),
+        ("ccedil", 'ç'),
+        ("egrave", 'è'),
+        ("eacute", 'é'),
+        ("ecirc", 'ê'),
+        ("euml", 'ë'),
+        ("igrave", 'ì'),
+        ("iacute", 'í'),
+        ("icirc", 'î'),
+        ("iuml", 'ï'),
+        ("eth", 'ð'),
+        ("ntilde", 'ñ'),
+        ("ograve", 'ò'),
+        ("oacute", 'ó'),
+        ("ocirc", 'ô'),
+        ("otilde", 'õ'),
+        ("ouml", 'ö'),
+        ("divide", '÷'),
+        ("oslash", 'ø'),
+        ("ugrave", 'ù'),
+        ("uacute", 'ú'),
+        ("ucirc", 'û'),
+        ("uuml", 'ü'),
+        ("yacute", 'ý'),
+        ("thorn", 'þ'),
+        ("yuml", 'ÿ'),
+    ];
+    // the other HTML 4 entities (only with ';')
+    const OTHERS: &[(&str, char)] = &[
+        ("apos", '\''),
+        ("OElig", 'Œ'),
+        ("oelig", 'œ'),
+        ("Scaron", 'Š'),
+        ("scaron", 'š'),
+        ("Yuml", 'Ÿ'),
+        ("fnof", 'ƒ'),
+        ("circ", 'ˆ'),
+        ("tilde", '˜'),
+        ("ensp", '\u{2002}'),
+        ("emsp", '\u{2003}'),
+        ("thinsp", '\u{2009}'),
+        ("zwnj", '\u{200c}'),
+        ("zwj", '\u{200d}'),
+        ("lrm", '\u{200e}'),
+        ("rlm", '\u{200f}'),
+        ("ndash", '–'),
+        ("mdash", '—'),
+        ("lsquo", '‘'),
+        ("rsquo", '’'),
+        ("sbquo", '‚'),
+        ("ldquo", '“'),
+        ("rdquo", '”'),
+        ("bdquo", '„'),
+        ("dagger", '†'),
+        ("Dagger", '‡'),
+        ("bull", '•'),
+        ("hellip", '…'),
+        ("permil", '‰'),
+        ("prime", '′'),
+        ("Prime", '″'),
+        ("lsaquo", '‹'),
+        ("rsaquo", '›'),
+        ("oline", '‾'),
+        ("frasl", '⁄'),
+        ("euro", '€'),
+        ("image", 'ℑ'),
+        ("weierp", '℘'),
+        ("real", 'ℜ'),
+        ("trade", '™'),
+        ("alefsym", 'ℵ'),
+        ("larr", '←'),
+        ("uarr", '↑'),
+        ("rarr", '→'),
+        ("darr", '↓'),
+        ("harr", '↔'),
+        ("crarr", '↵'),
+        ("lArr", '⇐'),
+        ("uArr", '⇑'),
+        ("rArr", '⇒'),
+        ("dArr", '⇓'),
+        ("hArr", '⇔'),
+        ("forall", '∀'),
+        ("part", '∂'),
+        ("exist", '∃'),
+        ("empty", '∅'),
+        ("nabla", '∇'),
+        ("isin", '∈'),
+        ("notin", '∉'),
+        ("ni", '∋'),
+        ("prod", '∏'),
+        ("sum", '∑'),
+        ("minus", '−'),
+        ("lowast", '∗'),
+        ("radic", '√'),
+        ("prop", '∝'),
+        ("infin", '∞'),
+        ("ang", '∠'),
+        ("and", '∧'),
+        ("or", '∨'),
+        ("cap", '∩'),
+        ("cup", '∪'),
+        ("int", '∫'),
+        ("there4", '∴'),
+        ("sim", '∼'),
+        ("cong", '≅'),
+        ("asymp", '≈'),
+        ("ne", '≠'),
+        ("equiv", '≡'),
+        ("le", '≤'),
+        ("ge", '≥'),
+        ("sub", '⊂'),
+        ("sup", '⊃'),
+        ("nsub", '⊄'),
+        ("sube", '⊆'),
+        ("supe", '⊇'),
+        ("oplus", '⊕'),
+        ("otimes", '⊗'),
+        ("perp", '⊥'),
+        ("sdot", '⋅'),
+        ("lceil", '⌈'),
+        ("rceil", '⌉'),
+        ("lfloor", '⌊'),
+        ("rfloor", '⌋'),
+        ("lang", '⟨'),
+        ("rang", '⟩'),
+        ("loz", '◊'),
+        ("spades", '♠'),
+        ("clubs", '♣'),
+        ("hearts", '♥'),
+        ("diams", '♦'),
+        ("Alpha", 'Α'),
+        ("Beta", 'Β'),
+        ("Gamma", 'Γ'),
+        ("Delta", 'Δ'),
+        ("Epsilon", 'Ε'),
+        ("Zeta", 'Ζ'),
+        ("Eta", 'Η'),
+        ("Theta", 'Θ'),
+        ("Iota", 'Ι'),
+        ("Kappa", 'Κ'),
+        ("Lambda", 'Λ'),
+        ("Mu", 'Μ'),
+        ("Nu", 'Ν'),
+        ("Xi", 'Ξ'),
+        ("Omicron", 'Ο'),
+        ("Pi", 'Π'),
+        ("Rho", 'Ρ'),
+        ("Sigma", 'Σ'),
+        ("Tau", 'Τ'),
+        ("Upsilon", 'Υ'),
+        ("Phi", 'Φ'),
+        ("Chi", 'Χ'),
+        ("Psi", 'Ψ'),
+        ("Omega", 'Ω'),
+        ("alpha", 'α'),
+        ("beta", 'β'),
+        ("gamma", 'γ'),
+        ("delta", 'δ'),
+        ("epsilon", 'ε'),
+        ("zeta", 'ζ'),
+        ("eta", 'η'),
+        ("theta", 'θ'),
+        ("iota", 'ι'),
+        ("kappa", 'κ'),
+        ("lambda", 'λ'),
+        ("mu", 'μ'),
+        ("nu", 'ν'),
+        ("xi", 'ξ'),
+        ("omicron", 'ο'),
+        ("pi", 'π'),
+        ("rho", 'ρ'),
+        ("sigmaf", 'ς'),
+        ("sigma", 'σ'),
+        ("tau", 'τ'),
+        ("upsilon", 'υ'),
+        ("phi", 'φ'),
+        ("chi", 'χ'),
+        ("psi", 'ψ'),
+        ("omega", 'ω'),
+        ("thetasym", 'ϑ'),
+        ("upsih", 'ϒ'),
+        ("piv", 'ϖ'),
+    ];
+    let find = |t: &[(&str, char)]| t.iter().find(|(n, _)| *n == name).map(|&(_, c)| c);
+    if with_semicolon { find(LEGACY).or_else(|| find(OTHERS)) } else { find(LEGACY) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_unescape_follows_python() {
+        assert_eq!(html_unescape("&amp; &lt;tag&gt; &quot;q&quot; &#39;x&#39;"), "& <tag> \"q\" 'x'");
+        assert_eq!(html_unescape("&ampx &amp"), "&x &");
+        assert_eq!(html_unescape("&#x41;&#65&#0;&#128;"), "AA\u{fffd}€");
+        assert_eq!(html_unescape("&nosuch; & &#;"), "&nosuch; & &#;");
+        assert_eq!(html_unescape("&apos;"), "'");
+        assert_eq!(html_unescape("&apos"), "&apos");
+        assert_eq!(html_unescape("&#1114112;&#xD800;"), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn fix_text_subset() {
+        assert_eq!(fix_text("ﬁne “quoted” ‘x’"), "fine \"quoted\" 'x'");
+        assert_eq!(fix_text("ＡＢＣ１"), "ABC1");
+        assert_eq!(fix_text("a\r\nb\u{1b}[31mred\u{1b}[0m\u{0}"), "a\nbred");
+    }
+
+    #[test]
+    fn alphabet_is_a_bijection() {
+        let a = byte_alphabet();
+        assert_eq!(a.len(), 256);
+        let bytes: std::collections::HashSet<u8> = a.iter().map(|p| p.0).collect();
+        let chars: std::collections::HashSet<char> = a.iter().map(|p| p.1).collect();
+        assert_eq!((bytes.len(), chars.len()), (256, 256));
+        assert_eq!(a[0], (b'!', '!'));
+        // the space byte is the first unprintable one after the 188 printable bytes: U+0120
+        assert_eq!(a.iter().find(|p| p.0 == b' ').map(|p| p.1), Some('\u{120}'));
+    }
+}
