@@ -8,6 +8,8 @@
 //! - [`select`]: the prompt logic (masked crops, tiny masks skipped, batched encoding, cosine
 //!   similarity, best mask or every mask above a threshold, text embeddings cached per prompt).
 
+pub mod preprocess;
 pub mod tokenizer;
 
+pub use preprocess::{CLIP_MEAN, CLIP_SIZE, CLIP_STD, RgbImage};
 pub use tokenizer::{Tokenizer, TokenizerError, Tokens};

