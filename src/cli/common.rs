@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use fastsam_track::model::{Device, FastSam, ModelOptions};
 use fastsam_track::types::BBox;
 
@@ -81,6 +83,97 @@ impl ModelArgs {
             let hint = fastsam_track::convert::cache::damaged_hint(path).unwrap_or_default();
             anyhow::Error::from(e).context(format!("loading model {}{hint}", path.display()))
         })
+    }
+}
+
+/// Text prompts with CLIP (`--text`), shared by `segment` and the main job.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClipArgs {
+    /// Keep the object CLIP finds most similar to this description, e.g. "a photo of a dog"
+    /// (repeatable: the union of each prompt's pick). Needs --clip-image and --clip-text. Each
+    /// candidate mask's box is cropped with the pixels outside the mask blanked, masks of 100
+    /// pixels or fewer are skipped; combines with --box/--point as their union.
+    #[arg(long = "text", value_name = "TEXT")]
+    pub texts: Vec<String>,
+    /// Keep every object whose CLIP cosine similarity with the text is at least T instead of
+    /// only the best one (matches typically score 0.2 to 0.35 with ViT-B/32).
+    #[arg(long, value_name = "T", requires = "texts")]
+    pub text_threshold: Option<f32>,
+    /// CLIP image encoder (ONNX, images[N,3,224,224] -> [N,D]); make it with
+    /// scripts/export-clip.py (docs/clip.md).
+    #[arg(long, value_name = "MODEL", env = "FASTSAM_CLIP_IMAGE")]
+    pub clip_image: Option<PathBuf>,
+    /// CLIP text encoder (ONNX, tokens[N,77] int64 -> [N,D]), from the same CLIP model.
+    #[arg(long, value_name = "MODEL", env = "FASTSAM_CLIP_TEXT")]
+    pub clip_text: Option<PathBuf>,
+    /// CLIP's BPE vocabulary, bpe_simple_vocab_16e6.txt.gz. Default: that file beside the text
+    /// encoder (where scripts/export-clip.py puts it).
+    #[arg(long, value_name = "PATH", env = "FASTSAM_CLIP_VOCAB")]
+    pub clip_vocab: Option<PathBuf>,
+}
+
+impl ClipArgs {
+    /// Whether a text prompt was given.
+    pub fn active(&self) -> bool {
+        !self.texts.is_empty()
+    }
+
+    /// The CLIP files, or a usage error naming what is missing.
+    pub fn paths(&self) -> anyhow::Result<fastsam_track::clip::ClipPaths> {
+        let missing: Vec<&str> =
+            [("--clip-image", self.clip_image.is_none()), ("--clip-text", self.clip_text.is_none())]
+                .iter()
+                .filter(|(_, m)| *m)
+                .map(|(n, _)| *n)
+                .collect();
+        match (&self.clip_image, &self.clip_text) {
+            (Some(image), Some(text)) => Ok(fastsam_track::clip::ClipPaths {
+                image: image.clone(),
+                text: text.clone(),
+                vocab: self.clip_vocab.clone(),
+            }),
+            _ => Err(super::UsageError(format!(
+                "--text needs the CLIP encoders: {} missing. Export them with scripts/export-clip.py \
+                 (see docs/clip.md) and pass --clip-image IMAGE.onnx --clip-text TEXT.onnx \
+                 (or set FASTSAM_CLIP_IMAGE / FASTSAM_CLIP_TEXT)",
+                missing.join(" and ")
+            ))
+            .into()),
+        }
+    }
+
+    /// The text-prompt settings.
+    pub fn config(&self) -> fastsam_track::clip::TextPromptConfig {
+        fastsam_track::clip::TextPromptConfig {
+            threshold: self.text_threshold,
+            ..fastsam_track::clip::TextPromptConfig::default()
+        }
+    }
+
+    /// Load CLIP and build the text selector (`None` without `--text`); `geometric` is the box/point
+    /// part of the prompt. Every check (files, signatures, the pair, empty prompts) happens here,
+    /// before any frame.
+    pub fn selector(
+        &self,
+        engine: &fastsam_track::engine::EngineConfig,
+        geometric: Option<fastsam_track::model::Prompt>,
+    ) -> anyhow::Result<Option<fastsam_track::clip::TextSelector>> {
+        if !self.active() {
+            return Ok(None);
+        }
+        let model = self.load(engine)?;
+        let sel = fastsam_track::clip::TextSelector::new(model, self.texts.clone(), self.config())
+            .map_err(|e| super::UsageError(e.to_string()))?;
+        Ok(Some(sel.with_geometric(geometric)))
+    }
+
+    /// Load the CLIP pair (checks the vocabulary, the signatures and the pair).
+    pub fn load(&self, engine: &fastsam_track::engine::EngineConfig) -> anyhow::Result<fastsam_track::clip::ClipModel> {
+        let paths = self.paths()?;
+        self.config().validate().map_err(|e| super::UsageError(e.to_string()))?;
+        let model = fastsam_track::clip::ClipModel::load(&paths, engine).context("loading the CLIP encoders")?;
+        eprintln!("text prompt: {}", model.describe());
+        Ok(model)
     }
 }
 

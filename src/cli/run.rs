@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::common::{ModelArgs, parse_box, parse_point};
+use super::common::{ClipArgs, ModelArgs, parse_box, parse_point};
 use fastsam_track::model::prompt::Prompt;
 use fastsam_track::outputs::{OutputCheck, Role};
 use fastsam_track::overlay::OverlayStyle;
@@ -41,6 +41,13 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Follow the objects --text describes: each new track is scored by CLIP when it appears.
+    #[command(flatten)]
+    pub clip: ClipArgs,
+    /// With --text: re-score each track every K frames (objects turn, light changes); default:
+    /// score a track only when it appears, so CLIP never runs on every object of every frame.
+    #[arg(long, value_name = "K", requires = "texts")]
+    pub text_every: Option<u64>,
     /// Run without a model (no detections): exercises decode/encode only. For testing.
     #[arg(long, hide = true, conflicts_with = "model")]
     pub null_model: bool,
@@ -404,8 +411,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => TrackerConfig::product().context("built-in tracker config")?,
     };
 
+    if args.text_every == Some(0) {
+        bail!(super::UsageError("--text-every must be at least 1 frame".into()));
+    }
     // Open the inputs first: bad input fails before a model is loaded or an output created.
     let sources = open_inputs(&args, &inputs, &templates)?;
+    // CLIP before FastSAM: a bad text prompt or encoder fails before the big model loads. One CLIP
+    // model serves every stream.
+    let clip = if args.clip.active() {
+        let model = args.clip.load(&args.model.options(true).engine_config())?;
+        let shared = Arc::new(std::sync::Mutex::new(model));
+        // check the prompts once (empty prompts are usage errors)
+        fastsam_track::clip::TextSelector::new(shared.clone(), args.clip.texts.clone(), args.clip.config())
+            .map_err(|e| super::UsageError(e.to_string()))?;
+        Some(shared)
+    } else {
+        None
+    };
     let (mut segmenters, raw) = load_segmenters(&args, &inputs[0], &templates)?;
 
     let names: Vec<String> =
@@ -420,7 +442,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut streams = Vec::with_capacity(inputs.len());
     for ((source, plan), name) in sources.into_iter().zip(&plans).zip(&names) {
         let selector = prompt.clone().map(|p| Box::new(p) as Box<dyn PromptSelector>);
-        streams.push(job::build_stream(name.clone(), source, selector, plan, &setup)?);
+        let mut stream = job::build_stream(name.clone(), source, selector, plan, &setup)?;
+        if let Some(shared) = &clip {
+            let sel =
+                fastsam_track::clip::TextSelector::new(shared.clone(), args.clip.texts.clone(), args.clip.config())?;
+            let scoring = fastsam_track::stream::TextScoring { every: args.text_every };
+            stream.processor.set_text_scorer(Box::new(sel), scoring);
+        }
+        streams.push(stream);
     }
 
     let stop = Arc::new(AtomicBool::new(false));

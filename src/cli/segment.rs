@@ -1,4 +1,5 @@
-//! `fastsam-track segment IMAGE...`: segment still images (everything mode, or box/point prompts)
+//! `fastsam-track segment IMAGE...`: segment still images (everything mode, box/point prompts, or
+//! CLIP text prompts with `--text`)
 //! and write, per image, an overlay PNG and a JSON file with boxes, scores and COCO RLE masks in
 //! Ultralytics' detection order. Thin: the work is in [`fastsam_track::model`] and [`fastsam_track::overlay`].
 
@@ -9,11 +10,12 @@ use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, MatTraitManual};
 use serde::Serialize;
 
 use super::UsageError;
-use super::common::{ModelArgs, parse_box, parse_point};
+use super::common::{ClipArgs, ModelArgs, parse_box, parse_point};
 use fastsam_track::mask::Rle;
 use fastsam_track::model::prompt::{self, Prompt};
 use fastsam_track::outputs::{AtomicFile, OutputCheck, Role};
 use fastsam_track::overlay::{Overlay, OverlayItem, OverlayStyle};
+use fastsam_track::stream::PromptSelector;
 use fastsam_track::types::{BBox, ImageView, PixelFormat, Segmenter};
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +38,8 @@ pub struct SegmentArgs {
     pub output_dir: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub clip: ClipArgs,
 }
 
 #[derive(Serialize)]
@@ -46,6 +50,9 @@ struct JsonDetection {
     score: f32,
     class_id: u32,
     mask: Rle,
+    /// With --text: the best CLIP cosine similarity of this mask's crop over the prompts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clip_score: Option<f32>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +62,8 @@ struct JsonImage<'a> {
     height: u32,
     model: String,
     prompt: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    texts: &'a [String],
     detections: Vec<JsonDetection>,
 }
 
@@ -118,11 +127,16 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
         (true, false) => Prompt::Points(args.points.clone()),
         (false, false) => Prompt::BoxesAndPoints(args.boxes.clone(), args.points.clone()),
     };
-    let prompt_desc = match &prompt {
+    let geometric_desc = match &prompt {
         Prompt::Everything => "everything",
         Prompt::Boxes(_) => "boxes",
         Prompt::Points(_) => "points",
         Prompt::BoxesAndPoints(..) => "boxes+points",
+    };
+    let prompt_desc = match (args.clip.active(), &prompt) {
+        (false, _) => geometric_desc.to_string(),
+        (true, Prompt::Everything) => "text".to_string(),
+        (true, _) => format!("text+{geometric_desc}"),
     };
     // Outputs: one pair per image, never the same file twice, never an input; before the model loads.
     let names = output_names(&args.images, &args.output_dir)?;
@@ -135,24 +149,37 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
     if let Some(m) = &args.model.model {
         check.push_input(Role::Model, m);
     }
+    for m in [&args.clip.clip_image, &args.clip.clip_text, &args.clip.clip_vocab].into_iter().flatten() {
+        check.push_input(Role::Model, m);
+    }
     for (json, png) in &names {
         check.push_output(Role::SegmentJson, json);
         check.push_output(Role::SegmentPng, png);
     }
     check.check()?;
+    // CLIP first: a bad text prompt or encoder fails before FastSAM loads
+    let geometric = (!matches!(prompt, Prompt::Everything)).then(|| prompt.clone());
+    let mut text = args.clip.selector(&args.model.options(false).engine_config(), geometric)?;
     let mut model = args.model.load(false)?;
     eprintln!("model: {}", model.describe());
     let mut overlay = Overlay::new(OverlayStyle::default());
     for (path, (json_path, png_path)) in args.images.iter().zip(&names) {
         let mut img = read_image(path)?;
         let (w, h) = (img.cols() as u32, img.rows() as u32);
-        let dets = {
+        let (dets, keep, text_ms) = {
             let data = img.data_bytes()?;
             let view = ImageView::packed(w, h, PixelFormat::Bgr8, data)
                 .with_context(|| format!("{}: unexpected pixel layout", path.display()))?;
-            model.segment(view).with_context(|| format!("segmenting {}", path.display()))?
+            let dets = model.segment(view).with_context(|| format!("segmenting {}", path.display()))?;
+            let t0 = std::time::Instant::now();
+            let keep = match &mut text {
+                Some(sel) => PromptSelector::select(sel, view, &dets),
+                None => prompt::select(&dets, &prompt, w, h),
+            }
+            .with_context(|| format!("prompt on {}", path.display()))?;
+            (dets, keep, text.is_some().then(|| t0.elapsed().as_secs_f64() * 1e3))
         };
-        let keep = prompt::select(&dets, &prompt, w, h).with_context(|| format!("prompt on {}", path.display()))?;
+        let scores = text.as_ref().map(|s| s.last_scores().to_vec()).unwrap_or_default();
         let t = model.last_timings();
         eprintln!(
             "{}: {}x{}, {} objects ({} selected); pre {:.1} ms, inference {:.1} ms, post {:.1} ms",
@@ -165,12 +192,22 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
             t.infer.as_secs_f64() * 1e3,
             t.post.as_secs_f64() * 1e3
         );
+        if let Some(ms) = text_ms {
+            let scored = scores.iter().filter(|s| s.is_some()).count();
+            eprintln!(
+                "{}: text prompt {:?}: {scored} masks scored by CLIP ({} skipped as tiny), {ms:.1} ms",
+                path.display(),
+                args.clip.texts,
+                dets.len() - scored,
+            );
+        }
         let json = JsonImage {
             image: path.display().to_string(),
             width: w,
             height: h,
             model: model.describe(),
-            prompt: prompt_desc,
+            prompt: &prompt_desc,
+            texts: &args.clip.texts,
             detections: keep
                 .iter()
                 .map(|&i| {
@@ -181,6 +218,7 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
                         score: d.score,
                         class_id: d.class_id,
                         mask: d.mask.as_ref().map(|m| m.to_rle()).unwrap_or(Rle { size: [h, w], counts: vec![w * h] }),
+                        clip_score: scores.get(i).copied().flatten(),
                     }
                 })
                 .collect(),

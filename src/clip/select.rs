@@ -113,6 +113,23 @@ pub fn pick(sims: &[Option<f32>], threshold: Option<f32>) -> Vec<usize> {
     }
 }
 
+/// The largest of the scored values.
+fn best_of(v: impl Iterator<Item = Option<f32>>) -> Option<f32> {
+    v.flatten().fold(None, |m: Option<f32>, x| Some(m.map_or(x, |m| m.max(x))))
+}
+
+/// One scorer shared by several streams (one CLIP model in memory; streams take turns).
+impl<S: CropScorer> CropScorer for std::sync::Arc<std::sync::Mutex<S>> {
+    fn similarities(&mut self, crops: &[RgbImage], prompts: &[String]) -> Result<Vec<Vec<f32>>, ClipError> {
+        let mut g = self.lock().map_err(|_| ClipError::Inference("the shared CLIP model is poisoned".into()))?;
+        g.similarities(crops, prompts)
+    }
+    fn check_prompts(&mut self, prompts: &[String]) -> Result<(), ClipError> {
+        let mut g = self.lock().map_err(|_| ClipError::Inference("the shared CLIP model is poisoned".into()))?;
+        g.check_prompts(prompts)
+    }
+}
+
 /// Selects detections by text (and, if given, box/point prompts): the stream core's
 /// [`PromptSelector`] for images and first frames, and its [`TrackScorer`] for video.
 pub struct TextSelector<S: CropScorer = super::ClipModel> {
@@ -121,6 +138,7 @@ pub struct TextSelector<S: CropScorer = super::ClipModel> {
     cfg: TextPromptConfig,
     geometric: Option<Prompt>,
     crops_scored: u64,
+    last_scores: Vec<Option<f32>>,
 }
 
 impl<S: CropScorer> std::fmt::Debug for TextSelector<S> {
@@ -137,7 +155,7 @@ impl<S: CropScorer> TextSelector<S> {
             return Err(ClipError::EmptyPrompt(" (no prompt given)".into()));
         }
         scorer.check_prompts(&prompts)?;
-        Ok(TextSelector { scorer, prompts, cfg, geometric: None, crops_scored: 0 })
+        Ok(TextSelector { scorer, prompts, cfg, geometric: None, crops_scored: 0, last_scores: Vec::new() })
     }
 
     /// Also select what these box/point prompts select (the union).
@@ -151,6 +169,11 @@ impl<S: CropScorer> TextSelector<S> {
     }
     pub fn config(&self) -> &TextPromptConfig {
         &self.cfg
+    }
+    /// Per detection of the last [`TextSelector::select_text`] call, its best similarity over the
+    /// prompts (`None`: not scored).
+    pub fn last_scores(&self) -> &[Option<f32>] {
+        &self.last_scores
     }
     /// Crops sent to the scorer so far.
     pub fn crops_scored(&self) -> u64 {
@@ -190,6 +213,7 @@ impl<S: CropScorer> TextSelector<S> {
     pub fn select_text(&mut self, image: &ImageView<'_>, detections: &[Detection]) -> Result<Vec<usize>, ClipError> {
         let all: Vec<usize> = (0..detections.len()).collect();
         let scores = self.scores(image, detections, &all)?;
+        self.last_scores = (0..detections.len()).map(|i| best_of(scores.iter().map(|r| r[i]))).collect();
         let mut sel = vec![false; detections.len()];
         for row in &scores {
             for i in pick(row, self.cfg.threshold) {
@@ -220,9 +244,7 @@ impl<S: CropScorer> TrackScorer for TextSelector<S> {
         which: &[usize],
     ) -> Result<Vec<Option<f32>>, ModelError> {
         let rows = self.scores(&image, detections, which)?;
-        Ok((0..which.len())
-            .map(|k| rows.iter().filter_map(|r| r[k]).fold(None, |m: Option<f32>, v| Some(m.map_or(v, |m| m.max(v)))))
-            .collect())
+        Ok((0..which.len()).map(|k| best_of(rows.iter().map(|r| r[k]))).collect())
     }
 
     fn threshold(&self) -> Option<f32> {

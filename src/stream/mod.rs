@@ -206,8 +206,13 @@ impl StreamProcessor {
     /// single best-scoring track so far (ties: the older track). With a box/point prompt as well
     /// ([`StreamProcessor::with_prompt`]), the union of both.
     pub fn with_text_scorer(mut self, scorer: Box<dyn TrackScorer>, cfg: TextScoring) -> Self {
-        self.text = Some(TextTracks { scorer, cfg, scores: HashMap::new(), scored_detections: 0 });
+        self.set_text_scorer(scorer, cfg);
         self
+    }
+
+    /// [`StreamProcessor::with_text_scorer`] on a built processor (before its first frame).
+    pub fn set_text_scorer(&mut self, scorer: Box<dyn TrackScorer>, cfg: TextScoring) {
+        self.text = Some(TextTracks { scorer, cfg, scores: HashMap::new(), scored_detections: 0 });
     }
 
     /// Latest text score per track ID (empty without a text scorer).
