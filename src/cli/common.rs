@@ -97,7 +97,7 @@ pub struct ClipArgs {
     pub texts: Vec<String>,
     /// Keep every object whose CLIP cosine similarity with the text is at least T instead of
     /// only the best one (matches typically score 0.2 to 0.35 with ViT-B/32).
-    #[arg(long, value_name = "T", requires = "texts")]
+    #[arg(long, value_name = "T", requires = "texts", allow_negative_numbers = true)]
     pub text_threshold: Option<f32>,
     /// CLIP image encoder (ONNX, images[N,3,224,224] -> [N,D]); make it with
     /// scripts/export-clip.py (docs/clip.md).

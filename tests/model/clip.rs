@@ -316,3 +316,186 @@ fn text_encoder_onnx(dim: i64) -> Vec<u8> {
     }
     .encode_to_vec()
 }
+
+/// `fastsam-track segment --text` and `fastsam-track VIDEO --text` through the binary.
+#[cfg(feature = "cli")]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    use super::{golden, text_encoder_onnx, vocab};
+    use crate::support::assets;
+    use serde_json::Value;
+
+    struct Setup {
+        image: PathBuf,
+        model: PathBuf,
+        clip_image: PathBuf,
+        clip_text: PathBuf,
+        vocab: PathBuf,
+    }
+
+    fn setup() -> Option<Setup> {
+        Some(Setup {
+            image: assets::require("golden/coco/images/val_0002.jpg")?,
+            model: assets::require("models/FastSAM-n-synth-dynamic.onnx")?,
+            clip_image: golden("tiny_clip_image.onnx")?,
+            clip_text: golden("tiny_clip_text.onnx")?,
+            vocab: vocab()?,
+        })
+    }
+
+    fn segment(s: &Setup, out: &Path, extra: &[&str], clip: Option<(&Path, &Path)>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fastsam-track"));
+        c.args(["segment", "--device", "cpu", "--imgsz", "320", "--threads", "1"])
+            .arg(&s.image)
+            .arg("--model")
+            .arg(&s.model)
+            .arg("--clip-vocab")
+            .arg(&s.vocab)
+            .arg("-o")
+            .arg(out)
+            .args(extra)
+            .env_remove("FASTSAM_CLIP_IMAGE")
+            .env_remove("FASTSAM_CLIP_TEXT");
+        if let Some((i, t)) = clip {
+            c.arg("--clip-image").arg(i).arg("--clip-text").arg(t);
+        }
+        c.output().unwrap()
+    }
+
+    fn detections(out: &Path) -> Vec<(u64, Option<f64>)> {
+        let v: Value = serde_json::from_slice(&std::fs::read(out.join("val_0002.json")).unwrap()).unwrap();
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["index"].as_u64().unwrap(), d["clip_score"].as_f64()))
+            .collect()
+    }
+
+    #[test]
+    fn segment_text_selects_the_best_scoring_subset() {
+        let Some(s) = setup() else { return };
+        let out = tempfile::tempdir().unwrap();
+        let clip = Some((s.clip_image.as_path(), s.clip_text.as_path()));
+        // everything: the candidates
+        let o = segment(&s, out.path(), &[], None);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let everything = detections(out.path()).len();
+        // threshold -1: every scored mask, with its similarity
+        let o = segment(&s, out.path(), &["--text", "a photo of a dog", "--text-threshold", "-1"], clip);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let all = detections(out.path());
+        assert!(all.len() >= 2 && all.len() <= everything, "{} scored of {everything}", all.len());
+        assert!(all.iter().all(|d| d.1.is_some_and(|v| (-1.0..=1.0).contains(&v))));
+        // best: exactly the highest-scoring one of those (first on ties)
+        let o = segment(&s, out.path(), &["--text", "a photo of a dog"], clip);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("masks scored by CLIP"), "{err}");
+        let best = detections(out.path());
+        let max = all.iter().filter_map(|d| d.1).fold(f64::NEG_INFINITY, f64::max);
+        let want = all.iter().find(|d| d.1 == Some(max)).unwrap();
+        assert_eq!(best, vec![*want]);
+        // a threshold between the scores: a strict, non-empty subset
+        let mut sc: Vec<f64> = all.iter().filter_map(|d| d.1).collect();
+        sc.sort_by(f64::total_cmp);
+        let mid = (sc[sc.len() / 2 - 1] + sc[sc.len() / 2]) / 2.0;
+        let o = segment(&s, out.path(), &["--text", "a photo of a dog", "--text-threshold", &mid.to_string()], clip);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let some = detections(out.path());
+        assert_eq!(some.len(), sc.iter().filter(|&&v| v >= mid).count());
+        assert!(!some.is_empty() && some.len() < all.len());
+        assert!(some.iter().all(|d| d.1.unwrap() >= mid));
+    }
+
+    #[test]
+    fn segment_text_bad_inputs_are_clear_errors() {
+        let Some(s) = setup() else { return };
+        let out = tempfile::tempdir().unwrap();
+        let clip = Some((s.clip_image.as_path(), s.clip_text.as_path()));
+        let check = |o: Output, code: i32, needles: &[&str]| {
+            let err = String::from_utf8_lossy(&o.stderr).to_string();
+            assert_eq!(o.status.code(), Some(code), "{err}");
+            for n in needles {
+                assert!(err.contains(n), "missing {n:?} in: {err}");
+            }
+            assert!(!err.contains("panicked"), "{err}");
+        };
+        // --text without the CLIP models
+        check(
+            segment(&s, out.path(), &["--text", "a dog"], None),
+            2,
+            &["--clip-image", "--clip-text", "export-clip.py"],
+        );
+        // an empty prompt, and one without words
+        check(segment(&s, out.path(), &["--text", ""], clip), 2, &["empty text prompt"]);
+        check(segment(&s, out.path(), &["--text", "  \t "], clip), 2, &["empty text prompt"]);
+        // FastSAM passed as the CLIP image encoder
+        check(
+            segment(&s, out.path(), &["--text", "a dog"], Some((s.model.as_path(), s.clip_text.as_path()))),
+            1,
+            &["not a CLIP image encoder", "[N,3,224,224]", "FastSAM"],
+        );
+        // a mismatched pair (64- vs 32-dimensional embeddings)
+        let t32 = out.path().join("text32.onnx");
+        std::fs::write(&t32, text_encoder_onnx(32)).unwrap();
+        check(
+            segment(&s, out.path(), &["--text", "a dog"], Some((s.clip_image.as_path(), t32.as_path()))),
+            1,
+            &["not a pair", "64", "32"],
+        );
+        // a threshold that is not a cosine similarity; --text-threshold without --text
+        check(segment(&s, out.path(), &["--text", "a dog", "--text-threshold", "3"], clip), 2, &["[-1, 1]"]);
+        check(segment(&s, out.path(), &["--text-threshold", "0.2"], clip), 2, &["--text"]);
+        // nothing was written by the failed runs
+        assert!(!out.path().join("val_0002.json").exists());
+    }
+
+    #[test]
+    fn video_text_follows_a_subset_of_tracks() {
+        let (Some(s), Some(video)) = (setup(), assets::require("assets/synth/synth_track_a.mp4")) else { return };
+        let out = tempfile::tempdir().unwrap();
+        let ids = |extra: &[&str]| -> Vec<u64> {
+            let mot = out.path().join("t.txt");
+            let o = Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+                .arg(&video)
+                .args(["--device", "cpu", "--imgsz", "320", "--no-video", "--workers", "1"])
+                .arg("--model")
+                .arg(&s.model)
+                .arg("--tracks-mot")
+                .arg(&mot)
+                .arg("--clip-image")
+                .arg(&s.clip_image)
+                .arg("--clip-text")
+                .arg(&s.clip_text)
+                .arg("--clip-vocab")
+                .arg(&s.vocab)
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let mut ids: Vec<u64> = std::fs::read_to_string(&mot)
+                .unwrap()
+                .lines()
+                .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let all = ids(&[]);
+        let best = ids(&["--text", "a red ball"]);
+        let every = ids(&["--text", "a red ball", "--text-threshold", "-1", "--text-every", "25"]);
+        assert!(all.len() >= 3, "{all:?}");
+        // best mode follows one track at a time: a few at most, all of them real tracks
+        assert!(
+            !best.is_empty() && best.len() < all.len() && best.iter().all(|i| all.contains(i)),
+            "{best:?} of {all:?}"
+        );
+        // threshold -1 passes every scored track: the same tracks as without a prompt, except
+        // those never large enough to score
+        assert!(every.iter().all(|i| all.contains(i)) && every.len() + 2 >= all.len(), "{every:?} of {all:?}");
+    }
+}
