@@ -131,6 +131,10 @@ impl ClipModel {
     pub fn image_encoder(&self) -> &Encoder {
         &self.image
     }
+    /// The image encoder, to run it directly on preprocessed input.
+    pub fn image_encoder_mut(&mut self) -> &mut Encoder {
+        &mut self.image
+    }
     pub fn text_encoder(&self) -> &Encoder {
         &self.text
     }

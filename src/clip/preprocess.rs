@@ -153,23 +153,30 @@ pub fn resize_window(src: &RgbImage, out_w: u32, out_h: u32, window: (u32, u32, 
             None => trow.copy_from_slice(&srow[x0 as usize * 3..(x0 + cw) as usize * 3]),
         }
     }
-    // vertical pass
-    let mut out = vec![0u8; cwu * ch as usize * 3];
+    // vertical pass: whole rows at a time (accumulators across the row vectorise)
+    let row_len = cwu * 3;
+    let mut out = vec![0u8; row_len * ch as usize];
+    // i32 as in Pillow (|sum| stays below 2^31: 255 * sum|w| * 2^22 with sum|w| < 2)
+    let mut acc = vec![0i32; row_len];
     for oy in 0..ch as usize {
-        let orow = &mut out[oy * cwu * 3..(oy + 1) * cwu * 3];
+        let orow = &mut out[oy * row_len..(oy + 1) * row_len];
         match &vc {
             Some(vc) => {
                 let (ymin, k) = &vc[y0 as usize + oy];
-                for (c, o) in orow.iter_mut().enumerate() {
-                    let mut acc = 1i64 << (PRECISION_BITS - 1);
-                    for (i, &w) in k.iter().enumerate() {
-                        acc += tmp[(ymin + i - r0) * cwu * 3 + c] as i64 * w as i64;
+                acc.fill(1i32 << (PRECISION_BITS - 1));
+                for (i, &w) in k.iter().enumerate() {
+                    let off = (ymin + i - r0) * row_len;
+                    for (a, &p) in acc.iter_mut().zip(&tmp[off..off + row_len]) {
+                        *a = a.wrapping_add((p as i32).wrapping_mul(w));
                     }
-                    *o = clip8(acc);
+                }
+                for (o, &a) in orow.iter_mut().zip(&acc) {
+                    *o = clip8(a as i64);
                 }
             }
             None => {
-                orow.copy_from_slice(&tmp[(oy + y0 as usize - r0) * cwu * 3..(oy + y0 as usize - r0 + 1) * cwu * 3])
+                let off = (oy + y0 as usize - r0) * row_len;
+                orow.copy_from_slice(&tmp[off..off + row_len]);
             }
         }
     }
