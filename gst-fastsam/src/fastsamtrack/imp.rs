@@ -57,6 +57,8 @@ pub enum ElementError {
     Overlay(#[from] fastsam_track::overlay::OverlayError),
     #[error("cannot map the video frame: {0}")]
     Map(String),
+    #[error("text prompt: {0}")]
+    Clip(#[from] fastsam_track::clip::ClipError),
 }
 
 /// The properties. `Default` is the single source of every property's default, itself taken
@@ -83,6 +85,15 @@ pub struct Settings {
     pub show_boxes: bool,
     pub boxes: Option<String>,
     pub points: Option<String>,
+    /// Text prompts, several separated by ';' (`None`: no text prompt).
+    pub text: Option<String>,
+    /// Below -1: follow only the best-scoring track.
+    pub text_threshold: f64,
+    /// 0: score a track only when it appears.
+    pub text_every: u32,
+    pub clip_image: Option<String>,
+    pub clip_text: Option<String>,
+    pub clip_vocab: Option<String>,
 }
 
 /// The product tracker config (embedded at build time, so it parses; the fallback is never used).
@@ -110,7 +121,36 @@ impl Default for Settings {
             show_boxes: style.show_boxes,
             boxes: None,
             points: None,
+            text: None,
+            text_threshold: TEXT_BEST,
+            text_every: 0,
+            clip_image: None,
+            clip_text: None,
+            clip_vocab: None,
         }
+    }
+}
+
+/// `text-threshold` default: below -1 (no cosine similarity is), i.e. only the best track.
+const TEXT_BEST: f64 = -2.0;
+
+/// The CLIP model and text prompts of the `text` property (one model, shared by the rebuilt
+/// stream processors).
+struct TextPrompt {
+    model: std::sync::Arc<std::sync::Mutex<fastsam_track::clip::ClipModel>>,
+    texts: Vec<String>,
+    cfg: fastsam_track::clip::TextPromptConfig,
+    every: Option<u64>,
+}
+
+impl TextPrompt {
+    fn selector(
+        &self,
+    ) -> Result<
+        fastsam_track::clip::TextSelector<std::sync::Arc<std::sync::Mutex<fastsam_track::clip::ClipModel>>>,
+        fastsam_track::clip::ClipError,
+    > {
+        fastsam_track::clip::TextSelector::new(self.model.clone(), self.texts.clone(), self.cfg.clone())
     }
 }
 
@@ -142,6 +182,31 @@ impl Settings {
         Ok(cfg)
     }
 
+    /// Load CLIP for the `text` property (`None` without one); every check happens here, in `start()`.
+    fn text_prompt(&self, engine: &fastsam_track::engine::EngineConfig) -> Result<Option<TextPrompt>, ElementError> {
+        let Some(text) = &self.text else { return Ok(None) };
+        let texts: Vec<String> = text.split(';').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+        let (Some(image), Some(txt)) = (&self.clip_image, &self.clip_text) else {
+            return Err(ElementError::Property {
+                property: "text",
+                message: "a text prompt needs the CLIP encoders: set clip-image and clip-text (export them with \
+                          scripts/export-clip.py, see docs/clip.md)"
+                    .into(),
+            });
+        };
+        let paths = fastsam_track::clip::ClipPaths {
+            image: image.into(),
+            text: txt.into(),
+            vocab: self.clip_vocab.as_ref().map(PathBuf::from),
+        };
+        let threshold = (self.text_threshold >= -1.0).then_some(self.text_threshold as f32);
+        let cfg = fastsam_track::clip::TextPromptConfig { threshold, ..Default::default() };
+        let model = std::sync::Arc::new(std::sync::Mutex::new(fastsam_track::clip::ClipModel::load(&paths, engine)?));
+        let tp = TextPrompt { model, texts, cfg, every: (self.text_every > 0).then_some(self.text_every as u64) };
+        tp.selector()?; // empty prompts are refused now, not on the first frame
+        Ok(Some(tp))
+    }
+
     fn prompt(&self) -> Result<Option<Prompt>, ElementError> {
         let boxes = prompt::parse_boxes(self.boxes.as_deref().unwrap_or(""))
             .map_err(|e| ElementError::Property { property: "boxes", message: e.to_string() })?;
@@ -166,6 +231,7 @@ struct State {
     segmenter: FastSam,
     tracker: TrackerConfig,
     prompt: Option<Prompt>,
+    text: Option<TextPrompt>,
     overlay: Option<Overlay>,
     info: Option<gst_video::VideoInfo>,
     /// `None` until the first frame after a reset.
@@ -192,13 +258,18 @@ impl State {
 
     fn processor(&mut self) -> &mut StreamProcessor {
         let frame_rate = self.frame_rate();
-        let (tracker, prompt) = (&self.tracker, &self.prompt);
+        let (tracker, prompt, text) = (&self.tracker, &self.prompt, &self.text);
         self.processor.get_or_insert_with(|| {
-            let p = StreamProcessor::new(StreamConfig { tracker: tracker.clone(), frame_rate });
-            match prompt {
-                Some(pr) => p.with_prompt(Box::new(pr.clone()) as Box<dyn PromptSelector>),
-                None => p,
+            let mut p = StreamProcessor::new(StreamConfig { tracker: tracker.clone(), frame_rate });
+            if let Some(pr) = prompt {
+                p = p.with_prompt(Box::new(pr.clone()) as Box<dyn PromptSelector>);
             }
+            // the prompts were checked in start(): building the selector again cannot fail
+            if let Some(sel) = text.as_ref().and_then(|t| t.selector().ok()) {
+                let every = text.as_ref().and_then(|t| t.every);
+                p.set_text_scorer(Box::new(sel), fastsam_track::stream::TextScoring { every });
+            }
+            p
         })
     }
 
@@ -331,6 +402,8 @@ impl FastSamTrack {
         let opts = settings.model_options()?;
         let tracker = settings.tracker()?;
         let prompt = settings.prompt()?;
+        // CLIP before FastSAM: a bad text prompt or encoder fails first
+        let text = settings.text_prompt(&opts.engine_config())?;
         let spec = settings.model.clone();
         let path = fastsam_track::convert::resolve_model(spec.as_deref()).map_err(|source| ElementError::Resolve {
             spec: spec.clone().unwrap_or_else(|| "(default: $FASTSAM_MODEL or FastSAM-s)".into()),
@@ -343,6 +416,7 @@ impl FastSamTrack {
             segmenter,
             tracker,
             prompt,
+            text,
             overlay: settings.draw.then(|| Overlay::new(settings.overlay_style())),
             info: None,
             processor: None,
@@ -473,6 +547,51 @@ impl ObjectImpl for FastSamTrack {
                     .default_value(d.points.as_deref())
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("text")
+                    .nick("Text prompt")
+                    .blurb(
+                        "Follow the objects CLIP finds most similar to this description, e.g. 'a photo of a dog' \
+                         (several separated by ';'); each new track is scored when it appears. Needs clip-image \
+                         and clip-text",
+                    )
+                    .default_value(d.text.as_deref())
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("text-threshold")
+                    .nick("Text threshold")
+                    .blurb(
+                        "Follow every track whose CLIP cosine similarity with the text is at least this; below -1 \
+                         (the default) follow only the best-scoring track",
+                    )
+                    .minimum(TEXT_BEST)
+                    .maximum(1.0)
+                    .default_value(d.text_threshold)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("text-every")
+                    .nick("Text re-scoring interval")
+                    .blurb("Re-score each track every this many frames (0: only when it appears)")
+                    .default_value(d.text_every)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("clip-image")
+                    .nick("CLIP image encoder")
+                    .blurb("CLIP image encoder ONNX (images[N,3,224,224] -> [N,D]), from scripts/export-clip.py")
+                    .default_value(d.clip_image.as_deref())
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("clip-text")
+                    .nick("CLIP text encoder")
+                    .blurb("CLIP text encoder ONNX (tokens[N,77] int64 -> [N,D]), from the same CLIP model")
+                    .default_value(d.clip_text.as_deref())
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("clip-vocab")
+                    .nick("CLIP vocabulary")
+                    .blurb("bpe_simple_vocab_16e6.txt.gz (default: beside the text encoder)")
+                    .default_value(d.clip_vocab.as_deref())
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -499,6 +618,12 @@ impl ObjectImpl for FastSamTrack {
             "show-boxes" => s.show_boxes = value.get().unwrap_or(s.show_boxes),
             "boxes" => s.boxes = string(),
             "points" => s.points = string(),
+            "text" => s.text = string(),
+            "text-threshold" => s.text_threshold = value.get().unwrap_or(s.text_threshold),
+            "text-every" => s.text_every = value.get().unwrap_or(s.text_every),
+            "clip-image" => s.clip_image = string(),
+            "clip-text" => s.clip_text = string(),
+            "clip-vocab" => s.clip_vocab = string(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "set {} (takes effect at the next start)", pspec.name());
@@ -521,6 +646,12 @@ impl ObjectImpl for FastSamTrack {
             "show-boxes" => s.show_boxes.to_value(),
             "boxes" => s.boxes.to_value(),
             "points" => s.points.to_value(),
+            "text" => s.text.to_value(),
+            "text-threshold" => s.text_threshold.to_value(),
+            "text-every" => s.text_every.to_value(),
+            "clip-image" => s.clip_image.to_value(),
+            "clip-text" => s.clip_text.to_value(),
+            "clip-vocab" => s.clip_vocab.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
