@@ -140,7 +140,8 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
         check.push_output(Role::SegmentPng, png);
     }
     check.check()?;
-    let mut model = args.model.load(false)?;
+    let image_args: Vec<&str> = args.images.iter().filter_map(|p| p.to_str()).collect();
+    let mut model = args.model.load_for(false, &image_args)?;
     eprintln!("model: {}", model.describe());
     let mut overlay = Overlay::new(OverlayStyle::default());
     for (path, (json_path, png_path)) in args.images.iter().zip(&names) {

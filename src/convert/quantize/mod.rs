@@ -124,14 +124,20 @@ impl From<crate::outputs::OutputError> for QuantizeError {
 }
 
 /// How activation ranges are read from the calibration statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CalibMethod {
     /// The exact minimum and maximum seen.
-    #[default]
     MinMax,
     /// Clip each tail of the histogram at this percentile (e.g. 99.999: the top and bottom
     /// 0.001% of the values saturate).
     Percentile(f64),
+}
+
+/// The default: percentile 99.999, which matched fp32 best on FastSAM-n-synth (docs/int8.md).
+impl Default for CalibMethod {
+    fn default() -> Self {
+        CalibMethod::Percentile(99.999)
+    }
 }
 
 impl std::fmt::Display for CalibMethod {
@@ -168,6 +174,9 @@ pub struct QuantizeOptions {
     /// Also quantize the final 1x1 convolution of each head branch (moves the float boundary by
     /// one step; off by default, see the module docs).
     pub quantize_head_convs: bool,
+    /// Operator types kept in float everywhere (on top of the float tail), e.g. `["Sigmoid",
+    /// "Mul"]` to keep the SiLUs in float. Empty by default.
+    pub float_ops: Vec<String>,
     /// Inference size used for calibration (long side); `None`: the model's fixed size, else its
     /// `imgsz` metadata, else 640. Use the size you will run at.
     pub imgsz: Option<u32>,
@@ -181,8 +190,9 @@ impl Default for QuantizeOptions {
     fn default() -> Self {
         QuantizeOptions {
             calib_frames: 64,
-            method: CalibMethod::MinMax,
+            method: CalibMethod::default(),
             quantize_head_convs: false,
+            float_ops: Vec::new(),
             imgsz: None,
             intra_threads: None,
             ort_lib: None,

@@ -61,7 +61,11 @@ impl Plan {
             }
         };
         for (i, n) in g.node.iter().enumerate() {
-            if plan.tail.contains(&i) || !QUANTIZED_OPS.contains(&n.op_type.as_str()) || !n.domain.is_empty() {
+            if plan.tail.contains(&i)
+                || !QUANTIZED_OPS.contains(&n.op_type.as_str())
+                || !n.domain.is_empty()
+                || opts.float_ops.iter().any(|o| o == &n.op_type)
+            {
                 continue;
             }
             let data_inputs: Vec<&str> = match n.op_type.as_str() {
