@@ -5,7 +5,9 @@
 //! loaded on the CPU, and the same decoded frames alternate between them, so load from other
 //! processes hits both alike. Timed: `FastSam::infer` (letterbox + network), the part INT8
 //! changes; then the whole `segment` (with postprocessing and masks) for the record.
-//! `FASTSAM_INT8_ROUNDS` sets the rounds over the frames (default 3). Figures: BENCHMARKS.md.
+//! `FASTSAM_INT8_ROUNDS` sets the rounds over the frames (default 3), `FASTSAM_INT8_THREADS` the
+//! ONNX Runtime intra-op threads (default: ONNX Runtime's choice; the main job with 2 workers
+//! uses 1 each). Figures: BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -75,7 +77,8 @@ fn main() {
     for (model, imgsz, clip) in cases {
         let (Some(float), Some(clip)) = (assets::require(model), assets::require(clip)) else { continue };
         let int8 = quantized(&float, &clip, imgsz);
-        let opts = ModelOptions { imgsz, device: Device::Cpu, ..ModelOptions::default() };
+        let threads = std::env::var("FASTSAM_INT8_THREADS").ok().and_then(|s| s.parse().ok());
+        let opts = ModelOptions { imgsz, device: Device::Cpu, intra_threads: threads, ..ModelOptions::default() };
         let mut a = FastSam::load(&float, opts.clone()).expect("fp32 model");
         let mut b = FastSam::load(&int8, opts).expect("int8 model");
         let fr = frames(&clip, 10);
