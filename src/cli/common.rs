@@ -125,9 +125,9 @@ impl ModelArgs {
         let (path, fresh) = quantize_cached(&float, source, &opts, &mut progress)?;
         bar.finish_and_clear();
         eprintln!(
-            "model: int8 {} ({} of {})",
+            "model: int8 {} ({}, from {})",
             path.display(),
-            if fresh { "quantized now, cached" } else { "cached quantization" },
+            if fresh { "quantized now and cached" } else { "quantized earlier, from the cache" },
             float.display()
         );
         Ok(path)

@@ -294,7 +294,8 @@ fn int8_detections_match_fp32_on_unseen_clips() {
 /// The full accuracy figures for BENCHMARKS.md / docs/int8.md: 64 calibration frames of clip a,
 /// every `FASTSAM_INT8_STEP`-th (default 2nd) frame of clips c and d, for each calibration method and
 /// float boundary. "lenient" counts int8 matches down to score 0.3 (fp32 detections near the
-/// threshold whose int8 score fell just under it).
+/// threshold whose int8 score fell just under it). `FASTSAM_INT8_CALIB=N`: calibration frames;
+/// `FASTSAM_INT8_QUICK=1`: only the two boundaries with the default method.
 #[test]
 #[ignore = "minutes; prints the accuracy figures of docs/int8.md"]
 fn quantize_accuracy_full() {
@@ -305,16 +306,21 @@ fn quantize_accuracy_full() {
     let mut fr = frames(&c, step, 250 / step);
     fr.extend(frames(&d, step, 250 / step));
     let reference = detect(&mut load(&f.float), &fr, 0.4);
-    let variants: Vec<(bool, Vec<String>)> = vec![
+    let calib_frames: usize = std::env::var("FASTSAM_INT8_CALIB").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let only_defaults = std::env::var("FASTSAM_INT8_QUICK").is_ok();
+    let mut variants: Vec<(bool, Vec<String>)> = vec![
         (false, vec![]),
         (true, vec![]),
         (false, vec!["Sigmoid".into(), "Mul".into()]),
         (false, vec!["Concat".into()]),
         (false, vec!["Add".into()]),
     ];
+    if only_defaults {
+        variants.truncate(2);
+    }
     for (head, float_ops) in variants {
         let opts = QuantizeOptions {
-            calib_frames: 64,
+            calib_frames,
             imgsz: Some(320),
             quantize_head_convs: head,
             float_ops: float_ops.clone(),
@@ -322,9 +328,14 @@ fn quantize_accuracy_full() {
         };
         let mut q = Quantizer::open(&f.float, &opts).unwrap();
         let src = CalibSource::open(f.clip_a.to_str().unwrap()).unwrap();
-        src.for_each_frame(64, |im| q.observe(im), &mut |_, _| {}).unwrap();
+        src.for_each_frame(calib_frames, |im| q.observe(im), &mut |_, _| {}).unwrap();
         let (path, model, plan, calib) = q.into_parts();
-        for method in [CalibMethod::MinMax, CalibMethod::Percentile(99.999), CalibMethod::Percentile(99.9999)] {
+        let methods = if only_defaults {
+            vec![CalibMethod::Percentile(99.999)]
+        } else {
+            vec![CalibMethod::MinMax, CalibMethod::Percentile(99.999), CalibMethod::Percentile(99.9999)]
+        };
+        for method in methods {
             let out = f.dir.join(format!("full-{head}-{}-{method}.onnx", float_ops.join("")).replace(':', "_"));
             fastsam_track::convert::quantize::write_quantized(&path, &model, &plan, &calib, method, "test", &out)
                 .unwrap();
