@@ -357,3 +357,42 @@ fn quantize_accuracy_full() {
         }
     }
 }
+
+/// `--precision int8` from a `.pt` in one step: converted, quantized on the input, cached; the
+/// second run reuses the cached file, and both say which file ran.
+#[test]
+fn precision_int8_converts_quantizes_and_caches_in_one_step() {
+    let Some(pt) = assets::require("models/FastSAM-n-synth.pt") else { return };
+    let Some(clip) = assets::require("assets/synth/synth_track_a.mp4") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = |tracks: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+            .arg(&clip)
+            .args(["--model", pt.to_str().unwrap(), "--imgsz", "320", "--device", "cpu", "--precision", "int8"])
+            .args(["--calib-frames", "4", "--no-video", "--tracks-mot"])
+            .arg(dir.path().join(tracks))
+            .env("FASTSAM_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let first = run("t1.txt");
+    let quantized: Vec<PathBuf> =
+        std::fs::read_dir(cache.join("quantized")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(quantized.len(), 1, "{quantized:?}");
+    let q = quantized[0].display().to_string();
+    assert!(first.contains("quantized now and cached") && first.contains(&q), "{first}");
+    assert!(cache.join("converted").read_dir().unwrap().count() == 1, "the checkpoint was converted once");
+    let info = fastsam_track::convert::quantize::quantization_info(&quantized[0]).unwrap();
+    assert!(info.contains("synth_track_a.mp4") && info.contains("4 frames"), "{info}");
+    let mtime = || std::fs::metadata(&quantized[0]).unwrap().modified().unwrap();
+    let before = mtime();
+    let second = run("t2.txt");
+    assert!(second.contains("from the cache") && second.contains(&q), "{second}");
+    assert_eq!(mtime(), before, "the cached model was not rewritten");
+    // the same int8 model on the same input gives the same tracks
+    assert_eq!(std::fs::read(dir.path().join("t1.txt")).unwrap(), std::fs::read(dir.path().join("t2.txt")).unwrap());
+}
