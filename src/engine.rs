@@ -110,20 +110,41 @@ impl Optimization {
 
 /// Numeric precision the model runs in.
 ///
-/// Only [`Precision::Fp32`] exists today. This is the hook for reduced precision: an `Fp16`
-/// variant (TensorRT's FP16 flag, or an FP16 export) and an `Int8` variant (a quantised export or
-/// TensorRT INT8 with a calibration table) will be added here, and [`Engine::load`] will configure
-/// the provider accordingly, so that no model has to know about it.
+/// - [`Precision::Fp32`]: the float model as exported.
+/// - [`Precision::Int8`]: a statically quantized (QDQ) model. On the CPU the model file must be
+///   the quantized one ([`crate::convert::quantize`] makes it; the CLI's `--precision int8`
+///   quantizes once and caches it); ONNX Runtime fuses its QDQ pairs into int8 kernels. On
+///   TensorRT the same QDQ file runs with TensorRT's INT8 flag (explicit quantization: the
+///   calibrated scales are in the graph, so no separate calibration table is needed).
+/// - [`Precision::Fp16`]: half precision where the provider does it from a float model: TensorRT's
+///   FP16 flag. The CPU and plain CUDA have no fp16 path here (an fp16 export would be needed), so
+///   asking for it there is an [`EngineError::InvalidOption`] rather than a silent fp32 run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     #[default]
     Fp32,
+    Fp16,
+    Int8,
 }
 
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Precision::Fp32 => f.write_str("fp32"),
+            Precision::Fp16 => f.write_str("fp16"),
+            Precision::Int8 => f.write_str("int8"),
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "float32" | "float" => Ok(Precision::Fp32),
+            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
+            "int8" => Ok(Precision::Int8),
+            other => Err(EngineError::InvalidOption(format!("unknown precision `{other}`; use fp32, int8 or fp16"))),
         }
     }
 }
@@ -156,6 +177,12 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<(), EngineError> {
         if self.intra_threads == Some(0) {
             return Err(EngineError::InvalidOption("threads must be at least 1".into()));
+        }
+        if self.precision == Precision::Fp16 && !matches!(self.device, Device::TensorRt(_)) {
+            return Err(EngineError::InvalidOption(format!(
+                "precision fp16 needs --device tensorrt (TensorRT's FP16 mode); on {} use fp32, or int8 on the CPU",
+                self.device
+            )));
         }
         Ok(())
     }
@@ -208,7 +235,7 @@ impl Engine {
         if let Some(n) = config.intra_threads {
             builder = builder.with_intra_threads(n).map_err(|e| invalid(e.to_string()))?;
         }
-        let provider = register_device(&mut builder, config.device)?;
+        let provider = register_device_with(&mut builder, config.device, config.precision)?;
         let session = builder.commit_from_file(path).map_err(|e| invalid(e.to_string()))?;
         let metadata = match session.metadata() {
             Ok(m) => ModelMetadata {
@@ -225,6 +252,13 @@ impl Engine {
                 ModelMetadata::default()
             }
         };
+        if config.precision == Precision::Int8 && !metadata.custom.contains_key(crate::convert::quantize::METADATA_KEY)
+        {
+            tracing::warn!(
+                "--precision int8 with {}, which fastsam-track did not quantize: it runs as it is",
+                path.display()
+            );
+        }
         tracing::debug!(model = %path.display(), provider, precision = %config.precision, "created inference session");
         Ok(Engine { session, path: path.to_path_buf(), provider, metadata, config: config.clone() })
     }
@@ -247,6 +281,16 @@ impl Engine {
 /// Register the execution provider for `device`; returns the provider's name. Explicit GPU devices
 /// use `error_on_failure` semantics (ort would otherwise fall back to the CPU silently).
 pub fn register_device(builder: &mut SessionBuilder, device: Device) -> Result<String, EngineError> {
+    register_device_with(builder, device, Precision::Fp32)
+}
+
+/// [`register_device`] with a precision: TensorRT gets its FP16 or INT8 flag (INT8 expects a QDQ
+/// model, whose scales TensorRT reads from the graph).
+pub fn register_device_with(
+    builder: &mut SessionBuilder,
+    device: Device,
+    precision: Precision,
+) -> Result<String, EngineError> {
     use ort::ep;
     let fail = |e: ort::Error| EngineError::Provider {
         device: device.to_string(),
@@ -261,7 +305,12 @@ pub fn register_device(builder: &mut SessionBuilder, device: Device) -> Result<S
             Ok(format!("cuda:{i}"))
         }
         Device::TensorRt(i) => {
-            ep::TensorRT::default().with_device_id(i as i32).register(builder).map_err(fail)?;
+            ep::TensorRT::default()
+                .with_device_id(i as i32)
+                .with_fp16(precision == Precision::Fp16)
+                .with_int8(precision == Precision::Int8)
+                .register(builder)
+                .map_err(fail)?;
             // CUDA runs the nodes TensorRT does not take
             ep::CUDA::default().with_device_id(i as i32).register(builder).map_err(fail)?;
             Ok(format!("tensorrt:{i}"))
@@ -293,6 +342,20 @@ mod tests {
         assert!(matches!("gpu".parse::<Device>(), Err(EngineError::InvalidOption(_))));
         assert!(matches!("cuda:x".parse::<Device>(), Err(EngineError::InvalidOption(_))));
         assert!("cpu:0".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn precision_round_trips_and_fp16_needs_tensorrt() {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
+            assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
+        }
+        assert!("int4".parse::<Precision>().is_err());
+        let fp16 = |device| EngineConfig { device, precision: Precision::Fp16, ..EngineConfig::default() };
+        assert!(matches!(fp16(Device::Cpu).validate(), Err(EngineError::InvalidOption(_))));
+        assert!(matches!(fp16(Device::Cuda(0)).validate(), Err(EngineError::InvalidOption(_))));
+        assert!(fp16(Device::TensorRt(0)).validate().is_ok());
+        let int8 = EngineConfig { device: Device::Cpu, precision: Precision::Int8, ..EngineConfig::default() };
+        assert!(int8.validate().is_ok());
     }
 
     #[test]

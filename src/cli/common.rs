@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use fastsam_track::model::{Device, FastSam, ModelOptions};
+use fastsam_track::convert::quantize::source::{CalibSource, IMAGE_EXTENSIONS, quantize_cached};
+use fastsam_track::convert::quantize::{self, QuantizeOptions};
+use fastsam_track::model::{Device, FastSam, ModelOptions, Precision};
 use fastsam_track::types::BBox;
 
 /// Model selection and inference options.
@@ -43,6 +45,23 @@ pub struct ModelArgs {
     /// Path to libonnxruntime.so (default: found automatically).
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Numeric precision: fp32, or int8 (CPU: the model is quantized once, calibrated on the
+    /// input itself or on --calib, and cached by weights, calibration source and quantizer
+    /// version; about 2-3x faster on CPUs with AVX-512 VNNI; see docs/int8.md). fp16 needs
+    /// --device tensorrt.
+    #[arg(long, value_name = "P", default_value_t = ModelOptions::default().precision, value_parser = parse_precision)]
+    pub precision: Precision,
+    /// With --precision int8: calibrate on this video, URI, image folder or image instead of the
+    /// input.
+    #[arg(long, value_name = "SOURCE", requires = "precision")]
+    pub calib: Option<String>,
+    /// With --precision int8: calibration frames, spread over the source.
+    #[arg(long, value_name = "N", default_value_t = QuantizeOptions::default().calib_frames)]
+    pub calib_frames: usize,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse::<Precision>().map_err(|e| e.to_string())
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -61,8 +80,59 @@ impl ModelArgs {
             device: self.device,
             intra_threads: self.threads.map(cap_threads),
             ort_lib: self.ort_lib.clone(),
+            precision: self.precision,
             ..ModelOptions::default()
         }
+    }
+
+    /// The model file to run: [`ModelArgs::model_path`], and with `--precision int8` its
+    /// quantized copy (from the cache, or made now), calibrated on `--calib`, else on `inputs`
+    /// (one video or URI, or still images). Says which file runs.
+    pub fn model_path_for(&self, inputs: &[&str]) -> anyhow::Result<PathBuf> {
+        if self.precision != Precision::Int8 {
+            return self.model_path();
+        }
+        if self.calib_frames == 0 {
+            return Err(super::UsageError("--calib-frames must be at least 1".into()).into());
+        }
+        // the calibration source is checked before the model is converted or quantized
+        let source = match (&self.calib, inputs) {
+            (Some(c), _) => CalibSource::open(c)?,
+            (None, []) => {
+                return Err(super::UsageError(
+                    "--precision int8 needs calibration frames here: give --calib VIDEO_OR_FOLDER".into(),
+                )
+                .into());
+            }
+            (None, [one]) if !is_image(one) => CalibSource::open(one)?,
+            (None, many) => CalibSource::images(many.iter().map(PathBuf::from).collect())?,
+        };
+        let float = self.model_path()?;
+        if let Some(info) = quantize::quantization_info(&float) {
+            eprintln!("model: {} is already int8 ({info}); running it as it is", float.display());
+            return Ok(float);
+        }
+        let opts = QuantizeOptions {
+            calib_frames: self.calib_frames,
+            imgsz: self.imgsz,
+            intra_threads: self.threads.map(cap_threads),
+            ort_lib: self.ort_lib.clone(),
+            ..QuantizeOptions::default()
+        };
+        let bar = super::quantize::calib_bar(self.calib_frames);
+        let mut progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let (path, fresh) = quantize_cached(&float, source, &opts, &mut progress)?;
+        bar.finish_and_clear();
+        eprintln!(
+            "model: int8 {} ({}, from {})",
+            path.display(),
+            if fresh { "quantized now and cached" } else { "quantized earlier, from the cache" },
+            float.display()
+        );
+        Ok(path)
     }
 
     /// The ONNX model file: `--model`, else `$FASTSAM_MODEL`, else FastSAM-s; names and `.pt`
@@ -71,9 +141,14 @@ impl ModelArgs {
         Ok(fastsam_track::convert::resolve_model(self.model.as_deref())?)
     }
 
-    /// Resolve and load the model.
+    /// Resolve and load the model (with `--precision int8`, `--calib` is the calibration source).
     pub fn load(&self, default_retina: bool) -> anyhow::Result<FastSam> {
-        let path = self.model_path()?;
+        self.load_for(default_retina, &[])
+    }
+
+    /// Resolve and load the model; `inputs` calibrate `--precision int8` when `--calib` is not given.
+    pub fn load_for(&self, default_retina: bool, inputs: &[&str]) -> anyhow::Result<FastSam> {
+        let path = self.model_path_for(inputs)?;
         self.load_path(&path, self.options(default_retina))
     }
 
@@ -175,6 +250,10 @@ impl ClipArgs {
         eprintln!("text prompt: {}", model.describe());
         Ok(model)
     }
+}
+
+fn is_image(s: &str) -> bool {
+    std::path::Path::new(s).extension().is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// `--threads N` capped at the machine's cores (ONNX Runtime makes no progress with 100000

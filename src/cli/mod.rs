@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod common;
 pub mod eval_mot;
 pub mod model_cmd;
+pub mod quantize;
 pub mod run;
 pub mod segment;
 pub mod track_detections;
@@ -49,6 +50,9 @@ pub enum Command {
     /// COCO box and mask mAP (pycocotools COCOeval semantics) of the model on an annotated image
     /// set, or of a COCO results file (--pred).
     Val(val::ValArgs),
+    /// Quantize a model to INT8 (static QDQ, calibrated on a video or images) for fast CPU
+    /// inference.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -105,6 +109,7 @@ pub fn main() -> ExitCode {
         Some(Command::EvalMot(a)) => eval_mot::run(a),
         Some(Command::Model(a)) => model_cmd::run(a),
         Some(Command::Val(a)) => val::run(a),
+        Some(Command::Quantize(a)) => quantize::run(a),
         None => run::run(cli.run),
     };
     match result {

@@ -277,7 +277,7 @@ fn load_segmenters(
         eprintln!("model: none (--null-model: no detections)");
         segmenters.extend((0..workers).map(|_| Box::new(NullSegmenter) as Box<dyn Segmenter>));
     } else {
-        let path = args.model.model_path()?;
+        let path = args.model.model_path_for(&[first])?;
         // retina masks by default for video: masks at the original resolution, as drawn
         let mut opts = args.model.options(true);
         if opts.intra_threads.is_none() && workers > 1 {

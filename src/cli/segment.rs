@@ -160,7 +160,8 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
     // CLIP first: a bad text prompt or encoder fails before FastSAM loads
     let geometric = (!matches!(prompt, Prompt::Everything)).then(|| prompt.clone());
     let mut text = args.clip.selector(&args.model.options(false).engine_config(), geometric)?;
-    let mut model = args.model.load(false)?;
+    let image_args: Vec<&str> = args.images.iter().filter_map(|p| p.to_str()).collect();
+    let mut model = args.model.load_for(false, &image_args)?;
     eprintln!("model: {}", model.describe());
     let mut overlay = Overlay::new(OverlayStyle::default());
     for (path, (json_path, png_path)) in args.images.iter().zip(&names) {

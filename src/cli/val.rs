@@ -177,6 +177,10 @@ fn predict(
         device: args.device,
         threads: args.threads,
         ort_lib: args.ort_lib.clone(),
+        // an int8 model is measured by passing the quantized file (`fastsam-track quantize`)
+        precision: Default::default(),
+        calib: None,
+        calib_frames: fastsam_track::convert::quantize::QuantizeOptions::default().calib_frames,
     };
     let mut model = margs.load(true)?;
     eprintln!("model: {}; conf {}, iou {}, max_det {}", model.describe(), args.conf, args.iou, args.max_det);

@@ -7,6 +7,7 @@
 //! - [`pickle`] / [`checkpoint`]: a data-only pickle reader (never executes code) for `.pt` files.
 //! - [`graph`]: builds the YOLOv8-seg ONNX graph (BatchNorm folded) from the checkpoint's modules.
 //! - [`onnx_proto`]: hand-written prost structs for the ONNX protobuf schema.
+//! - [`quantize`]: static INT8 (QDQ) quantization with calibration, for fast CPU inference.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ pub mod download;
 pub mod graph;
 pub mod onnx_proto;
 pub mod pickle;
+pub mod quantize;
 
 pub use cache::{cache_dir, convert_cached, resolve_model};
 pub use graph::{ConvertOptions, convert_checkpoint};

@@ -9,6 +9,8 @@ use prost::Message;
 /// ONNX `TensorProto.DataType` values used here.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
+    pub const INT8: i32 = 3;
     pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
     pub const FLOAT16: i32 = 10;
@@ -247,6 +249,63 @@ impl TensorProto {
             raw_data: raw,
             ..Default::default()
         }
+    }
+}
+
+impl TensorProto {
+    /// An INT8 tensor (raw storage), e.g. quantized weights.
+    pub fn from_i8(name: &str, dims: &[i64], data: &[i8]) -> Self {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::INT8,
+            name: name.into(),
+            raw_data: data.iter().map(|&v| v as u8).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A UINT8 tensor (raw storage), e.g. activation zero points.
+    pub fn from_u8(name: &str, dims: &[i64], data: &[u8]) -> Self {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::UINT8,
+            name: name.into(),
+            raw_data: data.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// An INT32 tensor (raw storage), e.g. quantized biases.
+    pub fn from_i32(name: &str, dims: &[i64], data: &[i32]) -> Self {
+        let mut raw = Vec::with_capacity(data.len() * 4);
+        for v in data {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::INT32,
+            name: name.into(),
+            raw_data: raw,
+            ..Default::default()
+        }
+    }
+
+    /// The elements of an 8-bit tensor (INT8 or UINT8, raw storage, or the `int32_data` ONNX uses
+    /// for them in typed storage) as i32; `None` for other types.
+    pub fn to_8bit(&self) -> Option<Vec<i32>> {
+        match self.data_type {
+            data_type::INT8 if !self.raw_data.is_empty() => {
+                Some(self.raw_data.iter().map(|&b| b as i8 as i32).collect())
+            }
+            data_type::UINT8 if !self.raw_data.is_empty() => Some(self.raw_data.iter().map(|&b| b as i32).collect()),
+            data_type::INT8 | data_type::UINT8 => Some(self.int32_data.clone()),
+            _ => None,
+        }
+    }
+
+    /// Number of elements (the product of the dims; 1 for a scalar).
+    pub fn numel(&self) -> usize {
+        self.dims.iter().map(|&d| d.max(0) as usize).product()
     }
 }
 

@@ -44,13 +44,11 @@ fn load_input(png: &Path, y0: usize, h: usize, x0: usize, w: usize) -> Array4<f3
     a
 }
 
-/// An ONNX Runtime environment for this test binary (the library keeps its own private one).
+/// The library's ONNX Runtime environment (one per process: the quantization tests in this binary
+/// load models through the library too).
 fn env() -> &'static ort::environment::Environment {
     static ENV: std::sync::OnceLock<ort::environment::Environment> = std::sync::OnceLock::new();
-    ENV.get_or_init(|| {
-        let lib = fastsam_track::runtime::locate(None).expect("ONNX Runtime library");
-        ort::init_from(&lib).expect("load ONNX Runtime").with_telemetry(false).build().expect("ort environment")
-    })
+    ENV.get_or_init(|| fastsam_track::runtime::environment(None).expect("ONNX Runtime environment"))
 }
 
 struct Outputs {

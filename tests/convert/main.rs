@@ -9,3 +9,5 @@ mod download_loopback;
 mod download_resolve;
 mod equivalence;
 mod pickle_fuzz;
+#[cfg(feature = "video")]
+mod quantize;

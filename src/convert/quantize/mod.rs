@@ -1,0 +1,356 @@
+//! Static INT8 quantization of a FastSAM ONNX model, in Rust (QDQ format), for fast CPU inference.
+//!
+//! Three steps, each its own module:
+//! 1. [`plan`]: reads the float graph and decides which nodes run in int8 and which stay in float
+//!    (the **float/int8 boundary**, below), and which activation tensors need a range.
+//! 2. [`calibrate`]: a copy of the float graph whose extra outputs are those activation tensors
+//!    runs through ONNX Runtime on calibration frames letterboxed exactly like inference
+//!    ([`crate::model::Preprocessor`]); per tensor it keeps the exact min/max and a histogram, from
+//!    which [`CalibMethod::MinMax`] or [`CalibMethod::Percentile`] ranges are read.
+//! 3. [`qdq`]: writes the QDQ graph with the project's own ONNX writer: weights as per-channel
+//!    symmetric int8 initializers (axis 0) with a `DequantizeLinear`, biases as int32 with scale
+//!    `x_scale * w_scale`, and a `QuantizeLinear -> DequantizeLinear` pair (uint8, asymmetric) on
+//!    every activation a quantized node reads or writes. ONNX Runtime's CPU provider fuses
+//!    `DQ -> Conv -> Q` into `QLinearConv` (u8 x s8, VNNI on AVX-512), `DQ -> Sigmoid -> Q` into
+//!    `QLinearSigmoid`, `Mul`/`Add` into `QLinearMul`/`QLinearAdd`, `Concat` into
+//!    `QLinearConcat`, and runs `MaxPool`/`Resize`/`Split` directly on uint8 (their outputs share
+//!    their input's scale for that reason).
+//!
+//! # The float/int8 boundary
+//!
+//! Quantizing a YOLOv8 head's tail (the DFL, the box decode, the class sigmoid, the output
+//! concatenations) drives the confidences to zero (onnxruntime issue 14233), so the tail stays in
+//! float. [`plan::float_tail`] finds it from the graph's topology, not from node names: walking
+//! back from each graph output, every node met is in the tail, and the walk stops (inclusively) at
+//! the first **learned convolution** on each path, i.e. a `Conv` that does not read a `Softmax`
+//! (through `Reshape`/`Transpose`) — the DFL's fixed 1x1 convolution is passed through. `Shape`
+//! nodes (dynamic anchors) are in the tail but their input is not followed. On a FastSAM /
+//! YOLOv8-seg graph this is exactly:
+//! - the final 1x1 convolution of every head branch (box distribution `cv2.*.2`, class logit
+//!   `cv3.*.2`, mask coefficients `cv4.*.2`) and of the prototype branch (`proto.cv3`, with its
+//!   SiLU), whose outputs are the raw head values;
+//! - the DFL (reshape, transpose, softmax, fixed conv), the box decode (slices, anchors, strides),
+//!   the class sigmoid, every reshape and concatenation that assembles `output0`, and `output1`.
+//!
+//! Everything before these convolutions (backbone, neck, the 3x3 head convolutions, the prototype
+//! convolutions and upsampling) is quantized: `Conv`, `Sigmoid`, `Mul`, `Add`, `Concat`,
+//! `MaxPool`, `Resize`, `Split` ([`QUANTIZED_OPS`]). [`QuantizeOptions::quantize_head_convs`]
+//! moves the boundary by one step (the final head convolutions in int8 too) to measure what it
+//! costs; `docs/int8.md` has the figures.
+
+pub mod calibrate;
+pub mod plan;
+pub mod qdq;
+#[cfg(feature = "video")]
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+pub use calibrate::{Calibration, Calibrator, TensorStats};
+pub use plan::Plan;
+pub use qdq::QuantizeSummary;
+
+use super::onnx_proto::ModelProto;
+
+/// Version of the quantizer; part of the cache key of quantized models, so that any change of the
+/// algorithm gives a new file.
+pub const QUANTIZER_VERSION: u32 = 1;
+
+/// Metadata key written into a quantized model (its value describes the calibration).
+pub const METADATA_KEY: &str = "fastsam_track.quantization";
+
+/// Operator types that run in int8 outside the float tail.
+pub const QUANTIZED_OPS: &[&str] = &["Conv", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split"];
+
+/// Operators whose presence means a model is already quantized.
+pub const QUANTIZED_MARKERS: &[&str] = &[
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "ConvInteger",
+    "MatMulInteger",
+    "QLinearMatMul",
+];
+
+/// Errors of the quantizer.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid ONNX model ({msg}); expected a float FastSAM / YOLOv8-seg export")]
+    InvalidModel { path: PathBuf, msg: String },
+    #[error(
+        "{path} is already quantized (it contains {found}): quantize the float model instead \
+         (the .onnx or .pt it came from), or run this one as it is"
+    )]
+    AlreadyQuantized { path: PathBuf, found: String },
+    #[error("{path}: {msg}")]
+    Unsupported { path: PathBuf, msg: String },
+    #[error("calibration source {source_name}: {msg}")]
+    CalibrationSource { source_name: String, msg: String },
+    #[error("calibration failed: {0}")]
+    Calibration(String),
+    #[error("no calibration frames: {0}")]
+    NoFrames(String),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Convert(Box<super::ConvertError>),
+    #[error(transparent)]
+    Output(Box<crate::outputs::OutputError>),
+}
+
+impl QuantizeError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        QuantizeError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+impl From<super::ConvertError> for QuantizeError {
+    fn from(e: super::ConvertError) -> Self {
+        QuantizeError::Convert(Box::new(e))
+    }
+}
+
+impl From<crate::outputs::OutputError> for QuantizeError {
+    fn from(e: crate::outputs::OutputError) -> Self {
+        QuantizeError::Output(Box::new(e))
+    }
+}
+
+/// How activation ranges are read from the calibration statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CalibMethod {
+    /// The exact minimum and maximum seen.
+    MinMax,
+    /// Clip each tail of the histogram at this percentile (e.g. 99.999: the top and bottom
+    /// 0.001% of the values saturate).
+    Percentile(f64),
+}
+
+/// The default: percentile 99.999, which matched fp32 best on FastSAM-n-synth (docs/int8.md).
+impl Default for CalibMethod {
+    fn default() -> Self {
+        CalibMethod::Percentile(99.999)
+    }
+}
+
+impl std::fmt::Display for CalibMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CalibMethod::MinMax => f.write_str("minmax"),
+            CalibMethod::Percentile(p) => write!(f, "percentile:{p}"),
+        }
+    }
+}
+
+impl std::str::FromStr for CalibMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "minmax" | "min-max" => Ok(CalibMethod::MinMax),
+            "percentile" => Ok(CalibMethod::Percentile(99.999)),
+            _ => match s.strip_prefix("percentile:").map(|p| p.parse::<f64>()) {
+                Some(Ok(p)) if p > 50.0 && p <= 100.0 => Ok(CalibMethod::Percentile(p)),
+                Some(_) => Err(format!("`{s}`: the percentile must be a number in (50, 100], e.g. percentile:99.99")),
+                None => Err(format!("unknown calibration method `{s}`; use minmax, percentile or percentile:P")),
+            },
+        }
+    }
+}
+
+/// Quantizer settings (defaults: what `fastsam-track quantize` uses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizeOptions {
+    /// Calibration frames, spread over the source.
+    pub calib_frames: usize,
+    pub method: CalibMethod,
+    /// Also quantize the final 1x1 convolution of each head branch (moves the float boundary by
+    /// one step; off by default, see the module docs).
+    pub quantize_head_convs: bool,
+    /// Operator types kept in float everywhere (on top of the float tail), e.g. `["Sigmoid",
+    /// "Mul"]` to keep the SiLUs in float. Empty by default.
+    pub float_ops: Vec<String>,
+    /// Inference size used for calibration (long side); `None`: the model's fixed size, else its
+    /// `imgsz` metadata, else 640. Use the size you will run at.
+    pub imgsz: Option<u32>,
+    /// ONNX Runtime intra-op threads for calibration (`None`: ONNX Runtime's choice).
+    pub intra_threads: Option<usize>,
+    /// Path to `libonnxruntime.so` (`None`: found automatically).
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        QuantizeOptions {
+            calib_frames: 64,
+            method: CalibMethod::default(),
+            quantize_head_convs: false,
+            float_ops: Vec::new(),
+            imgsz: None,
+            intra_threads: None,
+            ort_lib: None,
+        }
+    }
+}
+
+/// Reads and decodes an ONNX file.
+pub fn read_model(path: &Path) -> Result<ModelProto, QuantizeError> {
+    let bytes = std::fs::read(path).map_err(|e| QuantizeError::io(path, e))?;
+    let m = ModelProto::decode_bytes(&bytes)
+        .map_err(|e| QuantizeError::InvalidModel { path: path.to_path_buf(), msg: e.to_string() })?;
+    if m.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
+        return Err(QuantizeError::InvalidModel { path: path.to_path_buf(), msg: "it has no graph".into() });
+    }
+    Ok(m)
+}
+
+/// `Err(AlreadyQuantized)` when the model contains quantization operators or 8-bit initializers.
+pub fn check_not_quantized(path: &Path, model: &ModelProto) -> Result<(), QuantizeError> {
+    let Some(g) = model.graph.as_ref() else { return Ok(()) };
+    if let Some(n) = g.node.iter().find(|n| QUANTIZED_MARKERS.contains(&n.op_type.as_str())) {
+        return Err(QuantizeError::AlreadyQuantized {
+            path: path.to_path_buf(),
+            found: format!("a {} node ({})", n.op_type, n.name),
+        });
+    }
+    use super::onnx_proto::data_type;
+    if let Some(t) = g.initializer.iter().find(|t| matches!(t.data_type, data_type::INT8 | data_type::UINT8)) {
+        return Err(QuantizeError::AlreadyQuantized {
+            path: path.to_path_buf(),
+            found: format!("the 8-bit initializer {}", t.name),
+        });
+    }
+    if model.metadata_props.iter().any(|p| p.key == METADATA_KEY) {
+        return Err(QuantizeError::AlreadyQuantized {
+            path: path.to_path_buf(),
+            found: format!("the metadata entry {METADATA_KEY}"),
+        });
+    }
+    Ok(())
+}
+
+/// The quantization metadata of a model file (`None` for a float model or an unreadable file).
+pub fn quantization_info(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let m = ModelProto::decode_bytes(&bytes).ok()?;
+    m.metadata_props.into_iter().find(|p| p.key == METADATA_KEY).map(|p| p.value)
+}
+
+/// Writes `model` to `out` atomically.
+pub fn write_model(model: &ModelProto, out: &Path) -> Result<(), QuantizeError> {
+    use prost::Message;
+    let bytes = model.encode_to_vec();
+    crate::outputs::AtomicFile::write_all_to(out, &bytes)?;
+    Ok(())
+}
+
+/// A quantization in progress: the float model, its plan and the calibration session.
+///
+/// ```no_run
+/// # fn frames() -> Vec<(u32, u32, Vec<u8>)> { vec![] }
+/// use fastsam_track::convert::quantize::{QuantizeOptions, Quantizer};
+/// use fastsam_track::types::{ImageView, PixelFormat};
+/// let mut q = Quantizer::open("FastSAM-s.onnx".as_ref(), &QuantizeOptions::default())?;
+/// for (w, h, bgr) in frames() {
+///     q.observe(&ImageView::packed(w, h, PixelFormat::Bgr8, &bgr).unwrap())?;
+/// }
+/// let summary = q.finish("FastSAM-s.int8.onnx".as_ref(), "calibrated on my frames")?;
+/// println!("{} nodes in int8", summary.total_quantized());
+/// # Ok::<(), fastsam_track::convert::quantize::QuantizeError>(())
+/// ```
+pub struct Quantizer {
+    path: PathBuf,
+    model: ModelProto,
+    plan: Plan,
+    calibrator: Calibrator,
+    opts: QuantizeOptions,
+}
+
+impl std::fmt::Debug for Quantizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quantizer").field("path", &self.path).field("calibrator", &self.calibrator).finish()
+    }
+}
+
+impl Quantizer {
+    /// Reads the float model at `path` (`.onnx`), refuses a quantized one, plans the quantization
+    /// and builds the calibration session.
+    pub fn open(path: &Path, opts: &QuantizeOptions) -> Result<Quantizer, QuantizeError> {
+        let model = read_model(path)?;
+        check_not_quantized(path, &model)?;
+        let plan = Plan::new(path, &model, opts)?;
+        if plan.quantized.is_empty() {
+            return Err(QuantizeError::Unsupported {
+                path: path.to_path_buf(),
+                msg: "no node can be quantized (expected a FastSAM / YOLOv8-seg graph of Conv/SiLU blocks)".into(),
+            });
+        }
+        let calibrator = Calibrator::new(&model, &plan, opts)?;
+        Ok(Quantizer { path: path.to_path_buf(), model, plan, calibrator, opts: opts.clone() })
+    }
+
+    /// The plan (what will be quantized, what stays in float).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The float model.
+    pub fn model(&self) -> &ModelProto {
+        &self.model
+    }
+
+    /// The calibration input size `(h, w)` (before minimal-rectangle padding on dynamic models).
+    pub fn target_hw(&self) -> (u32, u32) {
+        self.calibrator.target_hw()
+    }
+
+    /// Adds one calibration frame (any size; letterboxed like inference).
+    pub fn observe(&mut self, image: &crate::types::ImageView<'_>) -> Result<(), QuantizeError> {
+        self.calibrator.observe(image)
+    }
+
+    /// Frames observed so far.
+    pub fn frames(&self) -> usize {
+        self.calibrator.frames()
+    }
+
+    /// The statistics gathered so far, and the plan and model, e.g. to write several variants.
+    pub fn into_parts(self) -> (PathBuf, ModelProto, Plan, Calibration) {
+        (self.path, self.model, self.plan, self.calibrator.finish())
+    }
+
+    /// Writes the quantized model to `out` (atomically). `calib_desc` (the calibration source,
+    /// frames) goes into the model's metadata.
+    pub fn finish(self, out: &Path, calib_desc: &str) -> Result<QuantizeSummary, QuantizeError> {
+        let method = self.opts.method;
+        let (path, model, plan, calib) = self.into_parts();
+        write_quantized(&path, &model, &plan, &calib, method, calib_desc, out)
+    }
+}
+
+/// Builds the QDQ model from gathered statistics and writes it to `out`.
+pub fn write_quantized(
+    path: &Path,
+    model: &ModelProto,
+    plan: &Plan,
+    calib: &Calibration,
+    method: CalibMethod,
+    calib_desc: &str,
+    out: &Path,
+) -> Result<QuantizeSummary, QuantizeError> {
+    if calib.frames == 0 {
+        return Err(QuantizeError::NoFrames("no calibration frame was observed".into()));
+    }
+    let ranges = calib.ranges(method);
+    let desc = format!("{calib_desc}, {} frames at {}x{}, {method}", calib.frames, calib.input_hw.1, calib.input_hw.0);
+    let (q, summary) = qdq::quantize_model(path, model, plan, &ranges, &desc)?;
+    write_model(&q, out)?;
+    Ok(summary)
+}
