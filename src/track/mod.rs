@@ -116,6 +116,9 @@ pub struct TrackerConfig {
     pub lazy_ids: bool,
     /// Which box each output reports.
     pub report_box: ReportBox,
+    /// Track files of recorded input: fill gaps of up to this many frames (at 30 fps, scaled
+    /// like `track_buffer`) in a track by linear interpolation (0: off; never for live input).
+    pub interpolate_gap: u32,
     /// Mask-aware suppression of near-duplicate detections before association (TOML table
     /// `[dedup]`); disabled by default.
     pub dedup: DedupConfig,
@@ -141,6 +144,7 @@ impl Default for TrackerConfig {
             duplicate_iou: 0.85,
             lazy_ids: false,
             report_box: ReportBox::Kalman,
+            interpolate_gap: 0,
             dedup: DedupConfig::default(),
             reid: ReidConfig::default(),
         }
@@ -238,6 +242,11 @@ impl TrackerConfig {
     /// (Ultralytics 8.4.190 does not scale by the frame rate; at 30 fps the two agree.)
     pub fn max_time_lost(&self) -> u64 {
         (self.frame_rate / 30.0 * self.track_buffer as f64).round().max(0.0) as u64
+    }
+
+    /// Longest track gap the track files fill: `round(frame_rate / 30 * interpolate_gap)`.
+    pub fn interpolation_frames(&self) -> u64 {
+        (self.frame_rate / 30.0 * self.interpolate_gap as f64).round().max(0.0) as u64
     }
 }
 

@@ -96,14 +96,17 @@ fn tune() {
             if let Some((n, d)) = info.fps {
                 cfg.frame_rate = n as f64 / d as f64;
             }
+            let mut filler = fastsam_track::export::GapFiller::new(cfg.interpolation_frames());
+            let mut ready = Vec::new();
             let mut tr = ByteTracker::new(cfg);
             let mut rows = Vec::new();
             for (i, d) in dets.iter().enumerate() {
                 let kept: Vec<Detection> = d.iter().filter(|x| x.score >= *conf).cloned().collect();
                 let mut out = Vec::new();
                 tr.update_with_image(&kept, Some(frames[i].view()), &mut out);
+                let r = |x: f32| (x as f64 * 100.0).round() / 100.0;
+                let mut objs = Vec::new();
                 for t in out {
-                    let r = |x: f32| (x as f64 * 100.0).round() / 100.0;
                     let d = &kept[t.det_index];
                     let b = match boxsrc.as_str() {
                         "det" => d.bbox,
@@ -120,15 +123,25 @@ fn tune() {
                             .unwrap_or(t.bbox),
                         _ => t.bbox,
                     };
-                    rows.push(fastsam_track::eval::MotRow {
-                        frame: i as i64 + 1,
-                        id: t.track_id as i64,
-                        x: r(b.x1),
-                        y: r(b.y1),
-                        w: r(b.x2 - b.x1),
-                        h: r(b.y2 - b.y1),
-                        conf: t.score as f64,
-                    });
+                    objs.push(fastsam_track::export::ExportObject::new(t.track_id, &b, t.score, 0, None));
+                }
+                filler.push(i as u64 + 1, None, &objs, &mut ready);
+                if i + 1 == dets.len() {
+                    filler.drain(&mut ready);
+                }
+                for h in ready.drain(..) {
+                    for o in &h.objects {
+                        let [x, y, w, h2] = o.bbox;
+                        rows.push(fastsam_track::eval::MotRow {
+                            frame: h.frame as i64,
+                            id: o.id as i64,
+                            x: r(x),
+                            y: r(y),
+                            w: r(w),
+                            h: r(h2),
+                            conf: o.score as f64,
+                        });
+                    }
                 }
             }
             if let Ok(dir) = std::env::var("FASTSAM_TUNE_DUMP") {
