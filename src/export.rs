@@ -308,6 +308,39 @@ mod tests {
         assert_eq!(lines[1]["objects"].as_array().unwrap().len(), 0);
     }
 
+    fn obj(id: u64, x: f32) -> ExportObject {
+        ExportObject::new(id, &BBox::new(x, 0.0, x + 10.0, 20.0), 0.5, 0, None)
+    }
+
+    #[test]
+    fn gap_filler_interpolates_short_gaps_and_releases_frames_in_order() {
+        let mut g = GapFiller::new(3);
+        let mut ready = Vec::new();
+        // Track 1: frames 1 and 4 (gap of 2 frames: filled). Track 2: frames 1 and 6 (gap of 4
+        // frames, more than 3: not filled).
+        let frames: [Vec<ExportObject>; 6] =
+            [vec![obj(1, 0.0), obj(2, 100.0)], vec![], vec![], vec![obj(1, 30.0)], vec![], vec![obj(2, 150.0)]];
+        for (i, objs) in frames.iter().enumerate() {
+            g.push(i as u64 + 1, None, objs, &mut ready);
+            // A frame is held back exactly max_gap frames.
+            assert_eq!(ready.last().map(|h| h.frame), (i >= 3).then(|| i as u64 - 2));
+        }
+        g.drain(&mut ready);
+        assert_eq!(ready.iter().map(|h| h.frame).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+        let at = |f: usize| -> Vec<(u64, f32, bool)> {
+            ready[f - 1].objects.iter().map(|o| (o.id, o.bbox[0], o.interpolated)).collect()
+        };
+        assert_eq!(at(2), vec![(1, 10.0, true)]);
+        assert_eq!(at(3), vec![(1, 20.0, true)]);
+        assert_eq!(at(4), vec![(1, 30.0, false)]);
+        assert_eq!(at(5), vec![]);
+        assert!(ready[1].objects[0].rle.is_none());
+        // The flag appears in JSON only when set.
+        let j = serde_json::to_value(&ready[1].objects[0]).unwrap();
+        assert_eq!(j["interpolated"], true);
+        assert!(serde_json::to_value(&ready[3].objects[0]).unwrap().get("interpolated").is_none());
+    }
+
     #[test]
     fn previous_files_survive_until_finish_and_a_dropped_writer_leaves_them() {
         let dir = tempfile::tempdir().unwrap();

@@ -817,3 +817,109 @@ fn center(b: &[f32; 4]) -> (f64, f64) {
 fn diagonal(b: &[f32; 4]) -> f64 {
     ((b[2] - b[0]) as f64).hypot((b[3] - b[1]) as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::{PixelRect, RoiBitmap};
+    use crate::track::ReidConfig;
+    use crate::types::PixelFormat;
+
+    const W: u32 = 400;
+    const H: u32 = 100;
+
+    /// A frame with a `colour` square of side 20 at `x` (and a grey background), and its detection.
+    fn scene(x: u32, colour: [u8; 3]) -> (Vec<u8>, Detection) {
+        let mut img = vec![90u8; (W * H * 3) as usize];
+        for y in 40..60 {
+            for xx in x..x + 20 {
+                let i = ((y * W + xx) * 3) as usize;
+                img[i..i + 3].copy_from_slice(&colour);
+            }
+        }
+        let rect = PixelRect::new(x, 40, 20, 20);
+        let mask = Mask::from_roi(RoiBitmap { img_w: W, img_h: H, rect, data: vec![1; 400] });
+        let det = Detection {
+            bbox: BBox::new(x as f32, 40.0, (x + 20) as f32, 60.0),
+            score: 0.9,
+            class_id: 0,
+            mask: Some(mask),
+        };
+        (img, det)
+    }
+
+    /// An object seen for 10 frames moving right, gone for 40 frames, then seen again 100 px
+    /// further on (far beyond the Kalman box's reach: no IoU with its prediction) in `colour`.
+    /// Returns the IDs before and after the gap.
+    fn exit_and_return(reid: bool, colour: [u8; 3]) -> (Vec<u64>, Vec<u64>) {
+        let cfg = TrackerConfig {
+            lazy_ids: true,
+            track_buffer: 90,
+            reid: ReidConfig { enabled: reid, ..ReidConfig::default() },
+            ..TrackerConfig::default()
+        };
+        let mut tr = ByteTracker::new(cfg);
+        let mut out = Vec::new();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for f in 0..10u32 {
+            let (img, det) = scene(20 + 2 * f, [220, 30, 30]);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), &mut out);
+            before.extend(out.iter().map(|t| t.track_id));
+        }
+        for _ in 0..40 {
+            tr.update_with_image(&[], None, &mut out);
+        }
+        for f in 0..5u32 {
+            let (img, det) = scene(140 + 2 * f, colour);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), &mut out);
+            after.extend(out.iter().map(|t| t.track_id));
+        }
+        (before, after)
+    }
+
+    #[test]
+    fn reid_continues_the_lost_track_of_a_returning_object() {
+        let (before, after) = exit_and_return(true, [220, 30, 30]);
+        assert_eq!(before, vec![1; 10]);
+        // Born on the first frame back, confirmed on the second: the lost track's ID.
+        assert_eq!(after, vec![1; 4]);
+    }
+
+    #[test]
+    fn without_reid_or_with_another_look_a_returning_object_is_new() {
+        let (_, after) = exit_and_return(false, [220, 30, 30]);
+        assert_eq!(after, vec![2; 4]);
+        let (_, after) = exit_and_return(true, [30, 30, 220]);
+        assert_eq!(after, vec![2; 4]);
+    }
+
+    #[test]
+    fn reid_respects_the_motion_gate() {
+        // 10 frames at 20..38, lost 40 frames, back at 140: 2 diagonals (56 px) x (1 + 40/25)
+        // reach 147 px; a gate of 0.5 diagonal (37 px) does not reach.
+        let cfg = TrackerConfig {
+            lazy_ids: true,
+            track_buffer: 90,
+            reid: ReidConfig { enabled: true, gate: 0.5, ..ReidConfig::default() },
+            ..TrackerConfig::default()
+        };
+        let mut tr = ByteTracker::new(cfg);
+        let mut out = Vec::new();
+        let mut run = |x: u32, tr: &mut ByteTracker, out: &mut Vec<TrackedObject>| {
+            let (img, det) = scene(x, [220, 30, 30]);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), out);
+        };
+        for f in 0..10u32 {
+            run(20 + 2 * f, &mut tr, &mut out);
+        }
+        for _ in 0..40 {
+            tr.update_with_image(&[], None, &mut out);
+        }
+        run(140, &mut tr, &mut out);
+        run(142, &mut tr, &mut out);
+        assert_eq!(out.iter().map(|t| t.track_id).collect::<Vec<_>>(), vec![2]);
+    }
+}
