@@ -45,11 +45,89 @@ pub struct ExportObject {
     pub class_id: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rle: Option<Rle>,
+    /// Filled in by [`GapFiller`] (the track was not matched in this frame); JSON only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interpolated: bool,
 }
 
 impl ExportObject {
     pub fn new(id: u64, bbox: &BBox, score: f32, class_id: u32, rle: Option<Rle>) -> Self {
-        Self { id, bbox: [bbox.x1, bbox.y1, bbox.width(), bbox.height()], score, class_id, rle }
+        Self { id, bbox: [bbox.x1, bbox.y1, bbox.width(), bbox.height()], score, class_id, rle, interpolated: false }
+    }
+}
+
+/// One frame held back by a [`GapFiller`].
+#[derive(Debug, Clone)]
+pub struct HeldFrame {
+    /// 1-based frame number.
+    pub frame: u64,
+    pub pts: Option<Duration>,
+    pub objects: Vec<ExportObject>,
+}
+
+/// Offline gap interpolation for track files (`interpolate_gap` in the tracker config): a
+/// track that is missing for at most `max_gap` frames and then seen again gets linearly
+/// interpolated boxes (and scores) in the frames between, flagged `interpolated`, without a mask.
+///
+/// It is a delay line: each frame is held back `max_gap` frames (the longest gap it can still
+/// fill) and then released, in order; [`GapFiller::drain`] releases the rest at the end. The
+/// tracker's own output (and the video) is not delayed. Only for recorded input: a live stream's
+/// consumers want each frame now.
+#[derive(Debug, Default)]
+pub struct GapFiller {
+    max_gap: u64,
+    held: std::collections::VecDeque<HeldFrame>,
+    /// Each track's last real observation: frame, box, score, class.
+    last: std::collections::HashMap<u64, (u64, [f32; 4], f32, u32)>,
+}
+
+impl GapFiller {
+    /// Fill gaps of up to `max_gap` frames (0: pass frames straight through).
+    pub fn new(max_gap: u64) -> Self {
+        Self { max_gap, ..Self::default() }
+    }
+
+    /// Add frame `frame` (1-based, increasing) and append the frames now released to `ready`.
+    pub fn push(&mut self, frame: u64, pts: Option<Duration>, objects: &[ExportObject], ready: &mut Vec<HeldFrame>) {
+        for o in objects {
+            if let Some(&(f0, b0, s0, _)) = self.last.get(&o.id) {
+                let gap = frame.saturating_sub(f0);
+                if gap > 1 && gap <= self.max_gap + 1 {
+                    for h in self.held.iter_mut().filter(|h| h.frame > f0 && h.frame < frame) {
+                        if h.objects.iter().any(|x| x.id == o.id) {
+                            continue;
+                        }
+                        let t = (h.frame - f0) as f32 / gap as f32;
+                        let lerp = |a: f32, b: f32| a + (b - a) * t;
+                        let bbox = std::array::from_fn(|k| lerp(b0[k], o.bbox[k]));
+                        h.objects.push(ExportObject {
+                            id: o.id,
+                            bbox,
+                            score: lerp(s0, o.score),
+                            class_id: o.class_id,
+                            rle: None,
+                            interpolated: true,
+                        });
+                    }
+                }
+            }
+            self.last.insert(o.id, (frame, o.bbox, o.score, o.class_id));
+        }
+        self.held.push_back(HeldFrame { frame, pts, objects: objects.to_vec() });
+        while self.held.len() as u64 > self.max_gap {
+            let Some(h) = self.held.pop_front() else { break };
+            ready.push(h);
+        }
+        // Tracks unseen for longer than any gap we fill are forgotten.
+        let horizon = frame.saturating_sub(self.max_gap + 1);
+        if frame.is_multiple_of(64) {
+            self.last.retain(|_, v| v.0 >= horizon);
+        }
+    }
+
+    /// Release every held frame (end of input, or an interrupted run).
+    pub fn drain(&mut self, ready: &mut Vec<HeldFrame>) {
+        ready.extend(self.held.drain(..));
     }
 }
 
@@ -228,6 +306,39 @@ mod tests {
         assert_eq!(back, rle);
         assert!(lines[1]["pts"].is_null());
         assert_eq!(lines[1]["objects"].as_array().unwrap().len(), 0);
+    }
+
+    fn obj(id: u64, x: f32) -> ExportObject {
+        ExportObject::new(id, &BBox::new(x, 0.0, x + 10.0, 20.0), 0.5, 0, None)
+    }
+
+    #[test]
+    fn gap_filler_interpolates_short_gaps_and_releases_frames_in_order() {
+        let mut g = GapFiller::new(3);
+        let mut ready = Vec::new();
+        // Track 1: frames 1 and 4 (gap of 2 frames: filled). Track 2: frames 1 and 6 (gap of 4
+        // frames, more than 3: not filled).
+        let frames: [Vec<ExportObject>; 6] =
+            [vec![obj(1, 0.0), obj(2, 100.0)], vec![], vec![], vec![obj(1, 30.0)], vec![], vec![obj(2, 150.0)]];
+        for (i, objs) in frames.iter().enumerate() {
+            g.push(i as u64 + 1, None, objs, &mut ready);
+            // A frame is held back exactly max_gap frames.
+            assert_eq!(ready.last().map(|h| h.frame), (i >= 3).then(|| i as u64 - 2));
+        }
+        g.drain(&mut ready);
+        assert_eq!(ready.iter().map(|h| h.frame).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+        let at = |f: usize| -> Vec<(u64, f32, bool)> {
+            ready[f - 1].objects.iter().map(|o| (o.id, o.bbox[0], o.interpolated)).collect()
+        };
+        assert_eq!(at(2), vec![(1, 10.0, true)]);
+        assert_eq!(at(3), vec![(1, 20.0, true)]);
+        assert_eq!(at(4), vec![(1, 30.0, false)]);
+        assert_eq!(at(5), vec![]);
+        assert!(ready[1].objects[0].rle.is_none());
+        // The flag appears in JSON only when set.
+        let j = serde_json::to_value(&ready[1].objects[0]).unwrap();
+        assert_eq!(j["interpolated"], true);
+        assert!(serde_json::to_value(&ready[3].objects[0]).unwrap().get("interpolated").is_none());
     }
 
     #[test]

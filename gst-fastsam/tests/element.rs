@@ -148,7 +148,9 @@ fn metas_equal_cli_json_lines() {
         assert_eq!(js["frame"].as_u64(), Some(i as u64 + 1));
         let js_pts = js["pts"].as_f64().unwrap();
         assert!((pts.unwrap().nseconds() as f64 / 1e9 - js_pts).abs() < 1e-6, "frame {i}: pts");
-        let objs = js["objects"].as_array().unwrap();
+        // Interpolated gap fillers exist only in the CLI's files (recorded input, written late).
+        let objs: Vec<&serde_json::Value> =
+            js["objects"].as_array().unwrap().iter().filter(|o| o["interpolated"] != true).collect();
         assert_eq!(
             el.len(),
             objs.len(),
@@ -156,7 +158,7 @@ fn metas_equal_cli_json_lines() {
             i + 1,
             el.iter().map(|t| t.id).collect::<Vec<_>>()
         );
-        for (t, o) in el.iter().zip(objs) {
+        for (t, &o) in el.iter().zip(&objs) {
             assert_eq!(Some(t.id), o["id"].as_u64(), "frame {}: ID", i + 1);
             for (k, (a, b)) in t.bbox.iter().zip(o["bbox"].as_array().unwrap()).enumerate() {
                 let b = b.as_f64().unwrap();

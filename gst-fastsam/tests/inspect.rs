@@ -58,7 +58,7 @@ fn gst_inspect_lists_every_property_with_the_library_default() {
         ("model", "null".into()),
         ("device", format!("\"{}\"", m.device)),
         ("imgsz", m.imgsz.unwrap_or(0).to_string()),
-        ("conf", float(m.conf)),
+        ("conf", float(t.track_low_thresh)),
         ("iou", float(m.iou)),
         ("retina-masks", m.retina_masks.to_string()),
         ("threads", m.intra_threads.unwrap_or(0).to_string()),

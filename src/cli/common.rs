@@ -21,9 +21,12 @@ pub struct ModelArgs {
     /// Inference size (longest side, multiple of 32). Default: the model's own size.
     #[arg(long, value_name = "N")]
     pub imgsz: Option<u32>,
-    /// Confidence threshold.
-    #[arg(long, default_value_t = ModelOptions::default().conf)]
-    pub conf: f32,
+    /// Confidence threshold: detections scoring below it are dropped. [default: 0.4
+    /// (FastSAM's) for images; for tracking, the tracker's `track_low_thresh` (0.1 in the
+    /// built-in configs/bytetrack.toml), so that ByteTrack's second stage sees the low-score
+    /// detections that keep tracks alive; new tracks still need `new_track_thresh`]
+    #[arg(long, value_name = "SCORE")]
+    pub conf: Option<f32>,
     /// NMS IoU threshold.
     #[arg(long, default_value_t = ModelOptions::default().iou)]
     pub iou: f32,
@@ -73,7 +76,7 @@ impl ModelArgs {
     pub fn options(&self, default_retina: bool) -> ModelOptions {
         ModelOptions {
             imgsz: self.imgsz,
-            conf: self.conf,
+            conf: self.conf.unwrap_or(ModelOptions::default().conf),
             iou: self.iou,
             max_det: self.max_det,
             retina_masks: self.retina_masks.unwrap_or(default_retina),

@@ -268,6 +268,7 @@ type SegmenterBox = Box<dyn Segmenter>;
 /// `--bench-raw` asks.
 fn load_segmenters(
     args: &RunArgs,
+    tracker: &TrackerConfig,
     first: &str,
     templates: &Templates,
 ) -> anyhow::Result<(Vec<SegmenterBox>, Option<f64>)> {
@@ -280,6 +281,10 @@ fn load_segmenters(
         let path = args.model.model_path_for(&[first])?;
         // retina masks by default for video: masks at the original resolution, as drawn
         let mut opts = args.model.options(true);
+        // Tracking: the detector keeps what the tracker can use (its low threshold), unless --conf.
+        if args.model.conf.is_none() {
+            opts.conf = tracker.track_low_thresh;
+        }
         if opts.intra_threads.is_none() && workers > 1 {
             opts.intra_threads = Some(fastsam_track::engine::threads_per_worker(workers));
         }
@@ -428,7 +433,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (mut segmenters, raw) = load_segmenters(&args, &inputs[0], &templates)?;
+    let (mut segmenters, raw) = load_segmenters(&args, &tracker, &inputs[0], &templates)?;
 
     let names: Vec<String> =
         inputs.iter().map(|i| if inputs.len() > 1 { job::stem_of(i) } else { redact_credentials(i) }).collect();

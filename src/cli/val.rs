@@ -170,7 +170,7 @@ fn predict(
     let margs = ModelArgs {
         model: args.model.clone(),
         imgsz: args.imgsz,
-        conf: args.conf,
+        conf: Some(args.conf),
         iou: args.iou,
         max_det: args.max_det,
         retina_masks: Some(true),

@@ -75,11 +75,28 @@ pub trait ResultSink: Send {
 pub struct TrackFiles {
     writer: crate::export::TrackWriter,
     objects: Vec<crate::export::ExportObject>,
+    /// Gap interpolation (`None`: frames are written as they come).
+    filler: Option<crate::export::GapFiller>,
+    ready: Vec<crate::export::HeldFrame>,
 }
 
 impl TrackFiles {
     pub fn new(writer: crate::export::TrackWriter) -> Self {
-        Self { writer, objects: Vec::new() }
+        Self { writer, objects: Vec::new(), filler: None, ready: Vec::new() }
+    }
+
+    /// Interpolate track gaps of up to `max_gap` frames in the files (see
+    /// [`crate::export::GapFiller`]); 0 turns it off.
+    pub fn with_gap_filling(mut self, max_gap: u64) -> Self {
+        self.filler = (max_gap > 0).then(|| crate::export::GapFiller::new(max_gap));
+        self
+    }
+
+    fn write_ready(&mut self) -> Result<(), crate::export::ExportError> {
+        for h in self.ready.drain(..) {
+            self.writer.write_frame(h.frame, h.pts, &h.objects)?;
+        }
+        Ok(())
     }
 }
 
@@ -92,12 +109,22 @@ impl ResultSink for TrackFiles {
 
     fn write(&mut self, result: &FrameResult) -> Result<(), Self::Error> {
         result.export_objects(self.writer.wants_masks(), &mut self.objects);
-        self.writer.write_frame(result.meta.index + 1, result.meta.pts, &self.objects)
+        match &mut self.filler {
+            None => self.writer.write_frame(result.meta.index + 1, result.meta.pts, &self.objects),
+            Some(f) => {
+                f.push(result.meta.index + 1, result.meta.pts, &self.objects, &mut self.ready);
+                self.write_ready()
+            }
+        }
     }
 
     /// Commit the files when at least one frame was written; a run that produced nothing leaves
     /// any previous file untouched (the partial file it created is removed).
-    fn finish(self: Box<Self>) -> Result<(), Self::Error> {
+    fn finish(mut self: Box<Self>) -> Result<(), Self::Error> {
+        if let Some(f) = &mut self.filler {
+            f.drain(&mut self.ready);
+            self.write_ready()?;
+        }
         if self.writer.frames() == 0 {
             return Ok(());
         }

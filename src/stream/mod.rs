@@ -283,7 +283,8 @@ impl StreamProcessor {
         meta: FrameMeta,
         detections: Vec<Detection>,
     ) -> Result<FrameResult, StreamError> {
-        let mut tracks = self.tracker.update(&detections);
+        let mut tracks = Vec::new();
+        self.tracker.update_with_image(&detections, Some(image), &mut tracks);
         if let Some(mut sel) = self.selector.take() {
             let chosen = sel.select(image, &detections).map_err(StreamError::Prompt)?;
             self.seed(&tracks, &chosen, detections.len());

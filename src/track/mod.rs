@@ -22,9 +22,11 @@ pub mod dedup;
 pub mod kalman;
 pub mod lap;
 pub mod matching;
+pub mod reid;
 pub mod tracker;
 
 pub use dedup::{DedupConfig, suppress_duplicates};
+pub use reid::ReidConfig;
 pub use tracker::ByteTracker;
 
 /// Errors of the tracking stage.
@@ -66,6 +68,18 @@ impl std::str::FromStr for Association {
     }
 }
 
+/// Which box a track reports in each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportBox {
+    /// The Kalman filter's posterior box after this frame's update (Ultralytics).
+    #[default]
+    Kalman,
+    /// The box of the detection matched in this frame (what the model saw; the Kalman box lags
+    /// behind accelerating objects and smooths away real changes of extent).
+    Detection,
+}
+
 /// Tracker parameters. `Default` is Ultralytics' `bytetrack.yaml` (8.4.190) with box
 /// association, at 30 fps. See `configs/bytetrack.toml` for the documentation of each field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,9 +114,16 @@ pub struct TrackerConfig {
     /// Number track IDs only when a track is confirmed (a one-frame false positive uses no ID).
     /// `false` reproduces Ultralytics, which draws an ID for every started track.
     pub lazy_ids: bool,
+    /// Which box each output reports.
+    pub report_box: ReportBox,
+    /// Track files of recorded input: fill gaps of up to this many frames (at 30 fps, scaled
+    /// like `track_buffer`) in a track by linear interpolation (0: off; never for live input).
+    pub interpolate_gap: u32,
     /// Mask-aware suppression of near-duplicate detections before association (TOML table
     /// `[dedup]`); disabled by default.
     pub dedup: DedupConfig,
+    /// Appearance re-identification of lost tracks (TOML table `[reid]`); disabled by default.
+    pub reid: ReidConfig,
 }
 
 impl Default for TrackerConfig {
@@ -122,7 +143,10 @@ impl Default for TrackerConfig {
             unconfirmed_match_thresh: 0.7,
             duplicate_iou: 0.85,
             lazy_ids: false,
+            report_box: ReportBox::Kalman,
+            interpolate_gap: 0,
             dedup: DedupConfig::default(),
+            reid: ReidConfig::default(),
         }
     }
 }
@@ -176,6 +200,7 @@ impl TrackerConfig {
         unit("mask_weight", self.mask_weight)?;
         unit("duplicate_iou", self.duplicate_iou)?;
         self.dedup.validate()?;
+        self.reid.validate()?;
         for (name, v) in [
             ("match_thresh", self.match_thresh),
             ("second_match_thresh", self.second_match_thresh),
@@ -217,6 +242,11 @@ impl TrackerConfig {
     /// (Ultralytics 8.4.190 does not scale by the frame rate; at 30 fps the two agree.)
     pub fn max_time_lost(&self) -> u64 {
         (self.frame_rate / 30.0 * self.track_buffer as f64).round().max(0.0) as u64
+    }
+
+    /// Longest track gap the track files fill: `round(frame_rate / 30 * interpolate_gap)`.
+    pub fn interpolation_frames(&self) -> u64 {
+        (self.frame_rate / 30.0 * self.interpolate_gap as f64).round().max(0.0) as u64
     }
 }
 

@@ -32,7 +32,9 @@ use super::dedup::Deduper;
 use super::kalman::{self, Cov, Mean, Measurement};
 use super::lap::{Assignment, LapSolver};
 use super::matching::{SmallMask, fuse_score, iou_f32};
-use super::{Association, TrackedObject, TrackerConfig};
+use super::reid;
+use super::{Association, ReportBox, TrackedObject, TrackerConfig};
+use crate::types::ImageView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -58,6 +60,10 @@ struct Track {
     /// Last matched mask (downscaled) and the box centre it was seen at.
     mask: Option<SmallMask>,
     mask_center: (f64, f64),
+    /// Box of the detection matched last (reported with `report_box = "detection"`).
+    det_xyxy: [f32; 4],
+    /// Appearance (colour histogram moving average) for `[reid]`; empty when unknown.
+    appearance: Vec<f32>,
 }
 
 impl Track {
@@ -147,6 +153,11 @@ pub struct ByteTracker {
     buf_u_rest: Vec<usize>,
     deduper: Deduper,
     kept: Vec<usize>,
+    /// `[reid]`: per-detection colour histograms of this frame (`feat_ok[i]` says if valid).
+    feats: Vec<Vec<f32>>,
+    feat_ok: Vec<bool>,
+    /// `[reid]`: tracks confirmed for the first time this frame, waiting for their ID.
+    first_confirmed: Vec<usize>,
 }
 
 impl ByteTracker {
@@ -191,6 +202,9 @@ impl ByteTracker {
             buf_u_rest: Vec::new(),
             deduper: Deduper::new(),
             kept: Vec::new(),
+            feats: Vec::new(),
+            feat_ok: Vec::new(),
+            first_confirmed: Vec::new(),
         }
     }
 
@@ -241,6 +255,17 @@ impl ByteTracker {
 
     /// [`Self::update`] writing into a reused vector.
     pub fn update_into(&mut self, dets: &[Detection], out: &mut Vec<TrackedObject>) {
+        self.update_with_image(dets, None, out);
+    }
+
+    /// [`Self::update_into`] with the frame the detections came from, which `[reid]` needs to
+    /// see the objects' colours (without it, or with `[reid]` disabled, this is `update_into`).
+    pub fn update_with_image(
+        &mut self,
+        dets: &[Detection],
+        image: Option<ImageView<'_>>,
+        out: &mut Vec<TrackedObject>,
+    ) {
         self.frame_id += 1;
         let frame = self.frame_id;
         self.activated.clear();
@@ -262,6 +287,19 @@ impl ByteTracker {
                 self.high.push(det);
             } else if det.score > low_t {
                 self.low.push(det);
+            }
+        }
+        self.first_confirmed.clear();
+        self.feat_ok.clear();
+        if let Some(img) = image.filter(|_| self.cfg.reid.enabled) {
+            self.feat_ok.resize(dets.len(), false);
+            if self.feats.len() < dets.len() {
+                self.feats.resize_with(dets.len(), Vec::new);
+            }
+            for d in &self.high {
+                if let Some(m) = &dets[d.index].mask {
+                    self.feat_ok[d.index] = reid::histogram(&img, m.roi(), &mut self.feats[d.index]);
+                }
             }
         }
         self.masks.clear();
@@ -369,6 +407,9 @@ impl ByteTracker {
             u_rest.extend_from_slice(&self.assignment.unmatched_cols);
         }
 
+        // 5b. Tracks confirmed for the first time take a lost track's ID when they look alike.
+        self.assign_first_ids(frame);
+
         // 6. New tracks.
         for &i in &u_rest {
             let d = rest[i];
@@ -405,7 +446,10 @@ impl ByteTracker {
         for &s in &self.tracked {
             let t = self.t(s);
             if t.is_activated {
-                let b = t.xyxy_f32();
+                let b = match self.cfg.report_box {
+                    ReportBox::Kalman => t.xyxy_f32(),
+                    ReportBox::Detection => t.det_xyxy,
+                };
                 out.push(TrackedObject {
                     track_id: t.track_id,
                     bbox: BBox::new(b[0], b[1], b[2], b[3]),
@@ -454,8 +498,11 @@ impl ByteTracker {
             removed_once: false,
             mask: None,
             mask_center: (0.0, 0.0),
+            det_xyxy: d.xyxy,
+            appearance: Vec::new(),
         };
         self.store_mask(&mut t, d);
+        self.store_appearance(&mut t, d);
         self.alloc(t)
     }
 
@@ -464,10 +511,14 @@ impl ByteTracker {
         let mut t = self.slots[s].take().expect("live track slot");
         kalman::update(&mut t.mean, &mut t.cov, &d.meas);
         t.state = State::Tracked;
+        let first = !t.is_activated;
         if !t.is_activated {
             t.is_activated = true;
         }
-        if t.track_id == 0 {
+        if first && self.cfg.reid.enabled {
+            // The ID is given in step 5b, after a look at the lost tracks.
+            self.first_confirmed.push(s);
+        } else if t.track_id == 0 {
             t.track_id = self.next_id;
             self.next_id += 1;
         }
@@ -475,8 +526,108 @@ impl ByteTracker {
         t.score = d.score;
         t.class_id = d.class_id;
         t.det_index = d.index;
+        t.det_xyxy = d.xyxy;
         self.store_mask(&mut t, d);
+        self.store_appearance(&mut t, d);
         self.slots[s] = Some(t);
+    }
+
+    fn store_appearance(&self, t: &mut Track, d: &Det) {
+        if !self.feat_ok.get(d.index).copied().unwrap_or(false) {
+            return;
+        }
+        let f = &self.feats[d.index];
+        if t.appearance.is_empty() {
+            t.appearance.extend_from_slice(f);
+        } else {
+            reid::blend(&mut t.appearance, f, self.cfg.reid.ema);
+        }
+    }
+
+    /// Step 5b (`[reid]`): each track confirmed for the first time this frame either continues
+    /// the most similar lost track (appearance above `min_similarity`, within the motion gate),
+    /// which is then retired, or draws a new ID. Optimal assignment on `1 - similarity`.
+    fn assign_first_ids(&mut self, frame: u64) {
+        if self.first_confirmed.is_empty() {
+            return;
+        }
+        let fresh = std::mem::take(&mut self.first_confirmed);
+        let lost: Vec<usize> = self
+            .lost
+            .iter()
+            .copied()
+            .filter(|&s| {
+                let t = self.t(s);
+                t.state == State::Lost && !t.removed_once && !t.appearance.is_empty() && t.track_id != 0
+            })
+            .collect();
+        let cfg = self.cfg.reid;
+        let (n, m) = (fresh.len(), lost.len());
+        let mut cost = vec![1.0f64; n * m];
+        for (i, &a) in fresh.iter().enumerate() {
+            let ta = self.t(a);
+            if ta.appearance.is_empty() {
+                continue;
+            }
+            let ca = center(&ta.det_xyxy);
+            let mut sims: Vec<(usize, f32)> = Vec::new();
+            for (j, &b) in lost.iter().enumerate() {
+                let tb = self.t(b);
+                let cb = center(&tb.det_xyxy);
+                let diag = diagonal(&tb.det_xyxy);
+                let gone = frame.saturating_sub(tb.frame_id) as f64;
+                let reach = cfg.gate as f64 * diag * (1.0 + gone / cfg.gate_frames as f64);
+                if (ca.0 - cb.0).hypot(ca.1 - cb.1) > reach {
+                    continue;
+                }
+                sims.push((j, reid::similarity(&ta.appearance, &tb.appearance)));
+            }
+            sims.sort_by(|p, q| q.1.total_cmp(&p.1));
+            let second = sims.get(1).map_or(0.0, |x| x.1);
+            for (k, &(j, sim)) in sims.iter().enumerate() {
+                let margin_ok = k > 0 || sim - second >= cfg.margin;
+                if sim >= cfg.min_similarity && margin_ok {
+                    cost[i * m + j] = 1.0 - sim as f64;
+                }
+            }
+        }
+        let mut a = std::mem::take(&mut self.assignment);
+        if m > 0 {
+            self.lap.solve_limited(&cost, n, m, 1.0 - cfg.min_similarity as f64 + 1e-9, &mut a);
+        } else {
+            a.matches.clear();
+        }
+        let mut taken = vec![None; n];
+        for &(i, j) in &a.matches {
+            taken[i] = Some(lost[j]);
+        }
+        self.assignment = a;
+        for (i, &s) in fresh.iter().enumerate() {
+            let id = match taken[i] {
+                Some(old) => {
+                    let o = self.tm(old);
+                    o.state = State::Removed;
+                    o.removed_once = true;
+                    let id = o.track_id;
+                    let appearance = std::mem::take(&mut o.appearance);
+                    let start = o.start_frame;
+                    let t = self.tm(s);
+                    // Continue the old track: its appearance history and its age (for the
+                    // tracked/lost duplicate rule) carry over.
+                    reid::blend(&mut t.appearance, &appearance, 0.5);
+                    t.start_frame = start;
+                    id
+                }
+                None if self.t(s).track_id != 0 => continue,
+                None => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    id
+                }
+            };
+            self.tm(s).track_id = id;
+        }
+        self.first_confirmed = fresh;
     }
 
     fn store_mask(&mut self, t: &mut Track, d: &Det) {
@@ -656,5 +807,119 @@ impl ByteTracker {
         self.mark = mark;
         self.tracked = tracked;
         self.lost = lost;
+    }
+}
+
+fn center(b: &[f32; 4]) -> (f64, f64) {
+    ((b[0] as f64 + b[2] as f64) / 2.0, (b[1] as f64 + b[3] as f64) / 2.0)
+}
+
+fn diagonal(b: &[f32; 4]) -> f64 {
+    ((b[2] - b[0]) as f64).hypot((b[3] - b[1]) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::{PixelRect, RoiBitmap};
+    use crate::track::ReidConfig;
+    use crate::types::PixelFormat;
+
+    const W: u32 = 400;
+    const H: u32 = 100;
+
+    /// A frame with a `colour` square of side 20 at `x` (and a grey background), and its detection.
+    fn scene(x: u32, colour: [u8; 3]) -> (Vec<u8>, Detection) {
+        let mut img = vec![90u8; (W * H * 3) as usize];
+        for y in 40..60 {
+            for xx in x..x + 20 {
+                let i = ((y * W + xx) * 3) as usize;
+                img[i..i + 3].copy_from_slice(&colour);
+            }
+        }
+        let rect = PixelRect::new(x, 40, 20, 20);
+        let mask = Mask::from_roi(RoiBitmap { img_w: W, img_h: H, rect, data: vec![1; 400] });
+        let det = Detection {
+            bbox: BBox::new(x as f32, 40.0, (x + 20) as f32, 60.0),
+            score: 0.9,
+            class_id: 0,
+            mask: Some(mask),
+        };
+        (img, det)
+    }
+
+    /// An object seen for 10 frames moving right, gone for 40 frames, then seen again 100 px
+    /// further on (far beyond the Kalman box's reach: no IoU with its prediction) in `colour`.
+    /// Returns the IDs before and after the gap.
+    fn exit_and_return(reid: bool, colour: [u8; 3]) -> (Vec<u64>, Vec<u64>) {
+        let cfg = TrackerConfig {
+            lazy_ids: true,
+            track_buffer: 90,
+            reid: ReidConfig { enabled: reid, ..ReidConfig::default() },
+            ..TrackerConfig::default()
+        };
+        let mut tr = ByteTracker::new(cfg);
+        let mut out = Vec::new();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for f in 0..10u32 {
+            let (img, det) = scene(20 + 2 * f, [220, 30, 30]);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), &mut out);
+            before.extend(out.iter().map(|t| t.track_id));
+        }
+        for _ in 0..40 {
+            tr.update_with_image(&[], None, &mut out);
+        }
+        for f in 0..5u32 {
+            let (img, det) = scene(140 + 2 * f, colour);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), &mut out);
+            after.extend(out.iter().map(|t| t.track_id));
+        }
+        (before, after)
+    }
+
+    #[test]
+    fn reid_continues_the_lost_track_of_a_returning_object() {
+        let (before, after) = exit_and_return(true, [220, 30, 30]);
+        assert_eq!(before, vec![1; 10]);
+        // Born on the first frame back, confirmed on the second: the lost track's ID.
+        assert_eq!(after, vec![1; 4]);
+    }
+
+    #[test]
+    fn without_reid_or_with_another_look_a_returning_object_is_new() {
+        let (_, after) = exit_and_return(false, [220, 30, 30]);
+        assert_eq!(after, vec![2; 4]);
+        let (_, after) = exit_and_return(true, [30, 30, 220]);
+        assert_eq!(after, vec![2; 4]);
+    }
+
+    #[test]
+    fn reid_respects_the_motion_gate() {
+        // 10 frames at 20..38, lost 40 frames, back at 140: 2 diagonals (56 px) x (1 + 40/25)
+        // reach 147 px; a gate of 0.5 diagonal (37 px) does not reach.
+        let cfg = TrackerConfig {
+            lazy_ids: true,
+            track_buffer: 90,
+            reid: ReidConfig { enabled: true, gate: 0.5, ..ReidConfig::default() },
+            ..TrackerConfig::default()
+        };
+        let mut tr = ByteTracker::new(cfg);
+        let mut out = Vec::new();
+        let mut run = |x: u32, tr: &mut ByteTracker, out: &mut Vec<TrackedObject>| {
+            let (img, det) = scene(x, [220, 30, 30]);
+            let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
+            tr.update_with_image(&[det], Some(view), out);
+        };
+        for f in 0..10u32 {
+            run(20 + 2 * f, &mut tr, &mut out);
+        }
+        for _ in 0..40 {
+            tr.update_with_image(&[], None, &mut out);
+        }
+        run(140, &mut tr, &mut out);
+        run(142, &mut tr, &mut out);
+        assert_eq!(out.iter().map(|t| t.track_id).collect::<Vec<_>>(), vec![2]);
     }
 }

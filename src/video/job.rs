@@ -220,7 +220,13 @@ pub fn build_stream(
     if outputs.tracks_mot.is_some() || outputs.tracks_json.is_some() {
         let writer = TrackWriter::create(outputs.tracks_mot.as_deref(), outputs.tracks_json.as_deref())
             .map_err(|e| VideoError::Stage { stage: "track files", frame: 0, cause: e.into() })?;
-        results.push(Box::new(TrackFiles::new(writer)));
+        // Gap interpolation delays the files by the longest gap; live consumers want each frame now.
+        let mut tracker = setup.tracker.clone();
+        if let Some(fps) = info.fps_f64().filter(|f| f.is_finite() && *f > 0.0) {
+            tracker.frame_rate = fps;
+        }
+        let gap = if info.live { 0 } else { tracker.interpolation_frames() };
+        results.push(Box::new(TrackFiles::new(writer).with_gap_filling(gap)));
     }
     Ok(Stream { name, source, processor, video, results, overlay: setup.overlay.clone() })
 }

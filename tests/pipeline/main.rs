@@ -11,3 +11,4 @@ mod model;
 mod real_footage;
 mod scripted;
 mod stream_core;
+mod tune;

@@ -79,13 +79,19 @@ fn check_sequence(name: &str) {
     eprintln!("{name}: {} rows, max box error {max_err:.2e} px", ours.len());
     assert!(max_err <= 1e-3, "{name}: max box error {max_err} px > 1e-3");
 
-    // The product config file, switched to box association, Ultralytics IDs and no duplicate
-    // suppression (not part of Ultralytics' tracker), is identical too.
+    // The product config file, switched to box association, Ultralytics IDs, Ultralytics'
+    // thresholds and lost-track buffer, Kalman boxes, and no duplicate suppression or re-ID
+    // (not part of Ultralytics' tracker), is identical too.
     let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/bytetrack.toml");
     let mut file_cfg = TrackerConfig::from_toml_file(&toml).unwrap();
     file_cfg.association = Association::Box;
     file_cfg.lazy_ids = false;
     file_cfg.dedup.enabled = false;
+    file_cfg.reid.enabled = false;
+    file_cfg.report_box = fastsam_track::track::ReportBox::Kalman;
+    file_cfg.track_high_thresh = 0.25;
+    file_cfg.new_track_thresh = 0.25;
+    file_cfg.track_buffer = 30;
     let again = run(&seq, file_cfg.clone());
     assert!(again.iter().zip(&ours).all(|(a, b)| a == b) && again.len() == ours.len());
 

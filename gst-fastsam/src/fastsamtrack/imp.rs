@@ -109,7 +109,8 @@ impl Default for Settings {
             model: None,
             device: model.device.to_string(),
             imgsz: model.imgsz.unwrap_or(0),
-            conf: model.conf,
+            // A tracking element: the detector keeps what the tracker uses (as the CLI's main job).
+            conf: product_tracker().track_low_thresh,
             iou: model.iou,
             retina_masks: model.retina_masks,
             threads: model.intra_threads.map_or(0, |t| t as u32),
@@ -471,7 +472,7 @@ impl ObjectImpl for FastSamTrack {
                     .build(),
                 glib::ParamSpecFloat::builder("conf")
                     .nick("Confidence threshold")
-                    .blurb("Detection confidence threshold (0-1)")
+                    .blurb("Detection confidence threshold (0-1); the default is the built-in tracker's track_low_thresh, so that low-score detections can extend tracks (new tracks need new_track_thresh)")
                     .minimum(0.0)
                     .maximum(1.0)
                     .default_value(d.conf)
