@@ -907,7 +907,7 @@ mod tests {
         };
         let mut tr = ByteTracker::new(cfg);
         let mut out = Vec::new();
-        let mut run = |x: u32, tr: &mut ByteTracker, out: &mut Vec<TrackedObject>| {
+        let run = |x: u32, tr: &mut ByteTracker, out: &mut Vec<TrackedObject>| {
             let (img, det) = scene(x, [220, 30, 30]);
             let view = ImageView::packed(W, H, PixelFormat::Rgb8, &img).unwrap();
             tr.update_with_image(&[det], Some(view), out);
