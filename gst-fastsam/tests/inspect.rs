@@ -69,6 +69,13 @@ fn gst_inspect_lists_every_property_with_the_library_default() {
         ("show-boxes", s.show_boxes.to_string()),
         ("boxes", "null".into()),
         ("points", "null".into()),
+        // CLIP text prompts: off unless `text` and both encoders are set; -2 = follow the best track.
+        ("text", "null".into()),
+        ("text-threshold", "-2".into()),
+        ("text-every", "0".into()),
+        ("clip-image", "null".into()),
+        ("clip-text", "null".into()),
+        ("clip-vocab", "null".into()),
     ];
     for (name, want) in &expected {
         let block = property_block(&text, name);
