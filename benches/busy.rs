@@ -15,6 +15,7 @@
 //!   association alone).
 //! * `rle/<res>/<N>`: COCO RLE of the N masks (the JSON track file's part of the track stage).
 //! * `draw/<res>/<N>`: `Overlay::draw` of the N masks with contours and labels (default style).
+//! * `draw_blend_only/<res>/<N>`: the same without contours and labels (the mask blending alone).
 //!
 //! Skips (with a message) when the assets are missing.
 
@@ -112,7 +113,11 @@ fn benches(c: &mut Criterion) {
             assert_eq!(rendered.len(), n, "{}: NMS keeps {} detections, not {n}", clip.name, rendered.len());
             let px: u64 = rendered.iter().map(|d| d.mask.as_ref().map_or(0, |m| m.area())).sum();
             let tracked = tracker.clone().update(&rendered).len();
-            eprintln!("{} N={n}: {:.0} mask px per detection, {tracked} confirmed tracks", clip.name, px as f64 / n as f64);
+            eprintln!(
+                "{} N={n}: {:.0} mask px per detection, {tracked} confirmed tracks",
+                clip.name,
+                px as f64 / n as f64
+            );
             let id = format!("{}/{n}", clip.name);
             g.bench_function(format!("track/{id}"), |b| {
                 b.iter_batched(
@@ -125,7 +130,9 @@ fn benches(c: &mut Criterion) {
                 b.iter_batched(|| tracker.clone(), |mut t| black_box(t.update(&rendered).len()), BatchSize::LargeInput)
             });
             g.bench_function(format!("rle/{id}"), |b| {
-                b.iter(|| rendered.iter().map(|d| d.mask.as_ref().map_or(0, |m| m.to_rle().counts.len())).sum::<usize>())
+                b.iter(|| {
+                    rendered.iter().map(|d| d.mask.as_ref().map_or(0, |m| m.to_rle().counts.len())).sum::<usize>()
+                })
             });
             let items: Vec<OverlayItem<'_>> = rendered
                 .iter()
@@ -138,15 +145,18 @@ fn benches(c: &mut Criterion) {
                     score: Some(d.score),
                 })
                 .collect();
-            let mut overlay = Overlay::new(OverlayStyle::default());
             let stride = clip.w as usize * 3;
-            g.bench_function(format!("draw/{id}"), |b| {
-                b.iter_batched_ref(
-                    || clip.first.clone(),
-                    |img| overlay.draw(img, clip.w, clip.h, stride, PixelFormat::Rgb8, &items).unwrap(),
-                    BatchSize::LargeInput,
-                )
-            });
+            let blend_only = OverlayStyle { contours: false, show_labels: false, ..OverlayStyle::default() };
+            for (what, style) in [("draw", OverlayStyle::default()), ("draw_blend_only", blend_only)] {
+                let mut overlay = Overlay::new(style);
+                g.bench_function(format!("{what}/{id}"), |b| {
+                    b.iter_batched_ref(
+                        || clip.first.clone(),
+                        |img| overlay.draw(img, clip.w, clip.h, stride, PixelFormat::Rgb8, &items).unwrap(),
+                        BatchSize::LargeInput,
+                    )
+                });
+            }
         }
     }
     g.finish();
