@@ -72,13 +72,18 @@ impl SmallMask {
         let y1 = r.bottom().saturating_sub(half).div_ceil(f).min(sh).max(y0);
         self.roi.rect = PixelRect::new(x0, y0, x1 - x0, y1 - y0);
         self.roi.data.reserve((x1 - x0) as usize * (y1 - y0) as usize);
+        // Every sample lies inside `r` (x0..x1 and y0..y1 were chosen so), so rows and columns
+        // index the ROI directly.
+        let (rw, step) = (r.w as usize, f as usize);
+        if x1 == x0 {
+            return;
+        }
         for sy in y0..y1 {
-            let fy = sy * f + half;
-            for sx in x0..x1 {
-                let v = src.get(sx * f + half, fy) as u8;
-                self.area += v as u64;
-                self.roi.data.push(v);
-            }
+            let row = &src.data[(sy * f + half - r.y) as usize * rw..][..rw];
+            let first = (x0 * f + half - r.x) as usize;
+            let before = self.roi.data.len();
+            self.roi.data.extend(row[first..].iter().step_by(step).take((x1 - x0) as usize).map(|&v| (v != 0) as u8));
+            self.area += self.roi.data[before..].iter().map(|&v| v as u64).sum::<u64>();
         }
     }
 
@@ -101,6 +106,48 @@ mod tests {
         let b = [5.0, 0.0, 15.0, 10.0];
         assert!((iou_f32(&a, &b) - 50.0 / 150.0).abs() < 1e-6);
         assert_eq!(iou_f32(&a, &[20.0, 20.0, 30.0, 30.0]), 0.0);
+    }
+
+    /// The sampling as first written (`RoiBitmap::get` per small pixel, bounds checked): the
+    /// reference for the row-slice version.
+    fn downscale_reference(src: &RoiBitmap, f: u32) -> (PixelRect, Vec<u8>, u64) {
+        let mut m = SmallMask::default();
+        m.downscale_from(src, f); // for the rectangle only
+        let r = m.roi.rect;
+        let half = f / 2;
+        let mut data = Vec::new();
+        for sy in r.y..r.bottom() {
+            for sx in r.x..r.right() {
+                data.push(src.get(sx * f + half, sy * f + half) as u8);
+            }
+        }
+        let area = data.iter().map(|&v| v as u64).sum();
+        (r, data, area)
+    }
+
+    #[test]
+    fn downscale_equals_per_pixel_sampling_on_random_masks() {
+        let mut s = 0x5eed_u64;
+        let mut rnd = move |n: u32| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n.max(1) as u64) as u32
+        };
+        for case in 0..300 {
+            let (w, h) = (1 + rnd(200), 1 + rnd(120));
+            let (x, y) = (rnd(w), rnd(h));
+            let rect = PixelRect::new(x, y, rnd(w - x + 1), rnd(h - y + 1));
+            let data = (0..rect.area()).map(|_| [0u8, 1, 255][rnd(3) as usize]).collect();
+            let src = RoiBitmap { img_w: w, img_h: h, rect, data };
+            for f in [1u32, 2, 3, 4, 5, 8] {
+                let mut m = SmallMask::default();
+                m.downscale_from(&src, f);
+                let (r, data, area) = downscale_reference(&src, f);
+                assert_eq!((m.roi.rect, &m.roi.data, m.area), (r, &data, area), "case {case}, factor {f}");
+                assert_eq!((m.roi.img_w, m.roi.img_h), (w.div_ceil(f), h.div_ceil(f)));
+            }
+        }
     }
 
     #[test]
