@@ -149,6 +149,12 @@ impl FromStr for Precision {
     }
 }
 
+/// A tensor shape for messages: `[1,3,?,?]` (dynamic axes as `?`).
+pub(crate) fn fmt_dims(d: &[i64]) -> String {
+    let v: Vec<String> = d.iter().map(|&x| if x < 0 { "?".to_string() } else { x.to_string() }).collect();
+    format!("[{}]", v.join(","))
+}
+
 /// Intra-op threads for each of `workers` sessions that run side by side: the machine's cores
 /// shared out among them (at least one each), so that the workers do not oversubscribe the CPU.
 pub fn threads_per_worker(workers: usize) -> usize {

@@ -154,14 +154,9 @@ pub struct ModelSignature {
     pub num_masks: u32,
 }
 
-fn fmt_dims(d: &[i64]) -> String {
-    let v: Vec<String> = d.iter().map(|&x| if x < 0 { "?".to_string() } else { x.to_string() }).collect();
-    format!("[{}]", v.join(","))
-}
-
 fn describe_outlet(name: &str, t: &ValueType) -> String {
     match t {
-        ValueType::Tensor { ty, shape, .. } => format!("{name}{} {ty:?}", fmt_dims(shape)),
+        ValueType::Tensor { ty, shape, .. } => format!("{name}{} {ty:?}", crate::engine::fmt_dims(shape)),
         other => format!("{name} ({other:?})"),
     }
 }
