@@ -226,21 +226,8 @@ impl Encoder {
         if self.kind != EncoderKind::Image || images.len() != n * per {
             return Err(ClipError::Inference(format!("{} values are not {n} CLIP images", images.len())));
         }
-        let mut out = Vec::with_capacity(n * self.sig.dim);
         let s = CLIP_SIZE as usize;
-        for chunk in images.chunks(self.max_batch * per) {
-            let m = chunk.len() / per;
-            let t =
-                TensorRef::from_array_view(([m, 3, s, s], chunk)).map_err(|e| ClipError::Inference(e.to_string()))?;
-            let outputs = self
-                .engine
-                .session
-                .run(ort::inputs![self.sig.input_name.as_str() => t])
-                .map_err(|e| ClipError::Inference(e.to_string()))?;
-            self.runs += 1;
-            collect(&outputs, &self.sig, self.kind, &self.path, m, &mut out)?;
-        }
-        Ok(out)
+        self.run_batches(images, n, &[3, s, s])
     }
 
     /// Embeddings (unnormalised) of `n` token rows (`[n,77]`).
@@ -248,11 +235,25 @@ impl Encoder {
         if self.kind != EncoderKind::Text || tokens.len() != n * CONTEXT_LENGTH {
             return Err(ClipError::Inference(format!("{} values are not {n} token rows", tokens.len())));
         }
+        self.run_batches(tokens, n, &[CONTEXT_LENGTH])
+    }
+
+    /// Run `n` rows of shape `row` (concatenated in `data`) through the encoder, at most
+    /// `max_batch` rows per call; the embeddings, `n * D` values.
+    fn run_batches<T>(&mut self, data: &[T], n: usize, row: &[usize]) -> Result<Vec<f32>, ClipError>
+    where
+        T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+    {
+        let per: usize = row.iter().product();
         let mut out = Vec::with_capacity(n * self.sig.dim);
-        for chunk in tokens.chunks(self.max_batch * CONTEXT_LENGTH) {
-            let m = chunk.len() / CONTEXT_LENGTH;
-            let t = TensorRef::from_array_view(([m, CONTEXT_LENGTH], chunk))
-                .map_err(|e| ClipError::Inference(e.to_string()))?;
+        let mut shape = Vec::with_capacity(row.len() + 1);
+        for chunk in data.chunks(self.max_batch * per) {
+            let m = chunk.len() / per;
+            shape.clear();
+            shape.push(m);
+            shape.extend_from_slice(row);
+            let t =
+                TensorRef::from_array_view((shape.clone(), chunk)).map_err(|e| ClipError::Inference(e.to_string()))?;
             let outputs = self
                 .engine
                 .session
