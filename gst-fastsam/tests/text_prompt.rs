@@ -119,7 +119,7 @@ fn assert_same(element: &FrameTracks, cli: &FrameTracks, what: &str) {
 
 /// `text=…` on the element follows the same tracks, frame by frame, as `--text …` in the CLI's main
 /// job (best-track mode, and a threshold with re-scoring), and those are a proper subset of the
-/// tracks without a prompt (so the prompt did select).
+/// track boxes without a prompt (so the prompt did select).
 #[test]
 fn text_property_follows_the_same_tracks_as_the_cli() {
     init();
@@ -130,7 +130,9 @@ fn text_property_follows_the_same_tracks_as_the_cli() {
     };
     let (w, h, fps, frames) = decode(&clip, usize::MAX);
     let base = format!("fastsamtrack model={} imgsz=320 device=cpu draw=false", model.display());
-    let all = ids(&cli_tracks(&clip, &model, &[]));
+    let unprompted = cli_tracks(&clip, &model, &[]);
+    let all = ids(&unprompted);
+    let all_boxes: usize = unprompted.iter().map(Vec::len).sum();
     let clip_args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = vec![
             "--clip-image".into(),
@@ -144,11 +146,13 @@ fn text_property_follows_the_same_tracks_as_the_cli() {
         a
     };
     let props = format!("clip-image={} clip-text={} clip-vocab={}", image.display(), text.display(), vocab.display());
+    // The tiny random CLIP scores these tracks between about 0.11 and 0.15: at 0.13 with re-scoring
+    // every 25 frames, tracks enter and leave the followed set (the CLI keeps 2 of 4 IDs).
     for (cli_extra, element_extra) in [
         (vec!["--text", "a red ball"], "text=\"a red ball\"".to_string()),
         (
-            vec!["--text", "a red ball", "--text", "a blue box", "--text-threshold", "0.05", "--text-every", "25"],
-            "text=\"a red ball;a blue box\" text-threshold=0.05 text-every=25".to_string(),
+            vec!["--text", "a red ball", "--text", "a blue box", "--text-threshold", "0.13", "--text-every", "25"],
+            "text=\"a red ball;a blue box\" text-threshold=0.13 text-every=25".to_string(),
         ),
     ] {
         let what = element_extra.as_str();
@@ -157,8 +161,10 @@ fn text_property_follows_the_same_tracks_as_the_cli() {
         assert_same(&element, &cli, what);
         let chosen = ids(&cli);
         let boxes: usize = cli.iter().map(Vec::len).sum();
-        eprintln!("{what}: {boxes} track boxes, IDs {chosen:?} of {all:?}: element identical to the CLI");
-        assert!(!chosen.is_empty() && chosen.len() < all.len(), "{what}: a proper subset: {chosen:?} of {all:?}");
+        eprintln!(
+            "{what}: {boxes} of {all_boxes} track boxes, IDs {chosen:?} of {all:?}: element identical to the CLI"
+        );
+        assert!(boxes > 0 && boxes < all_boxes, "{what}: a proper subset: {boxes} of {all_boxes} boxes");
         assert!(chosen.is_subset(&all), "{what}: {chosen:?} of {all:?}");
     }
 }
