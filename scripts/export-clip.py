@@ -98,7 +98,9 @@ def main():
     img_path = os.path.join(a.out, "clip-image.onnx")
     txt_path = os.path.join(a.out, "clip-text.onnx")
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(a.seed))
-    texts = ["a photo of a dog", "a yellow bus", "Ｔhe “ﬁrst” café &amp; a cat"]
+    # the last ones exercise ftfy's clean-up (width, quotes, ligatures, entities, NFC, mojibake)
+    texts = ["a photo of a dog", "a yellow bus", "Ｔhe “ﬁrst” café &amp; a cat",
+             "a cafe\u0301 terrace", "a cafÃ© â€œterraceâ€\x9d", "ﾀｰﾝ sign\x85 ﬂuﬃeﬆ &amp;amp;amp;"]
     tokens = tokenizer(texts)
     with torch.no_grad():
         torch.onnx.export(ImageEncoder(model), (images,), img_path, input_names=["images"],
