@@ -281,9 +281,12 @@ fn cp1252_byte(c: char) -> Option<u8> {
 /// replaced only when those bytes are valid UTF-8 and every character they decode to is either a
 /// Latin letter or sign from U+00A0..=U+024F (two-byte sequences, the ambiguous ones) or a
 /// character of three or four bytes (which a real text would need three or four unlikely
-/// characters in a row to fake). Anything else, including runs mixed with correct accented text
-/// and the other repairs of ftfy's `fix_encoding` (a lost 0xA0 byte, lossy sequences, other
-/// codecs), is left as written.
+/// characters in a row to fake); a pair ending in `’` or `…` (`Ã’`) is plausible text and fixed
+/// only when the text has other mojibake. In a run that does not decode as a whole (correct
+/// text next to mojibake, `ßâ€œ`), the UTF-8 sequences inside it are decoded: those of three or
+/// four bytes always, two-byte ones only when the text has other mojibake. Not done: ftfy's other
+/// repairs in `fix_encoding` (a lost 0xA0 byte as in `voilÃ le`, lossy sequences, other codecs)
+/// and its "badness" weighing; such text is left as written.
 pub fn fix_mojibake(text: &str) -> String {
     // layer by layer until nothing changes (as ftfy's fix_encoding), before any other fix can
     // alter the next layer's characters (uncurl_quotes would turn its `‚` into `'`)
@@ -298,35 +301,102 @@ pub fn fix_mojibake(text: &str) -> String {
     t
 }
 
+/// Whether a decoded character passes the rule of [`fix_mojibake`].
+fn mojibake_target(c: char) -> bool {
+    c.len_utf8() >= 3 || ('\u{a0}'..='\u{24f}').contains(&c)
+}
+
+/// The UTF-8 sequences inside a run that does not decode as a whole (correct text next to
+/// mojibake, `ßâ€œ`): `(start, end, decoded)` byte ranges, left to right, greedy.
+fn partial_decodes(bytes: &[u8]) -> Vec<(usize, usize, char)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = match bytes[i] {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 0,
+        };
+        let c = (len > 0 && i + len <= bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i..i + len]).ok())
+            .flatten()
+            .and_then(|s| s.chars().next())
+            .filter(|&c| mojibake_target(c));
+        match c {
+            Some(c) => {
+                found.push((i, i + len, c));
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    found
+}
+
 fn fix_mojibake_once(text: &str) -> String {
     if text.is_ascii() {
         return text.to_string();
     }
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let mut bytes = Vec::new();
-    let flush = |run: &mut String, bytes: &mut Vec<u8>, out: &mut String| {
-        let fixed = (bytes.len() >= 2)
-            .then(|| std::str::from_utf8(bytes).ok())
-            .flatten()
-            .filter(|d| d.chars().all(|c| c.len_utf8() >= 3 || ('\u{a0}'..='\u{24f}').contains(&c)));
-        out.push_str(fixed.unwrap_or(run));
-        run.clear();
-        bytes.clear();
-    };
+    // split into pieces: (text, Some(bytes) for a run of non-ASCII Windows-1252 characters)
+    let mut pieces: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     for c in text.chars() {
-        match cp1252_byte(c).filter(|_| !c.is_ascii()) {
-            Some(b) => {
-                run.push(c);
+        let byte = cp1252_byte(c).filter(|_| !c.is_ascii());
+        match (pieces.last_mut(), byte) {
+            (Some((s, Some(bytes))), Some(b)) => {
+                s.push(c);
                 bytes.push(b);
             }
-            None => {
-                flush(&mut run, &mut bytes, &mut out);
-                out.push(c);
+            (Some((s, None)), None) => s.push(c),
+            (_, b) => pieces.push((c.to_string(), b.map(|b| vec![b]))),
+        }
+    }
+    // what each run decodes to as a whole, if it is mojibake by the rule above
+    let decoded: Vec<Option<&str>> = pieces
+        .iter()
+        .map(|(_, bytes)| {
+            bytes
+                .as_deref()
+                .filter(|b| b.len() >= 2)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|d| d.chars().all(mojibake_target))
+        })
+        .collect();
+    // a letter followed by a closing quote or an ellipsis (`Ã’`, `Ã…`) is plausible text: such a
+    // pair is fixed only when the text has other mojibake (as ftfy weighs it); so are the
+    // two-byte sequences inside runs that do not decode as a whole
+    let plausible = |s: &str| s.chars().count() == 2 && s.ends_with(['\u{2019}', '\u{2026}']);
+    let partial: Vec<Vec<(usize, usize, char)>> = pieces
+        .iter()
+        .zip(&decoded)
+        .map(|((_, bytes), d)| match (bytes, d) {
+            (Some(b), None) => partial_decodes(b),
+            _ => Vec::new(),
+        })
+        .collect();
+    let evidence = pieces.iter().zip(&decoded).any(|((s, _), d)| d.is_some() && !plausible(s))
+        || partial.iter().flatten().any(|&(a, b, _)| b - a >= 3);
+    let mut out = String::with_capacity(text.len());
+    for (((s, _), d), part) in pieces.iter().zip(&decoded).zip(&partial) {
+        match d {
+            Some(d) if evidence || !plausible(s) => out.push_str(d),
+            _ if part.is_empty() => out.push_str(s),
+            _ => {
+                // one character per byte in a run: byte ranges are character ranges
+                let chars: Vec<char> = s.chars().collect();
+                let mut i = 0;
+                for &(a, b, c) in part {
+                    if b - a < 3 && !evidence {
+                        continue;
+                    }
+                    out.extend(&chars[i..a]);
+                    out.push(c);
+                    i = b;
+                }
+                out.extend(&chars[i..]);
             }
         }
     }
-    flush(&mut run, &mut bytes, &mut out);
     out
 }
 
@@ -892,6 +962,8 @@ mod tests {
         assert_eq!(fix_text("sÃ³"), "só");
         // ftfy.apply_plan: mojibake = "schÃ¶n" fixes to 'schön'
         assert_eq!(fix_text("schÃ¶n"), "schön");
+        // capitals, whose second byte Windows-1252 shows as punctuation (as ftfy fixes them)
+        assert_eq!(fix_text("Ã‰cole Ãœber Ã“scar EspaÃ±a Ã…ngstrÃ¶m"), "École Über Óscar España Ångström");
         // the brief's common case, and a prompt with Windows-1252 curly quotes (â€œ … â€\x9d)
         assert_eq!(clean("a cafÃ© terrace"), "a café terrace");
         assert_eq!(fix_text("Ã©tÃ© â€œhiâ€\u{9d}"), "été \"hi\"");
@@ -902,9 +974,10 @@ mod tests {
         );
         // README: (à¸‡'âŒ£')à¸‡ -> (ง'⌣')ง
         assert_eq!(fix_text("(à¸‡'âŒ£')à¸‡"), "(ง'⌣')ง");
-        // conservative: correct accented text, a lone suspicious letter and a capital followed by
-        // a curly quote (which would decode to Arabic) stay as written (ftfy agrees on all three)
-        for ok in ["café naïve Ñandú São Paulo", "Ã", "PERÚ”"] {
+        // conservative: correct accented text, a lone suspicious letter, a capital followed by a
+        // curly quote (which would decode to Arabic) and a letter before `’` or `…` stay as
+        // written (ftfy agrees on all five)
+        for ok in ["café naïve Ñandú São Paulo", "Ã", "PERÚ”", "Ã’", "x Ã… y"] {
             assert_eq!(fix_mojibake(ok), ok);
         }
         assert_eq!(fix_text("PERÚ”"), "PERÚ\"");
