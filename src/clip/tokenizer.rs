@@ -21,8 +21,9 @@
 //! ligatures split (`ﬁ` → `fi`), full-width forms narrowed and half-width ones widened, curly
 //! quotes straightened, line breaks unified, terminal escapes and control characters removed, and
 //! NFC normalisation (`cafe` + U+0301 → `café`). Not implemented: ftfy's other encoding repairs
-//! (mixed correct and mis-decoded text in one run, a lost 0xA0 byte, lossy `�` sequences, codecs
-//! other than Windows-1252/Latin-1, ftfy's "badness" weighing). HTML named entities: the HTML 4
+//! (a lost 0xA0 byte, lossy `�` sequences, codecs other than Windows-1252/Latin-1) and its
+//! "badness" weighing, which decides some texts mixing mojibake with correct accented letters
+//! differently. HTML named entities: the HTML 4
 //! set plus `&apos;` (Python's `html.unescape` knows the full HTML5 list; the rarer names stay as
 //! written).
 //!
