@@ -13,6 +13,12 @@
 //! It also prints how many tracks a video stream scores per frame (new tracks only, and with
 //! `--text-every 30`) on a synthetic 50-object scene, the factor that amortises CLIP in video.
 //! Needs `../shared` (tiny CLIP goldens, the BPE vocabulary, the FastSAM-s model); skips without.
+//!
+//! With `FASTSAM_CLIP_EXPORT=DIR` (a folder written by `scripts/export-clip.py`, e.g. ViT-B/32
+//! with `--random-weights`: real shapes and cost, meaningless scores) it also measures that pair:
+//! `select_50_export` (the whole selection as above), `text_encoder_export`, and the video cost
+//! per frame on the same 50-object scene (one timed pass of 300 frames with the real scorer,
+//! minus the same pass with a free scorer), for both scoring policies.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastsam_track::clip::preprocess::preprocess_into;
@@ -22,6 +28,7 @@ use fastsam_track::engine::{Device, EngineConfig};
 use fastsam_track::model::{FastSam, ModelOptions};
 use fastsam_track::stream::{FrameMeta, PromptSelector, StreamConfig, StreamProcessor, TextScoring, TrackScorer};
 use fastsam_track::{BBox, Detection, ImageView, Mask, PixelFormat, Segmenter};
+use std::time::Instant;
 
 #[path = "../tests/support/assets.rs"]
 mod assets;
@@ -106,6 +113,28 @@ fn bench(c: &mut Criterion) {
             .unwrap();
     g.sample_size(10);
     g.bench_function("fastsam_s_640", |b| b.iter(|| fs.segment(view).unwrap().len()));
+    drop(fs);
+
+    // an exported pair (ViT-B/32), side by side in the same run
+    let export = std::env::var_os("FASTSAM_CLIP_EXPORT").map(std::path::PathBuf::from);
+    let mut export_model = None;
+    if let Some(dir) = &export {
+        let paths = ClipPaths { image: dir.join("clip-image.onnx"), text: dir.join("clip-text.onnx"), vocab: None };
+        let mut m = ClipModel::load(&paths, &cpu()).unwrap();
+        eprintln!("exported pair: {}", m.describe());
+        let mut k = 0u64;
+        g.bench_function("text_encoder_export", |b| {
+            b.iter(|| {
+                k += 1;
+                m.text_embedding(&format!("a photo of dog number {k}")).unwrap().len()
+            })
+        });
+        let mut sel = TextSelector::new(m, vec!["a photo of a dog".into()], TextPromptConfig::default()).unwrap();
+        g.bench_function("select_50_export", |b| b.iter(|| PromptSelector::select(&mut sel, view, &dets).unwrap()));
+        export_model = Some(paths);
+    } else {
+        eprintln!("FASTSAM_CLIP_EXPORT not set: ViT-B/32 (or another exported pair) not measured");
+    }
     g.finish();
 
     // video amortisation: tracks scored per frame on a 50-object scene
@@ -125,23 +154,49 @@ fn bench(c: &mut Criterion) {
     }
     let p = scenes::SceneParams { num_objects: 50, num_frames: 300, img_w: 1920, img_h: 1080, ..Default::default() };
     let sc = scenes::random_scene(&p, 3);
-    let blank = vec![0u8; 1920 * 1080 * 3];
-    let frame = ImageView::packed(1920, 1080, PixelFormat::Rgb8, &blank).unwrap();
-    for every in [None, Some(30)] {
+    let mut rng = scenes::Rng::new(11);
+    let noise: Vec<u8> = (0..1920 * 1080 * 3).map(|_| (rng.f() * 255.0) as u8).collect();
+    let frame = ImageView::packed(1920, 1080, PixelFormat::Rgb8, &noise).unwrap();
+    // one pass over the scene; returns (crops scored, detections, seconds, slowest frame's seconds,
+    // frames over 100 ms)
+    let pass = |scorer: Box<dyn TrackScorer>, every: Option<u64>| {
         let mut sp = StreamProcessor::new(StreamConfig::product(Some(30.0)).unwrap())
-            .with_text_scorer(Box::new(Count), TextScoring { every });
+            .with_text_scorer(scorer, TextScoring { every });
         let mut dets_total = 0usize;
+        let (mut slowest, mut over) = (0.0f64, 0usize);
+        let t = Instant::now();
         for (i, f) in sc.frames.iter().enumerate() {
             dets_total += f.len();
+            let tf = Instant::now();
             sp.process(frame, FrameMeta { index: i as u64, pts: None }, f.clone()).unwrap();
+            let s = tf.elapsed().as_secs_f64();
+            slowest = slowest.max(s);
+            over += usize::from(s > 0.1);
         }
+        (sp.text_scored_detections(), dets_total, t.elapsed().as_secs_f64(), slowest, over)
+    };
+    let n = sc.frames.len() as f64;
+    for every in [None, Some(30)] {
+        let (scored, dets_total, free_s, _, _) = pass(Box::new(Count), every);
         eprintln!(
             "video amortisation (50 objects, {} frames, text-every {every:?}): {:.2} crops scored per frame of {:.1} detections ({:.1}%)",
             sc.frames.len(),
-            sp.text_scored_detections() as f64 / sc.frames.len() as f64,
-            dets_total as f64 / sc.frames.len() as f64,
-            100.0 * sp.text_scored_detections() as f64 / dets_total as f64
+            scored as f64 / n,
+            dets_total as f64 / n,
+            100.0 * scored as f64 / dets_total as f64
         );
+        if let Some(paths) = &export_model {
+            let m = ClipModel::load(paths, &cpu()).unwrap();
+            let sel = TextSelector::new(m, vec!["a photo of a dog".into()], TextPromptConfig::default()).unwrap();
+            let (scored_c, _, clip_s, slowest, over) = pass(Box::new(sel), every);
+            eprintln!(
+                "  exported pair: {scored_c} crops scored, {:.1} ms per frame with CLIP vs {:.2} ms without: CLIP {:.1} ms per frame; slowest frame {:.0} ms, {over} frames over 100 ms",
+                1e3 * clip_s / n,
+                1e3 * free_s / n,
+                1e3 * (clip_s - free_s) / n,
+                1e3 * slowest
+            );
+        }
     }
 }
 

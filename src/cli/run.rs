@@ -189,7 +189,7 @@ fn plan_outputs(args: &RunArgs, inputs: &[String]) -> anyhow::Result<Vec<StreamO
     Ok(plans)
 }
 
-/// No output may be an input (videos, model, configs, the sources list) or another output,
+/// No output may be an input (videos, model, CLIP files, configs, the sources list) or another output,
 /// through a `file://` URI, a symlink or a hard link; output directories must be writable.
 /// Runs before anything is opened for writing and before the model loads (exit 2 on a clash).
 fn check_outputs(args: &RunArgs, inputs: &[String], plans: &[StreamOutputs]) -> anyhow::Result<()> {
@@ -208,6 +208,16 @@ fn check_outputs(args: &RunArgs, inputs: &[String], plans: &[StreamOutputs]) -> 
     }
     for input in inputs {
         check.push_input(Role::InputVideo, input);
+    }
+    // The CLIP files of a text prompt (issue 12).
+    for (role, path) in [
+        (Role::Other("the CLIP image encoder (--clip-image)"), &args.clip.clip_image),
+        (Role::Other("the CLIP text encoder (--clip-text)"), &args.clip.clip_text),
+        (Role::Other("the CLIP vocabulary (--clip-vocab)"), &args.clip.clip_vocab),
+    ] {
+        if let Some(p) = path {
+            check.push_input(role, p);
+        }
     }
     for plan in plans {
         for (role, path) in [

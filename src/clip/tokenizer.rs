@@ -3,7 +3,7 @@
 //!
 //! The pipeline, as open_clip 3.3.0 runs it (`tokenize(text)` with the default `"lower"` clean-up):
 //!
-//! 1. text clean-up ([`clean`]): `ftfy.fix_text` (the subset listed below), HTML entities unescaped
+//! 1. text clean-up ([`clean`]): `ftfy.fix_text` (as listed below), HTML entities unescaped
 //!    twice (`html.unescape`), leading/trailing whitespace stripped, whitespace runs collapsed to
 //!    one space, lower-cased;
 //! 2. pre-tokenisation with CLIP's pattern
@@ -13,15 +13,19 @@
 //! 4. `[<start_of_text>] + ids + [<end_of_text>]`, zero-padded to 77; longer sequences are cut to
 //!    77 with the last id forced to `<end_of_text>` ([`Tokens::truncated`]).
 //!
-//! **ftfy subset.** `ftfy.fix_text` is a large heuristic library; this implements the fixes that
-//! change ordinary prompts: HTML entities when the text holds no `<` (ftfy's `unescape_html="auto"`),
-//! terminal escape sequences removed, curly quotes straightened, Latin ligatures split (`ﬁ` → `fi`),
-//! full-width ASCII and the ideographic space narrowed, line breaks unified, control characters
-//! removed. Not implemented: mojibake repair (`fix_encoding`: text that was decoded with the wrong
-//! codec), half-width katakana widening, and NFC normalisation (prompts typed as precomposed
-//! characters, the usual case, are unchanged by NFC; a prompt written with combining accents may
-//! tokenize differently from open_clip). HTML named entities: the HTML 4 set plus `&apos;`
-//! (Python's `html.unescape` knows the full HTML5 list; the rarer names stay as written).
+//! **ftfy.** `ftfy.fix_text` (ftfy 6, default settings) is a large heuristic library; [`fix_text`]
+//! re-implements the fixes that change prompts, in ftfy's order and repeated until nothing
+//! changes, as ftfy does: HTML entities when the text holds no `<` (`unescape_html="auto"`),
+//! mojibake repair for the common case ([`fix_mojibake`]: UTF-8 read as Windows-1252/Latin-1,
+//! `cafÃ©` → `café`, with a conservative detector), C1 controls read as Windows-1252, Latin
+//! ligatures split (`ﬁ` → `fi`), full-width forms narrowed and half-width ones widened, curly
+//! quotes straightened, line breaks unified, terminal escapes and control characters removed, and
+//! NFC normalisation (`cafe` + U+0301 → `café`). Not implemented: ftfy's other encoding repairs
+//! (a lost 0xA0 byte, lossy `�` sequences, codecs other than Windows-1252/Latin-1) and its
+//! "badness" weighing, which decides some texts mixing mojibake with correct accented letters
+//! differently. HTML named entities: the HTML 4
+//! set plus `&apos;` (Python's `html.unescape` knows the full HTML5 list; the rarer names stay as
+//! written).
 //!
 //! The merge list (`bpe_simple_vocab_16e6.txt.gz`, from OpenAI CLIP / open_clip, MIT licence) is
 //! read from a file: [`Tokenizer::from_gz_file`].
@@ -29,6 +33,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
 
 /// Tokens in a CLIP text input (start and end tokens included).
 pub const CONTEXT_LENGTH: usize = 77;
@@ -222,18 +228,191 @@ pub fn clean(text: &str) -> String {
     collapsed.to_lowercase()
 }
 
-/// The subset of `ftfy.fix_text` described in the module docs, in ftfy's order.
+/// `ftfy.fix_text` with its default settings, as far as the module docs list: ftfy's fixes in
+/// ftfy's order, repeated until the text no longer changes (as `ftfy.fix_and_explain` does).
 pub fn fix_text(text: &str) -> String {
-    let mut t = if text.contains('<') { text.to_string() } else { html_unescape(text) };
-    t = remove_terminal_escapes(&t);
-    let mut out = String::with_capacity(t.len());
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
+    // ftfy's `unescape_html="auto"`: only for text that holds no `<` (decided once, on the input)
+    let unescape = !text.contains('<');
+    let mut t = text.to_string();
+    // ftfy loops until a pass changes nothing; each fix here only shortens or simplifies the
+    // text, so a few passes suffice (the bound is a guard, never reached by a real prompt)
+    for _ in 0..16 {
+        let before = t.clone();
+        if unescape {
+            t = html_unescape(&t);
+        }
+        t = fix_mojibake(&t);
+        t = fix_c1_controls(&t);
+        t = fix_latin_ligatures(&t);
+        t = fix_character_width(&t);
+        t = uncurl_quotes(&t);
+        t = fix_line_breaks(&t);
+        t = remove_terminal_escapes(&t);
+        t = remove_control_chars(&t);
+        t = t.nfc().collect();
+        if t == before {
+            break;
+        }
+    }
+    t
+}
+
+/// Windows-1252 as web browsers (and ftfy's "sloppy-windows-1252") decode it: byte -> character.
+/// 0x80..=0x9f are the typographic characters; the five bytes Windows-1252 leaves undefined
+/// (0x81, 0x8d, 0x8f, 0x90, 0x9d) stay the C1 control of the same number, as in Latin-1.
+const CP1252_HIGH: [char; 32] = [
+    '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2c6}', '\u{2030}',
+    '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}',
+    '\u{201d}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}',
+    '\u{17e}', '\u{178}',
+];
+
+/// The byte sloppy Windows-1252 encodes `c` as (non-ASCII characters only).
+fn cp1252_byte(c: char) -> Option<u8> {
+    match c as u32 {
+        // Latin-1 (C1 controls included: ftfy also tries Latin-1)
+        0x80..=0xff => Some(c as u32 as u8),
+        _ => CP1252_HIGH.iter().position(|&h| h == c).map(|i| 0x80 + i as u8),
+    }
+}
+
+/// Mojibake repair, the common case only: UTF-8 text that was decoded as Windows-1252 or Latin-1
+/// (`cafÃ©` for `café`, `â€™` for `’`). Conservative where ftfy weighs a "badness" score: each
+/// maximal run of non-ASCII characters that Windows-1252 can encode is re-encoded to bytes, and
+/// replaced only when those bytes are valid UTF-8 and every character they decode to is either a
+/// Latin letter or sign from U+00A0..=U+024F (two-byte sequences, the ambiguous ones) or a
+/// character of three or four bytes (which a real text would need three or four unlikely
+/// characters in a row to fake); a pair ending in `’` or `…` (`Ã’`) is plausible text and fixed
+/// only when the text has other mojibake. In a run that does not decode as a whole (correct
+/// text next to mojibake, `ßâ€œ`), the UTF-8 sequences inside it are decoded: those of three or
+/// four bytes always, two-byte ones only when the text has other mojibake. Not done: ftfy's other
+/// repairs in `fix_encoding` (a lost 0xA0 byte as in `voilÃ le`, lossy sequences, other codecs)
+/// and its "badness" weighing; such text is left as written.
+pub fn fix_mojibake(text: &str) -> String {
+    // layer by layer until nothing changes (as ftfy's fix_encoding), before any other fix can
+    // alter the next layer's characters (uncurl_quotes would turn its `‚` into `'`)
+    let mut t = text.to_string();
+    for _ in 0..8 {
+        let next = fix_mojibake_once(&t);
+        if next == t {
+            break;
+        }
+        t = next;
+    }
+    t
+}
+
+/// Whether a decoded character passes the rule of [`fix_mojibake`].
+fn mojibake_target(c: char) -> bool {
+    c.len_utf8() >= 3 || ('\u{a0}'..='\u{24f}').contains(&c)
+}
+
+/// The UTF-8 sequences inside a run that does not decode as a whole (correct text next to
+/// mojibake, `ßâ€œ`): `(start, end, decoded)` byte ranges, left to right, greedy.
+fn partial_decodes(bytes: &[u8]) -> Vec<(usize, usize, char)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = match bytes[i] {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 0,
+        };
+        let c = (len > 0 && i + len <= bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i..i + len]).ok())
+            .flatten()
+            .and_then(|s| s.chars().next())
+            .filter(|&c| mojibake_target(c));
         match c {
-            // uncurl quotes
-            '\u{02bc}' | '\u{2018}'..='\u{201b}' => out.push('\''),
-            '\u{201c}'..='\u{201f}' => out.push('"'),
-            // Latin ligatures
+            Some(c) => {
+                found.push((i, i + len, c));
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    found
+}
+
+fn fix_mojibake_once(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_string();
+    }
+    // split into pieces: (text, Some(bytes) for a run of non-ASCII Windows-1252 characters)
+    let mut pieces: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    for c in text.chars() {
+        let byte = cp1252_byte(c).filter(|_| !c.is_ascii());
+        match (pieces.last_mut(), byte) {
+            (Some((s, Some(bytes))), Some(b)) => {
+                s.push(c);
+                bytes.push(b);
+            }
+            (Some((s, None)), None) => s.push(c),
+            (_, b) => pieces.push((c.to_string(), b.map(|b| vec![b]))),
+        }
+    }
+    // what each run decodes to as a whole, if it is mojibake by the rule above
+    let decoded: Vec<Option<&str>> = pieces
+        .iter()
+        .map(|(_, bytes)| {
+            bytes
+                .as_deref()
+                .filter(|b| b.len() >= 2)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|d| d.chars().all(mojibake_target))
+        })
+        .collect();
+    // a letter followed by a closing quote or an ellipsis (`Ã’`, `Ã…`) is plausible text: such a
+    // pair is fixed only when the text has other mojibake (as ftfy weighs it); so are the
+    // two-byte sequences inside runs that do not decode as a whole
+    let plausible = |s: &str| s.chars().count() == 2 && s.ends_with(['\u{2019}', '\u{2026}']);
+    let partial: Vec<Vec<(usize, usize, char)>> = pieces
+        .iter()
+        .zip(&decoded)
+        .map(|((_, bytes), d)| match (bytes, d) {
+            (Some(b), None) => partial_decodes(b),
+            _ => Vec::new(),
+        })
+        .collect();
+    let evidence = pieces.iter().zip(&decoded).any(|((s, _), d)| d.is_some() && !plausible(s))
+        || partial.iter().flatten().any(|&(a, b, _)| b - a >= 3);
+    let mut out = String::with_capacity(text.len());
+    for (((s, _), d), part) in pieces.iter().zip(&decoded).zip(&partial) {
+        match d {
+            Some(d) if evidence || !plausible(s) => out.push_str(d),
+            _ if part.is_empty() => out.push_str(s),
+            _ => {
+                // one character per byte in a run: byte ranges are character ranges
+                let chars: Vec<char> = s.chars().collect();
+                let mut i = 0;
+                for &(a, b, c) in part {
+                    if b - a < 3 && !evidence {
+                        continue;
+                    }
+                    out.extend(&chars[i..a]);
+                    out.push(c);
+                    i = b;
+                }
+                out.extend(&chars[i..]);
+            }
+        }
+    }
+    out
+}
+
+/// C1 control characters (U+0080..=U+009F) read as the Windows-1252 characters of those bytes,
+/// as browsers do (ftfy's `fix_c1_controls`): U+0085 becomes `…`, U+0080 `€`.
+fn fix_c1_controls(t: &str) -> String {
+    t.chars().map(|c| if ('\u{80}'..='\u{9f}').contains(&c) { CP1252_HIGH[c as usize - 0x80] } else { c }).collect()
+}
+
+/// Latin ligatures and digraphs split into their letters (ftfy's `LIGATURES` table: ftfy leaves
+/// ligatures of other scripts alone, so this is not NFKC).
+fn fix_latin_ligatures(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        match c {
             'ﬀ' => out.push_str("ff"),
             'ﬁ' => out.push_str("fi"),
             'ﬂ' => out.push_str("fl"),
@@ -256,31 +435,62 @@ pub fn fix_text(text: &str) -> String {
             'Ǌ' => out.push_str("NJ"),
             'ǋ' => out.push_str("Nj"),
             'ǌ' => out.push_str("nj"),
-            // character width
-            '\u{ff01}'..='\u{ff5e}' => out.push(char::from_u32(c as u32 - 0xff01 + 0x21).unwrap_or(c)),
-            '\u{3000}' => out.push(' '),
-            // line breaks
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push('\n');
-            }
-            '\u{2028}' | '\u{2029}' | '\u{0085}' => out.push('\n'),
-            // control characters ftfy removes
-            '\u{0}'..='\u{8}'
-            | '\u{b}'
-            | '\u{e}'..='\u{1f}'
-            | '\u{7f}'
-            | '\u{206a}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffc}'
-            | '\u{1d173}'..='\u{1d17a}'
-            | '\u{e0000}'..='\u{e007f}' => {}
             _ => out.push(c),
         }
     }
     out
+}
+
+/// Full-width and half-width forms (U+FF01..=U+FFEF) replaced by their NFKC form, and the
+/// ideographic space by a space (ftfy's `fix_character_width`): full-width ASCII narrowed,
+/// half-width katakana and Hangul widened.
+fn fix_character_width(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        match c {
+            '\u{3000}' => out.push(' '),
+            '\u{ff01}'..='\u{ffef}' => out.extend(std::iter::once(c).nfkc()),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Curly quotes straightened (ftfy's `uncurl_quotes`: U+02BC and U+2018..=U+201B to `'`,
+/// U+201C..=U+201F to `"`).
+fn uncurl_quotes(t: &str) -> String {
+    t.chars()
+        .map(|c| match c {
+            '\u{02bc}' | '\u{2018}'..='\u{201b}' => '\'',
+            '\u{201c}'..='\u{201f}' => '"',
+            _ => c,
+        })
+        .collect()
+}
+
+/// CRLF, CR, U+2028, U+2029 and U+0085 to `\n` (ftfy's `fix_line_breaks`).
+fn fix_line_breaks(t: &str) -> String {
+    t.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
+}
+
+/// The control characters ftfy 6's `remove_control_chars` deletes: C0 controls other than tab,
+/// line feed, form feed and carriage return, DEL, the deprecated Arabic format characters, the
+/// byte-order mark, interlinear annotation and object replacement characters. Left alone, as in
+/// ftfy: C1 controls (already fixed), joiners and direction marks, zero-width spaces, soft
+/// hyphens, musical notation controls and tag characters (used by emoji flag sequences).
+fn remove_control_chars(t: &str) -> String {
+    t.chars()
+        .filter(|c| {
+            !matches!(c,
+                '\u{0}'..='\u{8}'
+                | '\u{b}'
+                | '\u{e}'..='\u{1f}'
+                | '\u{7f}'
+                | '\u{206a}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffc}')
+        })
+        .collect()
 }
 
 /// Remove ANSI terminal escape sequences (`ESC [ digits/; letter`).
@@ -728,6 +938,123 @@ mod tests {
         assert_eq!(fix_text("ﬁne “quoted” ‘x’"), "fine \"quoted\" 'x'");
         assert_eq!(fix_text("ＡＢＣ１"), "ABC1");
         assert_eq!(fix_text("a\r\nb\u{1b}[31mred\u{1b}[0m\u{0}"), "a\nbred");
+    }
+
+    // The expectations below are ftfy 6's documented behaviour: the examples of its docstrings
+    // (ftfy/__init__.py `fix_text`, `fix_encoding`, `apply_plan`; ftfy/fixes.py per fix) and of
+    // its README, quoted as written there.
+
+    #[test]
+    fn fix_text_docstring_examples() {
+        // ftfy.fix_text: ">>> fix_text('âœ” No problems')" -> '✔ No problems'
+        assert_eq!(fix_text("âœ” No problems"), "✔ No problems");
+        // ftfy.fix_text: fix_text("&macr;\\_(ã\x83\x84)_/&macr;") prints ¯\_(ツ)_/¯
+        assert_eq!(fix_text("&macr;\\_(ã\u{83}\u{84})_/&macr;"), "¯\\_(ツ)_/¯");
+        // ftfy.fix_text: 'Broken text&hellip; it&#x2019;s ﬂubberiﬁc!' -> "Broken text… it's flubberific!"
+        assert_eq!(fix_text("Broken text&hellip; it&#x2019;s ﬂubberiﬁc!"), "Broken text… it's flubberific!");
+        // ftfy.fix_text: 'ＬＯＵＤ　ＮＯＩＳＥＳ' -> 'LOUD NOISES'
+        assert_eq!(fix_text("ＬＯＵＤ　ＮＯＩＳＥＳ"), "LOUD NOISES");
+    }
+
+    #[test]
+    fn mojibake_utf8_read_as_windows_1252() {
+        // ftfy.fix_encoding: fix_encoding("Ã³") -> 'ó'; fix_encoding_and_explain("sÃ³") -> 'só'
+        assert_eq!(fix_text("Ã³"), "ó");
+        assert_eq!(fix_text("sÃ³"), "só");
+        // ftfy.apply_plan: mojibake = "schÃ¶n" fixes to 'schön'
+        assert_eq!(fix_text("schÃ¶n"), "schön");
+        // capitals, whose second byte Windows-1252 shows as punctuation (as ftfy fixes them)
+        assert_eq!(fix_text("Ã‰cole Ãœber Ã“scar EspaÃ±a Ã…ngstrÃ¶m"), "École Über Óscar España Ångström");
+        // the brief's common case, and a prompt with Windows-1252 curly quotes (â€œ … â€\x9d)
+        assert_eq!(clean("a cafÃ© terrace"), "a café terrace");
+        assert_eq!(fix_text("Ã©tÃ© â€œhiâ€\u{9d}"), "été \"hi\"");
+        // README: three layers of mojibake
+        assert_eq!(
+            fix_text("The Mona Lisa doesnÃƒÂ¢Ã¢â€šÂ¬Ã¢â€žÂ¢t have eyebrows."),
+            "The Mona Lisa doesn't have eyebrows."
+        );
+        // README: (à¸‡'âŒ£')à¸‡ -> (ง'⌣')ง
+        assert_eq!(fix_text("(à¸‡'âŒ£')à¸‡"), "(ง'⌣')ง");
+        // conservative: correct accented text, a lone suspicious letter, a capital followed by a
+        // curly quote (which would decode to Arabic) and a letter before `’` or `…` stay as
+        // written (ftfy agrees on all five)
+        for ok in ["café naïve Ñandú São Paulo", "Ã", "PERÚ”", "Ã’", "x Ã… y"] {
+            assert_eq!(fix_mojibake(ok), ok);
+        }
+        assert_eq!(fix_text("PERÚ”"), "PERÚ\"");
+    }
+
+    #[test]
+    fn latin_ligatures() {
+        // ftfy.fixes.fix_latin_ligatures: fix_latin_ligatures("ﬂuﬃeﬆ") prints fluffiest
+        assert_eq!(fix_latin_ligatures("ﬂuﬃeﬆ"), "fluffiest");
+        assert_eq!(fix_text("ﬂuﬃeﬆ"), "fluffiest");
+        // ftfy's table: ŉ -> ʼn ("meant to avoid auto-curled quote"), whose ʼ uncurl_quotes then
+        // straightens; other scripts' ligatures are left alone
+        assert_eq!(fix_text("ŉ ĳ ǆ"), "'n ij dž");
+        assert_eq!(fix_text("ﭏ"), "ﭏ");
+    }
+
+    #[test]
+    fn character_width() {
+        // ftfy.fixes.fix_character_width: "ＬＯＵＤ　ＮＯＩＳＥＳ" -> LOUD NOISES;
+        // "Ｕﾀｰﾝ" (this means "U-turn") -> Uターン
+        assert_eq!(fix_character_width("ＬＯＵＤ　ＮＯＩＳＥＳ"), "LOUD NOISES");
+        assert_eq!(fix_character_width("Ｕﾀｰﾝ"), "Uターン");
+        assert_eq!(fix_text("Ｕﾀｰﾝ"), "Uターン");
+    }
+
+    #[test]
+    fn curly_quotes() {
+        // ftfy.fixes.uncurl_quotes: '\u201chere\u2019s a test\u201d' prints "here's a test"
+        // (ftfy 6's fix_text default: uncurl_quotes=True)
+        assert_eq!(uncurl_quotes("\u{201c}here\u{2019}s a test\u{201d}"), "\"here's a test\"");
+        assert_eq!(fix_text("\u{201c}here\u{2019}s a test\u{201d}"), "\"here's a test\"");
+    }
+
+    #[test]
+    fn line_breaks() {
+        // ftfy.fixes.fix_line_breaks docstring examples
+        assert_eq!(
+            fix_line_breaks("This string is made of two things:\u{2029}1. Unicode\u{2028}2. Spite"),
+            "This string is made of two things:\n1. Unicode\n2. Spite"
+        );
+        assert_eq!(fix_line_breaks("Content-type: text/plain\r\n\r\nHi."), "Content-type: text/plain\n\nHi.");
+        assert_eq!(
+            fix_line_breaks("This is how Microsoft \r trolls Mac users"),
+            "This is how Microsoft \n trolls Mac users"
+        );
+        assert_eq!(fix_line_breaks("What is this \u{85} I don't even"), "What is this \n I don't even");
+        // ...but in fix_text fix_c1_controls runs first ("\x85 is very common mojibake for
+        // \u2026, HORIZONTAL ELLIPSIS")
+        assert_eq!(fix_text("What is this \u{85} I don't even"), "What is this … I don't even");
+    }
+
+    #[test]
+    fn control_characters_and_escapes() {
+        // ftfy.fixes.remove_terminal_escapes docstring example
+        assert_eq!(
+            fix_text("\u{1b}[36;44mI'm blue, da ba dee da ba doo...\u{1b}[0m"),
+            "I'm blue, da ba dee da ba doo..."
+        );
+        // ftfy.fixes.remove_bom: chr(0xfeff) + "Where do you want to go today?"
+        assert_eq!(fix_text("\u{feff}Where do you want to go today?"), "Where do you want to go today?");
+        // ftfy.fixes.remove_control_chars: C0 controls go; tab, form feed, joiners, zero-width
+        // space, musical notation controls and tag characters (emoji flags) stay
+        assert_eq!(remove_control_chars("a\u{0}b\u{7}c\u{7f}d\u{206b}e\u{fffc}f"), "abcdef");
+        let kept = "a\tb\u{c}c\u{200d}d\u{200b}e\u{1d173}f\u{e0067}";
+        assert_eq!(remove_control_chars(kept), kept);
+        // ftfy.fixes.fix_c1_controls: C1 controls become their Windows-1252 characters
+        assert_eq!(fix_text("\u{80}5"), "€5");
+    }
+
+    #[test]
+    fn nfc_normalisation() {
+        // ftfy 6 fix_text default normalization="NFC": a combining accent composes
+        assert_eq!(fix_text("cafe\u{301}"), "café");
+        assert_eq!(clean("CAFE\u{301} A\u{30a}"), "café å");
+        // NFC, not NFKC: compatibility characters outside ftfy's tables stay (e.g. superscript two)
+        assert_eq!(fix_text("m²"), "m²");
     }
 
     #[test]

@@ -558,3 +558,45 @@ fn a_cause_is_printed_once() {
     let err = assert_exit(&o, 1, &["missing.toml"]);
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+// ---------------------------------------------------------------- the CLIP files of a text prompt
+
+#[test]
+fn main_job_never_writes_over_the_clip_files() {
+    // Issue 12: --clip-image / --clip-text / --clip-vocab are inputs of the main job like the
+    // model. Placeholder files are enough: the clash must be found before anything loads.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    support::write_clip(&input, 3);
+    let image = dir.path().join("clip-image.onnx");
+    let text = dir.path().join("clip-text.onnx");
+    let vocab = dir.path().join("bpe_simple_vocab_16e6.txt.gz");
+    for (p, body) in [(&image, "image encoder"), (&text, "text encoder"), (&vocab, "vocabulary")] {
+        std::fs::write(p, body).unwrap();
+    }
+    let sym = dir.path().join("vocab-link.gz");
+    std::os::unix::fs::symlink(&vocab, &sym).unwrap();
+    let fine = dir.path().join("fine.mp4");
+    let (image_s, text_s, sym_s) = (image.to_str().unwrap(), text.to_str().unwrap(), sym.to_str().unwrap());
+    let clip = ["--text", "a dog", "--clip-image", image_s, "--clip-text", text_s, "--clip-vocab", sym_s];
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["-o", image.to_str().unwrap()], "the CLIP image encoder (--clip-image)"),
+        (vec!["--no-video", "--tracks-mot", text.to_str().unwrap()], "the CLIP text encoder (--clip-text)"),
+        // through the symlink given as --clip-vocab: the real file is the same
+        (vec!["--no-video", "--tracks-json", vocab.to_str().unwrap()], "the CLIP vocabulary (--clip-vocab)"),
+        (vec!["-o", fine.to_str().unwrap(), "--tracks-mot", sym_s], "--clip-vocab"),
+    ];
+    let files = [&input, &image, &text, &vocab];
+    let before: Vec<String> = files.iter().map(|f| sha(f)).collect();
+    for (out, needle) in cases {
+        let mut all = vec![input.to_str().unwrap()];
+        all.extend(clip);
+        all.extend(out.iter().copied());
+        let o = run(&all);
+        assert_exit(&o, 2, &[needle, "same file"]);
+        let after: Vec<String> = files.iter().map(|f| sha(f)).collect();
+        assert_eq!(after, before, "{out:?} changed a file");
+        assert!(partials(dir.path()).is_empty(), "{out:?} left a partial file");
+        assert!(!fine.exists(), "{out:?} wrote the other output");
+    }
+}

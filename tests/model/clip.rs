@@ -183,6 +183,48 @@ fn tiny_clip_encoders_reproduce_golden_embeddings() {
     }
 }
 
+/// An encoder pair written by `scripts/export-clip.py` (any open_clip model, e.g. ViT-B/32 with
+/// `--random-weights`) in the folder `FASTSAM_CLIP_EXPORT`: the strict signature and pair checks
+/// accept it, our tokenizer gives torch's tokens, and our encoders reproduce torch's embeddings of
+/// the script's reference inputs to 1e-4. The files are hundreds of MB and need torch to make, so
+/// they are not in `../shared`; without the variable the test skips, saying so.
+#[test]
+fn exported_clip_pair_reproduces_torch() {
+    let Some(dir) = std::env::var_os("FASTSAM_CLIP_EXPORT").map(PathBuf::from) else {
+        eprintln!(
+            "SKIPPED exported_clip_pair_reproduces_torch: set FASTSAM_CLIP_EXPORT to a folder written by \
+             scripts/export-clip.py (e.g. --model ViT-B-32 --random-weights) to run it"
+        );
+        return;
+    };
+    let f = |n: &str| dir.join(n);
+    let paths = ClipPaths { image: f("clip-image.onnx"), text: f("clip-text.onnx"), vocab: None };
+    let mut m = ClipModel::load(&paths, &cpu()).unwrap();
+    let dim = m.dim();
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(f("reference_texts.json")).unwrap()).unwrap();
+    let texts: Vec<String> =
+        info["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let ids: Vec<i64> = texts.iter().flat_map(|t| m.tokenizer().tokenize(t).ids).collect();
+    let (shape, want_ids) = read_i64_npy(&f("reference_tokens.npy"));
+    assert_eq!((shape, &ids), (vec![texts.len(), 77], &want_ids), "tokens of {texts:?}");
+
+    let images = crate::support::npy::read_f32(&f("reference_images.npy")).unwrap();
+    let n = images.shape[0];
+    let want_i = crate::support::npy::read_f32(&f("reference_image_embeds.npy")).unwrap().data;
+    let got_i = m.image_encoder_mut().encode_images(&images.data, n).unwrap();
+    let want_t = crate::support::npy::read_f32(&f("reference_text_embeds.npy")).unwrap().data;
+    let mut text = Encoder::load(&paths.text, EncoderKind::Text, &cpu(), 32).unwrap();
+    let got_t = text.encode_tokens(&ids, texts.len()).unwrap();
+    let (di, dt) = (max_abs(&got_i, &want_i), max_abs(&got_t, &want_t));
+    let scale = want_i.iter().chain(&want_t).fold(0.0f32, |a, v| a.max(v.abs()));
+    eprintln!(
+        "{} ({} weights), D {dim}: image {di:e}, text {dt:e} max abs vs torch (largest value {scale})",
+        info["model"],
+        info["pretrained"].as_str().unwrap_or("random")
+    );
+    assert!(di <= 1e-4 && dt <= 1e-4, "image {di}, text {dt}");
+}
+
 #[test]
 fn clip_model_caches_text_embeddings_and_refuses_bad_prompts() {
     let (Some(img_m), Some(txt_m), Some(vocab)) =
