@@ -67,7 +67,9 @@ pub trait TrackScorer: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TextScoring {
     /// Re-score each followed or candidate track every this many frames (`None`: only when it
-    /// appears).
+    /// appears). Re-scores are spread: at most ⌈n / k⌉ of the n visible scored tracks are
+    /// re-scored on one frame (the stalest first), so the scorer's cost per frame stays flat
+    /// instead of peaking where many tracks came due together.
     pub every: Option<u64>,
 }
 
@@ -239,15 +241,29 @@ impl StreamProcessor {
         let Some(text) = self.text.as_mut() else {
             return Ok(None);
         };
-        let due: Vec<&TrackedObject> = tracks
-            .iter()
-            .filter(|t| t.det_index < detections.len())
-            .filter(|t| match (text.scores.get(&t.track_id), text.cfg.every) {
-                (None, _) => true,
-                (Some(&(_, at)), Some(k)) => k > 0 && frame.saturating_sub(at) >= k,
-                (Some(_), None) => false,
-            })
-            .collect();
+        let visible = || tracks.iter().filter(|t| t.det_index < detections.len());
+        // new tracks are scored on the frame they appear, all of them
+        let mut due: Vec<&TrackedObject> = visible().filter(|t| !text.scores.contains_key(&t.track_id)).collect();
+        // re-scores are spread over frames: of the visible scored tracks whose score is at least
+        // `k` frames old, the stalest (then the lowest ID) are re-scored, at most ⌈n / k⌉ of the n
+        // visible scored tracks per frame, so tracks that appeared together do not all come due
+        // on the same frame again (round-robin once settled; a re-score can be up to k frames late)
+        if let Some(k) = text.cfg.every.filter(|&k| k > 0) {
+            let mut stale: Vec<(u64, u64)> = Vec::new();
+            let mut scored_visible = 0u64;
+            for t in visible() {
+                if let Some(&(_, at)) = text.scores.get(&t.track_id) {
+                    scored_visible += 1;
+                    if frame.saturating_sub(at) >= k {
+                        stale.push((at, t.track_id));
+                    }
+                }
+            }
+            stale.sort_unstable();
+            stale.truncate(scored_visible.div_ceil(k) as usize);
+            let pick: HashSet<u64> = stale.into_iter().map(|(_, id)| id).collect();
+            due.extend(visible().filter(|t| pick.contains(&t.track_id)));
+        }
         if !due.is_empty() {
             let which: Vec<usize> = due.iter().map(|t| t.det_index).collect();
             let scores = text
@@ -406,7 +422,13 @@ mod tests {
         assert!(followed.iter().all(|f| *f == vec![40.0, 60.0]), "{followed:?}");
         assert_eq!(calls, vec![3]);
         let (_, calls) = run(Some(0.35), Some(3), &frames);
-        // frames 0, 3 and 6 score every track
-        assert_eq!(calls, vec![3, 3, 3]);
+        // frame 0 scores the three new tracks; from frame 3 on, when all three are due together,
+        // the re-scores are spread to ⌈3 / 3⌉ = 1 per frame, round-robin: frames 3..=6
+        assert_eq!(calls, vec![3, 1, 1, 1, 1]);
+        let (_, calls) = run(Some(0.35), Some(3), &vec![vec![10.0, 40.0, 60.0]; 30]);
+        // settled: every frame from 3 on re-scores exactly one track, so each track is re-scored
+        // every 3 frames: 1 + 27 calls of one, and no frame pays for more
+        assert_eq!(calls.len(), 28);
+        assert!(calls[1..].iter().all(|&c| c == 1), "{calls:?}");
     }
 }
