@@ -44,8 +44,9 @@ pub struct RunArgs {
     /// Follow the objects --text describes: each new track is scored by CLIP when it appears.
     #[command(flatten)]
     pub clip: ClipArgs,
-    /// With --text: re-score each track every K frames (objects turn, light changes); default:
-    /// score a track only when it appears, so CLIP never runs on every object of every frame.
+    /// With --text: re-score each track every K frames (objects turn, light changes), spread so
+    /// that one frame re-scores at most 1/K of the tracks; default: score a track only when it
+    /// appears, so CLIP never runs on every object of every frame.
     #[arg(long, value_name = "K", requires = "texts")]
     pub text_every: Option<u64>,
     /// Run without a model (no detections): exercises decode/encode only. For testing.
