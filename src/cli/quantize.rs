@@ -84,10 +84,10 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         calib_frames: args.calib_frames,
         method: args.calib_method,
         quantize_head_convs: args.quantize_head_convs,
-        float_ops: Vec::new(),
         imgsz: args.imgsz,
         intra_threads: args.threads.map(super::common::cap_threads),
         ort_lib: args.ort_lib.clone(),
+        ..QuantizeOptions::default()
     };
     let source_desc = source.describe();
     let t = std::time::Instant::now();

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use fastsam_track::Mask;
 use fastsam_track::convert::onnx_proto::{ModelProto, data_type};
 use fastsam_track::convert::quantize::plan::{GraphIndex, float_tail};
+use fastsam_track::convert::quantize::rewrite::conv_transpose_as_conv;
 use fastsam_track::convert::quantize::source::{CalibSource, quantize_with_source};
 use fastsam_track::convert::quantize::{CalibMethod, QuantizeError, QuantizeOptions, Quantizer, read_model};
 use fastsam_track::model::{Device, FastSam, ModelOptions};
@@ -60,7 +61,7 @@ fn fixture() -> Option<&'static Fixture> {
         let mut calls = 0;
         let s = quantize_with_source(&float, src, &int8, &opts, &mut |_, _| calls += 1).unwrap();
         assert_eq!(calls, 16, "one progress call per calibration frame");
-        assert!(s.total_quantized() > 200 && s.weights == 65, "{s:?}");
+        assert!(s.total_quantized() > 200 && s.weights == 66, "{s:?}");
         Some(Fixture { float, int8, clip_a, dir })
     })
     .as_ref()
@@ -106,7 +107,7 @@ fn quantized_graph_keeps_the_signature_and_the_documented_float_boundary() {
         }
     }
     assert_eq!(float_convs, BOUNDARY_CONVS.iter().copied().collect::<BTreeSet<_>>());
-    assert_eq!(int8_convs, 65);
+    assert_eq!(int8_convs, 66, "65 convolutions + the prototype upsampling as a 1x1 conv");
 
     // no node of the float tail (found on the float graph) reads a dequantized tensor, except the
     // learned boundary convolutions' data input (the output of an int8 SiLU)
@@ -133,6 +134,35 @@ fn quantized_graph_keeps_the_signature_and_the_documented_float_boundary() {
     }
 }
 
+/// The prototype upsampling (`ConvTranspose` 2x2, stride 2) rewritten as a 1x1 `Conv` +
+/// `DepthToSpace` computes the same outputs as ONNX Runtime's `ConvTranspose`, on real frames.
+#[test]
+fn conv_transpose_rewrite_is_exact_on_the_real_model() {
+    let Some(float) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(c) = assets::require("assets/synth/synth_track_c.mp4") else { return };
+    let mut m = read_model(&float).unwrap();
+    let done = conv_transpose_as_conv(&mut m);
+    assert_eq!(done, ["/model.22/proto/upsample/ConvTranspose"]);
+    let ops: Vec<&str> = graph(&m).node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(!ops.contains(&"ConvTranspose") && ops.iter().filter(|&&o| o == "DepthToSpace").count() == 1);
+    let dir = tempfile::tempdir().unwrap();
+    let rewritten = dir.path().join("rewritten.onnx");
+    fastsam_track::convert::quantize::write_model(&m, &rewritten).unwrap();
+    let (mut a, mut b) = (load(&float), load(&rewritten));
+    for f in frames(&c, 60, 3) {
+        a.infer(&f.view()).unwrap();
+        b.infer(&f.view()).unwrap();
+        let (ra, rb) = (a.raw_outputs(), b.raw_outputs());
+        for (name, x, y) in [("output0", ra.out0, rb.out0), ("protos", &ra.protos.data[..], &rb.protos.data[..])] {
+            assert_eq!(x.len(), y.len());
+            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            eprintln!("{name}: max |diff| {diff:e} (max |value| {scale})");
+            assert!(scale > 0.1 && diff <= 1e-5 * scale.max(1.0), "{name}: max |diff| {diff} for values up to {scale}");
+        }
+    }
+}
+
 #[test]
 fn onnx_runtime_fuses_the_qdq_graph_into_int8_kernels() {
     let Some(f) = fixture() else { return };
@@ -152,7 +182,7 @@ fn onnx_runtime_fuses_the_qdq_graph_into_int8_kernels() {
         *count.entry(n.op_type.clone()).or_insert(0) += 1;
     }
     eprintln!("optimized int8 graph: {count:?}");
-    assert_eq!(count.get("QLinearConv").copied().unwrap_or(0), 65, "every int8 convolution fused: {count:?}");
+    assert_eq!(count.get("QLinearConv").copied().unwrap_or(0), 66, "every int8 convolution fused: {count:?}");
     assert_eq!(count.get("Conv").copied().unwrap_or(0), BOUNDARY_CONVS.len(), "only the float boundary stays Conv");
     assert!(count.get("QLinearSigmoid").copied().unwrap_or(0) >= 60, "{count:?}");
     assert!(count.get("QLinearMul").copied().unwrap_or(0) >= 60, "{count:?}");

@@ -41,6 +41,7 @@
 pub mod calibrate;
 pub mod plan;
 pub mod qdq;
+pub mod rewrite;
 #[cfg(feature = "video")]
 pub mod source;
 
@@ -54,13 +55,14 @@ use super::onnx_proto::ModelProto;
 
 /// Version of the quantizer; part of the cache key of quantized models, so that any change of the
 /// algorithm gives a new file.
-pub const QUANTIZER_VERSION: u32 = 1;
+pub const QUANTIZER_VERSION: u32 = 2;
 
 /// Metadata key written into a quantized model (its value describes the calibration).
 pub const METADATA_KEY: &str = "fastsam_track.quantization";
 
 /// Operator types that run in int8 outside the float tail.
-pub const QUANTIZED_OPS: &[&str] = &["Conv", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split"];
+pub const QUANTIZED_OPS: &[&str] =
+    &["Conv", "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split", "DepthToSpace"];
 
 /// Operators whose presence means a model is already quantized.
 pub const QUANTIZED_MARKERS: &[&str] = &[
@@ -174,6 +176,10 @@ pub struct QuantizeOptions {
     /// Also quantize the final 1x1 convolution of each head branch (moves the float boundary by
     /// one step; off by default, see the module docs).
     pub quantize_head_convs: bool,
+    /// Rewrite non-overlapping `ConvTranspose` (the prototype upsampling) as a 1x1 `Conv` +
+    /// `DepthToSpace` before planning ([`rewrite::conv_transpose_as_conv`]: exact), so that it
+    /// runs as `QLinearConv`. On by default.
+    pub conv_transpose_as_conv: bool,
     /// Operator types kept in float everywhere (on top of the float tail), e.g. `["Sigmoid",
     /// "Mul"]` to keep the SiLUs in float. Empty by default.
     pub float_ops: Vec<String>,
@@ -192,6 +198,7 @@ impl Default for QuantizeOptions {
             calib_frames: 64,
             method: CalibMethod::default(),
             quantize_head_convs: false,
+            conv_transpose_as_conv: true,
             float_ops: Vec::new(),
             imgsz: None,
             intra_threads: None,
@@ -283,8 +290,14 @@ impl Quantizer {
     /// Reads the float model at `path` (`.onnx`), refuses a quantized one, plans the quantization
     /// and builds the calibration session.
     pub fn open(path: &Path, opts: &QuantizeOptions) -> Result<Quantizer, QuantizeError> {
-        let model = read_model(path)?;
+        let mut model = read_model(path)?;
         check_not_quantized(path, &model)?;
+        if opts.conv_transpose_as_conv {
+            let done = rewrite::conv_transpose_as_conv(&mut model);
+            if !done.is_empty() {
+                tracing::debug!("rewrote {done:?} as 1x1 Conv + DepthToSpace");
+            }
+        }
         let plan = Plan::new(path, &model, opts)?;
         if plan.quantized.is_empty() {
             return Err(QuantizeError::Unsupported {
