@@ -31,8 +31,9 @@ pub struct QuantizeArgs {
     /// Calibration frames, spread evenly over the source (a live stream: the first N).
     #[arg(long, value_name = "N", default_value_t = QuantizeOptions::default().calib_frames)]
     pub calib_frames: usize,
-    /// How activation ranges are chosen: minmax (exact range seen) or percentile[:P] (clip the
-    /// top and bottom (100-P)% of values; P defaults to 99.999).
+    /// How activation ranges are chosen: mse (per tensor, the clipping with the least
+    /// quantization error over the calibration values), minmax (exact range seen) or
+    /// percentile[:P] (clip the top and bottom (100-P)% of values; P defaults to 99.999).
     #[arg(long, value_name = "METHOD", default_value_t = QuantizeOptions::default().method)]
     pub calib_method: CalibMethod,
     /// Calibration size (long side, multiple of 32); use the size you run at. Default: the

@@ -133,12 +133,17 @@ pub enum CalibMethod {
     /// Clip each tail of the histogram at this percentile (e.g. 99.999: the top and bottom
     /// 0.001% of the values saturate).
     Percentile(f64),
+    /// Per tensor, the range (among the percentile ranges from 99 to 100, on a log grid of the
+    /// clipped tail) whose uint8 quantization has the least mean squared error over the
+    /// calibration histogram: rounding error `step^2 / 12` inside, clipping error outside.
+    Mse,
 }
 
-/// The default: percentile 99.999, which matched fp32 best on FastSAM-n-synth (docs/int8.md).
+/// The default: MSE-optimal ranges, which matched fp32 best on FastSAM-n-synth with the class
+/// branch in float (docs/int8.md).
 impl Default for CalibMethod {
     fn default() -> Self {
-        CalibMethod::Percentile(99.999)
+        CalibMethod::Mse
     }
 }
 
@@ -147,6 +152,7 @@ impl std::fmt::Display for CalibMethod {
         match self {
             CalibMethod::MinMax => f.write_str("minmax"),
             CalibMethod::Percentile(p) => write!(f, "percentile:{p}"),
+            CalibMethod::Mse => f.write_str("mse"),
         }
     }
 }
@@ -158,10 +164,11 @@ impl std::str::FromStr for CalibMethod {
         match s.as_str() {
             "minmax" | "min-max" => Ok(CalibMethod::MinMax),
             "percentile" => Ok(CalibMethod::Percentile(99.999)),
+            "mse" => Ok(CalibMethod::Mse),
             _ => match s.strip_prefix("percentile:").map(|p| p.parse::<f64>()) {
                 Some(Ok(p)) if p > 50.0 && p <= 100.0 => Ok(CalibMethod::Percentile(p)),
                 Some(_) => Err(format!("`{s}`: the percentile must be a number in (50, 100], e.g. percentile:99.99")),
-                None => Err(format!("unknown calibration method `{s}`; use minmax, percentile or percentile:P")),
+                None => Err(format!("unknown calibration method `{s}`; use minmax, percentile, percentile:P or mse")),
             },
         }
     }
@@ -183,6 +190,13 @@ pub struct QuantizeOptions {
     /// Operator types kept in float everywhere (on top of the float tail), e.g. `["Sigmoid",
     /// "Mul"]` to keep the SiLUs in float. Empty by default.
     pub float_ops: Vec<String>,
+    /// Keep the class-score branch of the head (the 3x3 convolutions before each class-logit
+    /// convolution, [`plan::class_branch`]) in float: mixed precision that keeps the scores near
+    /// the confidence threshold where fp32 has them (docs/int8.md). On by default.
+    pub class_branch_float: bool,
+    /// Nodes (by name) kept in float on top of the float tail: mixed precision, e.g. the layers
+    /// a sensitivity analysis found most costly to quantize. Empty by default.
+    pub float_nodes: Vec<String>,
     /// Inference size used for calibration (long side); `None`: the model's fixed size, else its
     /// `imgsz` metadata, else 640. Use the size you will run at.
     pub imgsz: Option<u32>,
@@ -199,7 +213,9 @@ impl Default for QuantizeOptions {
             method: CalibMethod::default(),
             quantize_head_convs: false,
             conv_transpose_as_conv: true,
+            class_branch_float: true,
             float_ops: Vec::new(),
+            float_nodes: Vec::new(),
             imgsz: None,
             intra_threads: None,
             ort_lib: None,
