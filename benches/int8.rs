@@ -8,8 +8,7 @@
 //! `FASTSAM_INT8_ROUNDS` sets the rounds over the frames (default 3), `FASTSAM_INT8_THREADS` the
 //! ONNX Runtime intra-op threads (default: ONNX Runtime's choice; the main job with 2 workers
 //! uses 1 each), `FASTSAM_INT8_CASES=s-random-640,...` the cases (substrings of the model file),
-//! `FASTSAM_INT8_COMPARE=1` adds the previous graph (prototype `ConvTranspose` in float) side by
-//! side, `FASTSAM_INT8_PROFILE=1` prints ONNX Runtime's per-operator kernel times of each model.
+//! `FASTSAM_INT8_COMPARE=1` adds other graphs side by side (see [`variants`]), `FASTSAM_INT8_PROFILE=1` prints ONNX Runtime's per-operator kernel times of each model.
 //! Figures: BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
@@ -68,14 +67,16 @@ struct Variant {
     opts: fn(QuantizeOptions) -> QuantizeOptions,
 }
 
-/// The variants: the default, and with `FASTSAM_INT8_COMPARE=1` also the previous graph (the
-/// prototype `ConvTranspose` left in float) and the final head convolutions in int8.
+/// The variants: the default, and with `FASTSAM_INT8_COMPARE=1` also the class branch in int8
+/// (no mixed precision), the previous graph (that and the prototype `ConvTranspose` in float),
+/// and the final head convolutions in int8.
 fn variants() -> Vec<Variant> {
     let mut v = vec![Variant { tag: "default", opts: |o| o }];
     if std::env::var("FASTSAM_INT8_COMPARE").is_ok() {
+        v.push(Variant { tag: "class-branch-int8", opts: |o| QuantizeOptions { class_branch_float: false, ..o } });
         v.push(Variant {
-            tag: "convtranspose-float",
-            opts: |o| QuantizeOptions { conv_transpose_as_conv: false, ..o },
+            tag: "v1-graph",
+            opts: |o| QuantizeOptions { class_branch_float: false, conv_transpose_as_conv: false, ..o },
         });
         v.push(Variant { tag: "head-convs-int8", opts: |o| QuantizeOptions { quantize_head_convs: true, ..o } });
     }
