@@ -8,7 +8,8 @@
 //! `FASTSAM_INT8_ROUNDS` sets the rounds over the frames (default 3), `FASTSAM_INT8_THREADS` the
 //! ONNX Runtime intra-op threads (default: ONNX Runtime's choice; the main job with 2 workers
 //! uses 1 each), `FASTSAM_INT8_CASES=s-random-640,...` the cases (substrings of the model file),
-//! `FASTSAM_INT8_COMPARE=1` adds other graphs side by side (see [`variants`]), `FASTSAM_INT8_PROFILE=1` prints ONNX Runtime's per-operator kernel times of each model.
+//! `FASTSAM_INT8_COMPARE=1` adds other graphs side by side (see [`variants`]),
+//! `FASTSAM_INT8_PROFILE=1` prints ONNX Runtime's per-operator kernel times of each model.
 //! Figures: BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
@@ -44,15 +45,22 @@ fn frames(clip: &Path, n: usize) -> Vec<Frame> {
 fn quantized(float: &Path, clip: &Path, imgsz: Option<u32>, variant: &Variant) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/int8-bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
+    let opts = (variant.opts)(QuantizeOptions { calib_frames: 8, imgsz, ..QuantizeOptions::default() });
+    // the file name holds a hash of the settings: a changed default gives a new file
+    let hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{opts:?}").hash(&mut h);
+        h.finish() as u32
+    };
     let out = dir.join(format!(
-        "{}-{}-q{}-{}.int8.onnx",
+        "{}-{}-q{}-{}-{hash:08x}.int8.onnx",
         float.file_stem().unwrap_or_default().to_string_lossy(),
         imgsz.map(|s| s.to_string()).unwrap_or_else(|| "fixed".into()),
         fastsam_track::convert::quantize::QUANTIZER_VERSION,
         variant.tag
     ));
     if !out.is_file() {
-        let opts = (variant.opts)(QuantizeOptions { calib_frames: 8, imgsz, ..QuantizeOptions::default() });
         let src = CalibSource::open(clip.to_str().expect("utf-8 path")).expect("calibration clip");
         let t = Instant::now();
         quantize_with_source(float, src, &out, &opts, &mut |_, _| {}).expect("quantize");

@@ -348,7 +348,8 @@ fn int8_detections_match_fp32_on_unseen_clips() {
 /// threshold whose int8 score fell just under it). `FASTSAM_INT8_CALIB=N`: calibration frames;
 /// `FASTSAM_INT8_QUICK=1`: only the two boundaries (with the default method unless
 /// `FASTSAM_INT8_METHODS=mse,percentile:99.999,...`); `FASTSAM_INT8_FLOAT_NODES=a,b,...`: nodes
-/// kept in float (mixed precision, e.g. from [`quantize_sensitivity`]).
+/// kept in float (mixed precision, e.g. from [`quantize_sensitivity`]); `FASTSAM_INT8_CLASS_INT8=1`:
+/// the class branch in int8 too.
 #[test]
 #[ignore = "minutes; prints the accuracy figures of docs/int8.md"]
 fn quantize_accuracy_full() {
@@ -381,6 +382,7 @@ fn quantize_accuracy_full() {
             quantize_head_convs: head,
             float_ops: float_ops.clone(),
             float_nodes: float_nodes.clone(),
+            class_branch_float: std::env::var("FASTSAM_INT8_CLASS_INT8").is_err(),
             ..QuantizeOptions::default()
         };
         let mut q = Quantizer::open(&f.float, &opts).unwrap();
@@ -443,7 +445,8 @@ fn score_error(fp32: &[Vec<(BBox, f32, Mask)>], int8: &[Vec<(BBox, f32, Mask)>])
 /// in float alone, ranked by the score error against fp32 ([`score_error`], every
 /// `FASTSAM_INT8_STEP`-th (default 10th) frame of clips c and d), then the worst `FASTSAM_INT8_TOPK`
 /// (default 6) kept in float together, cumulatively. `FASTSAM_INT8_HEAD=1`: with the final head
-/// convolutions in int8. Prints the figures of docs/int8.md.
+/// convolutions in int8; `FASTSAM_INT8_CLASS_INT8=1`: with the class branch in int8 too (as measured
+/// for docs/int8.md, before the class branch became float by default). Prints the figures of docs/int8.md.
 #[test]
 #[ignore = "minutes; prints the sensitivity analysis of docs/int8.md"]
 fn quantize_sensitivity() {
@@ -459,6 +462,7 @@ fn quantize_sensitivity() {
         calib_frames: 64,
         imgsz: Some(320),
         quantize_head_convs: std::env::var("FASTSAM_INT8_HEAD").is_ok(),
+        class_branch_float: std::env::var("FASTSAM_INT8_CLASS_INT8").is_err(),
         ..QuantizeOptions::default()
     };
     let mut q = Quantizer::open(&f.float, &opts).unwrap();

@@ -1,20 +1,23 @@
 //! Static INT8 quantization of a FastSAM ONNX model, in Rust (QDQ format), for fast CPU inference.
 //!
-//! Three steps, each its own module:
+//! Three steps, each its own module, after an exact float rewrite ([`rewrite`]: the prototype
+//! upsampling's 2x2 stride-2 `ConvTranspose` as a 1x1 `Conv` + `DepthToSpace`, so that it runs as
+//! `QLinearConv`):
 //! 1. [`plan`]: reads the float graph and decides which nodes run in int8 and which stay in float
 //!    (the **float/int8 boundary**, below), and which activation tensors need a range.
 //! 2. [`calibrate`]: a copy of the float graph whose extra outputs are those activation tensors
 //!    runs through ONNX Runtime on calibration frames letterboxed exactly like inference
 //!    ([`crate::model::Preprocessor`]); per tensor it keeps the exact min/max and a histogram, from
-//!    which [`CalibMethod::MinMax`] or [`CalibMethod::Percentile`] ranges are read.
+//!    which [`CalibMethod::MinMax`], [`CalibMethod::Percentile`] or [`CalibMethod::Mse`] ranges
+//!    are read.
 //! 3. [`qdq`]: writes the QDQ graph with the project's own ONNX writer: weights as per-channel
 //!    symmetric int8 initializers (axis 0) with a `DequantizeLinear`, biases as int32 with scale
 //!    `x_scale * w_scale`, and a `QuantizeLinear -> DequantizeLinear` pair (uint8, asymmetric) on
 //!    every activation a quantized node reads or writes. ONNX Runtime's CPU provider fuses
 //!    `DQ -> Conv -> Q` into `QLinearConv` (u8 x s8, VNNI on AVX-512), `DQ -> Sigmoid -> Q` into
 //!    `QLinearSigmoid`, `Mul`/`Add` into `QLinearMul`/`QLinearAdd`, `Concat` into
-//!    `QLinearConcat`, and runs `MaxPool`/`Resize`/`Split` directly on uint8 (their outputs share
-//!    their input's scale for that reason).
+//!    `QLinearConcat`, and runs `MaxPool`/`Resize`/`Split`/`DepthToSpace` directly on uint8 (their
+//!    outputs share their input's scale for that reason).
 //!
 //! # The float/int8 boundary
 //!
@@ -32,9 +35,14 @@
 //! - the DFL (reshape, transpose, softmax, fixed conv), the box decode (slices, anchors, strides),
 //!   the class sigmoid, every reshape and concatenation that assembles `output0`, and `output1`.
 //!
-//! Everything before these convolutions (backbone, neck, the 3x3 head convolutions, the prototype
-//! convolutions and upsampling) is quantized: `Conv`, `Sigmoid`, `Mul`, `Add`, `Concat`,
-//! `MaxPool`, `Resize`, `Split` ([`QUANTIZED_OPS`]). [`QuantizeOptions::quantize_head_convs`]
+//! **Mixed precision** ([`QuantizeOptions::class_branch_float`], on by default): the class-score
+//! branch, i.e. the conv + SiLU blocks feeding each class-logit convolution ([`plan::class_branch`]),
+//! stays in float too: a sensitivity analysis put it first, and keeping it in float is what brings
+//! the int8 detections to the 95% match with fp32 (docs/int8.md).
+//!
+//! Everything else (backbone, neck, the box and mask-coefficient branches' 3x3 convolutions, the
+//! prototype convolutions and upsampling) is quantized: `Conv`, `Sigmoid`, `Mul`, `Add`, `Concat`,
+//! `MaxPool`, `Resize`, `Split`, `DepthToSpace` ([`QUANTIZED_OPS`]). [`QuantizeOptions::quantize_head_convs`]
 //! moves the boundary by one step (the final head convolutions in int8 too) to measure what it
 //! costs; `docs/int8.md` has the figures.
 
