@@ -510,6 +510,42 @@ fn quantize_sensitivity() {
     eprintln!("FASTSAM_INT8_FLOAT_NODES={}", keep.join(","));
 }
 
+/// `fastsam-track quantize --quantize-class-branch` moves the class branch's 6 convolutions to
+/// int8 (66 int8 convolutions against the default's 60).
+#[test]
+fn quantize_class_branch_flag_quantizes_the_class_branch() {
+    let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let int8_convs = |extra: &[&str]| {
+        let out = dir.path().join(format!("q{}.onnx", extra.len()));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+            .args(["quantize", "--model", model.to_str().unwrap(), "--calib", calib.to_str().unwrap()])
+            .args(["--imgsz", "320", "--calib-frames", "2", "-o", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m = read_model(&out).unwrap();
+        let g = graph(&m);
+        let int8: BTreeSet<&str> =
+            g.initializer.iter().filter(|t| t.data_type == data_type::INT8).map(|t| t.name.as_str()).collect();
+        let convs: Vec<String> = g
+            .node
+            .iter()
+            .filter(|n| n.op_type == "DequantizeLinear" && int8.contains(n.input[0].as_str()))
+            .map(|n| n.name.clone())
+            .collect();
+        convs
+    };
+    let default = int8_convs(&[]);
+    let all = int8_convs(&["--quantize-class-branch"]);
+    assert_eq!((default.len(), all.len()), (60, 66));
+    for c in CLASS_BRANCH_CONVS {
+        assert!(!default.iter().any(|n| n.starts_with(c)) && all.iter().any(|n| n.starts_with(c)), "{c}");
+    }
+}
+
 /// Issue 13's tracking bar, run as a user runs it: the main job on synth clips a, c and d at 320
 /// (`--precision int8`, calibrated on clip a, 64 frames) against fp32. MOTA, IDF1 and HOTA of
 /// int8 must not fall more than 1.5 points below fp32's (measured: never more than 0.2 below;
