@@ -104,13 +104,49 @@ impl TensorStats {
         }
         match method {
             CalibMethod::MinMax => (self.min, self.max),
-            CalibMethod::Percentile(p) => {
-                let tail = (1.0 - p / 100.0).clamp(0.0, 0.5);
-                let lo = self.quantile(tail, false).max(self.min);
-                let hi = self.quantile(1.0 - tail, true).min(self.max);
-                (lo.min(hi), hi.max(lo))
+            CalibMethod::Percentile(p) => self.percentile_range(p),
+            CalibMethod::Mse => {
+                // candidates: min/max, then tails of 10^-7 .. 10^-2 (percentiles 99.99999 .. 99)
+                let mut best = ((self.min, self.max), self.quantization_mse(self.min, self.max));
+                for k in 0..=40 {
+                    let tail = 10f64.powf(-7.0 + 5.0 * k as f64 / 40.0);
+                    let r = self.percentile_range(100.0 * (1.0 - tail));
+                    let e = self.quantization_mse(r.0, r.1);
+                    if e < best.1 {
+                        best = (r, e);
+                    }
+                }
+                best.0
             }
         }
+    }
+
+    fn percentile_range(&self, p: f64) -> (f32, f32) {
+        let tail = (1.0 - p / 100.0).clamp(0.0, 0.5);
+        let lo = self.quantile(tail, false).max(self.min);
+        let hi = self.quantile(1.0 - tail, true).min(self.max);
+        (lo.min(hi), hi.max(lo))
+    }
+
+    /// Mean squared error of uint8 quantization on `[lo, hi]` (widened to hold 0, as
+    /// [`super::qdq::activation_params`] does) over the histogram (values at bin centres).
+    pub fn quantization_mse(&self, lo: f32, hi: f32) -> f64 {
+        let (lo, hi) = (lo.min(0.0) as f64, hi.max(0.0) as f64);
+        let step = ((hi - lo) / 255.0).max(1e-12);
+        let width = 2.0 * self.range as f64 / BINS as f64;
+        let mut sum = 0f64;
+        for (i, &c) in self.hist.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let v = -(self.range as f64) + (i as f64 + 0.5) * width;
+            let e = if v > hi {
+                (v - hi) * (v - hi)
+            } else if v < lo {
+                (lo - v) * (lo - v)
+            } else {
+                step * step / 12.0
+            };
+            sum += c as f64 * e;
+        }
+        sum / self.count.max(1) as f64
     }
 }
 
@@ -294,5 +330,18 @@ mod tests {
         assert_eq!(lo, 0.0);
         // the outlier is clipped; one bin is 2*1024/4096 = 0.5 wide
         assert!((0.99..=1.5).contains(&hi), "hi {hi}");
+        // MSE: clipping the lone outlier costs (1000-1.5)^2/10001 ~ 100; keeping it costs a step
+        // of 1000/255 on every value, ~1.3: the full range wins here ...
+        assert_eq!(s.range(CalibMethod::Mse), (0.0, 1000.0));
+        // ... but not when the outlier is one value in a million
+        let mut t = TensorStats::default();
+        for _ in 0..100 {
+            t.update(&v);
+        }
+        t.update(&[3.0]);
+        let (lo, hi) = t.range(CalibMethod::Mse);
+        assert_eq!(lo, 0.0);
+        assert!((0.99..=1.5).contains(&hi), "hi {hi}");
+        assert!(t.quantization_mse(lo, hi) < t.quantization_mse(0.0, 3.0));
     }
 }

@@ -52,6 +52,9 @@ impl Plan {
                 tail.remove(&n);
             }
         }
+        if opts.class_branch_float {
+            tail.extend(class_branch(g, &ix, &tail));
+        }
         let mut plan = Plan { tail, ..Plan::default() };
         let mut acts: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
@@ -65,6 +68,7 @@ impl Plan {
                 || !QUANTIZED_OPS.contains(&n.op_type.as_str())
                 || !n.domain.is_empty()
                 || opts.float_ops.iter().any(|o| o == &n.op_type)
+                || opts.float_nodes.iter().any(|o| o == &n.name)
             {
                 continue;
             }
@@ -79,7 +83,7 @@ impl Plan {
                     }
                     vec![n.input[0].as_str()]
                 }
-                "Resize" | "Split" | "MaxPool" | "Sigmoid" => vec![n.input[0].as_str()],
+                "Resize" | "Split" | "MaxPool" | "DepthToSpace" | "Sigmoid" => vec![n.input[0].as_str()],
                 _ => n.input.iter().map(String::as_str).filter(|s| !s.is_empty()).collect(),
             };
             if let Some(bad) = data_inputs.iter().find(|t| !ix.is_activation(t)) {
@@ -96,7 +100,7 @@ impl Plan {
             }
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 push(o, &mut acts);
-                if matches!(n.op_type.as_str(), "Resize" | "Split" | "MaxPool") {
+                if matches!(n.op_type.as_str(), "Resize" | "Split" | "MaxPool" | "DepthToSpace") {
                     plan.shared.insert(o.clone(), n.input[0].clone());
                 }
             }
@@ -211,6 +215,95 @@ pub fn float_tail(g: &GraphProto, ix: &GraphIndex<'_>) -> BTreeSet<usize> {
         }
     }
     tail
+}
+
+/// Output channels of a `Conv` (from its weight initializer).
+fn conv_out_channels(g: &GraphProto, ix: &GraphIndex<'_>, n: usize) -> Option<i64> {
+    let w = g.node[n].input.get(1)?;
+    g.initializer.get(*ix.initializers.get(w.as_str())?)?.dims.first().copied()
+}
+
+/// The class-score branch of a YOLOv8 head, for mixed precision: the convolution blocks (`Conv`
+/// and its SiLU) feeding each class-logit convolution, back to where the branch leaves the neck
+/// (a tensor other nodes read too). The class-logit convolutions are the learned boundary
+/// convolutions of `tail` whose output channels are neither the box distribution's (4 x the DFL
+/// convolution's input channels) nor the mask coefficients' (those of the convolution that makes
+/// the prototypes, the one graph output reached without a DFL); empty when that does not single
+/// them out (e.g. a model with as many classes as mask coefficients).
+pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> BTreeSet<usize> {
+    let mut out = BTreeSet::new();
+    let learned: Vec<usize> =
+        tail.iter().copied().filter(|&n| g.node[n].op_type == "Conv" && !is_dfl_conv(g, ix, n)).collect();
+    let Some(dfl) = tail.iter().copied().find(|&n| g.node[n].op_type == "Conv" && is_dfl_conv(g, ix, n)) else {
+        return out;
+    };
+    let Some(box_c) = g.node[dfl]
+        .input
+        .get(1)
+        .and_then(|w| ix.initializers.get(w.as_str()))
+        .and_then(|&i| g.initializer[i].dims.get(1).map(|c| 4 * c))
+    else {
+        return out;
+    };
+    // the prototype convolution: the learned boundary convolution met walking back from a graph
+    // output whose walk meets no other learned convolution
+    let mut proto_c = None;
+    for o in &g.output {
+        let mut met = Vec::new();
+        let mut stack = vec![o.name.as_str()];
+        let mut seen = HashSet::new();
+        while let Some(t) = stack.pop() {
+            let Some(&n) = ix.producer.get(t) else { continue };
+            if !seen.insert(n) || !tail.contains(&n) || g.node[n].op_type == "Shape" {
+                continue;
+            }
+            if learned.contains(&n) {
+                met.push(n);
+                continue;
+            }
+            stack.extend(g.node[n].input.iter().map(String::as_str).filter(|s| !s.is_empty()));
+        }
+        if let [one] = met.as_slice() {
+            proto_c = conv_out_channels(g, ix, *one);
+        }
+    }
+    let Some(mask_c) = proto_c else { return out };
+    if box_c == mask_c {
+        return out;
+    }
+    let consumers = |t: &str| g.node.iter().filter(|n| n.input.iter().any(|i| i == t)).count();
+    for &c in &learned {
+        let Some(oc) = conv_out_channels(g, ix, c) else { continue };
+        if oc == box_c || oc == mask_c {
+            continue;
+        }
+        // walk back over SiLU -> Conv blocks while the tensor feeds this branch only
+        let mut t = g.node[c].input[0].as_str();
+        for _ in 0..8 {
+            let Some(&mul) = ix.producer.get(t) else { break };
+            if g.node[mul].op_type != "Mul" {
+                break;
+            }
+            let Some((&sig, x)) = g.node[mul].input.iter().find_map(|i| {
+                ix.producer
+                    .get(i.as_str())
+                    .filter(|&&p| g.node[p].op_type == "Sigmoid")
+                    .map(|p| (p, &g.node[*p].input[0]))
+            }) else {
+                break;
+            };
+            let Some(&conv) = ix.producer.get(x.as_str()) else { break };
+            if g.node[conv].op_type != "Conv" || !g.node[mul].input.contains(x) {
+                break;
+            }
+            out.extend([mul, sig, conv]);
+            t = g.node[conv].input[0].as_str();
+            if consumers(t) > 1 {
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn conv_weights_ok(g: &GraphProto, ix: &GraphIndex<'_>, n: &NodeProto) -> Result<(), String> {

@@ -211,6 +211,7 @@ fn method_tag(m: CalibMethod) -> String {
     match m {
         CalibMethod::MinMax => "minmax".into(),
         CalibMethod::Percentile(p) => format!("p{p}"),
+        CalibMethod::Mse => "mse".into(),
     }
 }
 
@@ -220,12 +221,16 @@ fn method_tag(m: CalibMethod) -> String {
 pub fn cached_path(model: &Path, source: &CalibSource, opts: &QuantizeOptions) -> Result<PathBuf, QuantizeError> {
     let sha = crate::convert::cache::cached_sha256(model)?;
     let key = format!(
-        "{}|imgsz={:?}|frames={}|method={}|head={}",
+        "{}|imgsz={:?}|frames={}|method={}|head={}|ct={}|class={}|float_ops={:?}|float_nodes={:?}",
         source.identity(),
         opts.imgsz,
         opts.calib_frames,
         method_tag(opts.method),
-        opts.quantize_head_convs
+        opts.quantize_head_convs,
+        opts.conv_transpose_as_conv,
+        opts.class_branch_float,
+        opts.float_ops,
+        opts.float_nodes
     );
     let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let dir = crate::convert::cache_dir()?.join("quantized");
