@@ -11,6 +11,8 @@
 //!   (`configs/bytetrack.toml`: duplicate suppression + fused box/mask association) on frame 5,
 //!   after frames 0..5; the masks are lazy, so rendering the ones the tracker looks at is
 //!   included, as in the pipeline's track stage.
+//! * `render/<res>/<N>`: rendering the N lazy masks (pixels and packed bits, `Mask::bits`), the
+//!   part of `track` spent in `model/masks.rs`.
 //! * `track_rendered/<res>/<N>`: the same with every mask rendered beforehand (dedup and
 //!   association alone).
 //! * `rle/<res>/<N>`: COCO RLE of the N masks (the JSON track file's part of the track stage).
@@ -123,6 +125,13 @@ fn benches(c: &mut Criterion) {
                 b.iter_batched(
                     || (tracker.clone(), detections(&mut pp, last, n)),
                     |(mut t, d)| black_box(t.update(&d).len()),
+                    BatchSize::LargeInput,
+                )
+            });
+            g.bench_function(format!("render/{id}"), |b| {
+                b.iter_batched(
+                    || detections(&mut pp, last, n),
+                    |d| black_box(d.iter().map(|d| d.mask.as_ref().map_or(0, |m| m.bits().area())).sum::<u64>()),
                     BatchSize::LargeInput,
                 )
             });
