@@ -486,7 +486,11 @@ fn logits_block8_avx2(c: &[f32; 8], p: &[&[f32]; 8], out: &mut [f32]) {
 impl RowSource for ProtoMask {
     fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32] {
         let (x0, x1, _, _) = self.win;
-        scratch.resize((x1 - x0) as usize, 0.0);
+        // Whole blocks of 8 columns where the prototype row has them (the SIMD path has no
+        // scalar tail then); the extra columns are computed alike and never read.
+        let w = (x1 - x0) as usize;
+        let room = self.geom.protos.mw.saturating_sub(x0 as usize);
+        scratch.resize(w.next_multiple_of(8).min(room).max(w), 0.0);
         logits_row(&self.geom.protos, &self.coeffs, j, x0, scratch);
         scratch
     }
