@@ -11,11 +11,17 @@
 //!   (`configs/bytetrack.toml`: duplicate suppression + fused box/mask association) on frame 5,
 //!   after frames 0..5; the masks are lazy, so rendering the ones the tracker looks at is
 //!   included, as in the pipeline's track stage.
+//! * `render/<res>/<N>`: rendering the N lazy masks (pixels and packed bits, `Mask::bits`), the
+//!   part of `track` spent in `model/masks.rs`.
 //! * `track_rendered/<res>/<N>`: the same with every mask rendered beforehand (dedup and
 //!   association alone).
 //! * `rle/<res>/<N>`: COCO RLE of the N masks (the JSON track file's part of the track stage).
 //! * `draw/<res>/<N>`: `Overlay::draw` of the N masks with contours and labels (default style).
 //! * `draw_blend_only/<res>/<N>`: the same without contours and labels (the mask blending alone).
+//! * `draw_tracked/<res>/<N>`: the draw stage as the pipeline runs it: a `StreamProcessor` with
+//!   the product tracker (`configs/bytetrack.toml`, 30 fps) fed the clip's 12 frames of N
+//!   detections, then `Overlay::draw` (default style, as `run` draws) of the last frame's
+//!   `FrameResult::overlay_items`: the confirmed tracks only (their count is printed).
 //!
 //! Skips (with a message) when the assets are missing.
 
@@ -25,6 +31,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use fastsam_track::model::{Device, FastSam, Letterbox, ModelOptions, PostConfig, Postprocessor, Protos};
 use fastsam_track::overlay::{Overlay, OverlayItem, OverlayStyle};
+use fastsam_track::stream::{FrameMeta, StreamConfig, StreamProcessor};
 use fastsam_track::track::{ByteTracker, TrackerConfig};
 use fastsam_track::{Detection, ImageView, PixelFormat};
 use opencv::core::MatTraitConstManual;
@@ -45,11 +52,16 @@ struct Clip {
     name: &'static str,
     w: u32,
     h: u32,
+    /// The unshifted frame.
+    base: Vec<u8>,
     first: Vec<u8>,
+    /// `TRACK_FRAMES` frames of raw outputs (the first `FRAMES` serve the track/draw benches).
     raws: Vec<Raw>,
 }
 
 const FRAMES: usize = 6;
+/// Frames fed to the stream processor for `draw_tracked`.
+const TRACK_FRAMES: usize = 12;
 
 fn read_bgr(path: &std::path::Path, w: u32, h: u32) -> Vec<u8> {
     let m = opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
@@ -80,14 +92,15 @@ fn clips() -> Option<Vec<Clip>> {
     for (name, w, h) in [("720p", 1280u32, 720u32), ("1080p", 1920, 1080)] {
         let base = read_bgr(&img, w, h);
         let mut raws = Vec::new();
-        for f in 0..FRAMES {
+        for f in 0..TRACK_FRAMES {
             let frame = shifted(&base, w, 3 * f as u32);
             let view = ImageView::packed(w, h, PixelFormat::Bgr8, &frame).unwrap();
             let lb = model.infer(&view).unwrap();
             let r = model.raw_outputs();
             raws.push(Raw { out0: r.out0.to_vec(), anchors: r.anchors, protos: r.protos.clone(), lb });
         }
-        out.push(Clip { name, w, h, first: shifted(&base, w, 3 * (FRAMES as u32 - 1)), raws });
+        let first = shifted(&base, w, 3 * (FRAMES as u32 - 1));
+        out.push(Clip { name, w, h, base, first, raws });
     }
     Some(out)
 }
@@ -126,6 +139,13 @@ fn benches(c: &mut Criterion) {
                     BatchSize::LargeInput,
                 )
             });
+            g.bench_function(format!("render/{id}"), |b| {
+                b.iter_batched(
+                    || detections(&mut pp, last, n),
+                    |d| black_box(d.iter().map(|d| d.mask.as_ref().map_or(0, |m| m.bits().area())).sum::<u64>()),
+                    BatchSize::LargeInput,
+                )
+            });
             g.bench_function(format!("track_rendered/{id}"), |b| {
                 b.iter_batched(|| tracker.clone(), |mut t| black_box(t.update(&rendered).len()), BatchSize::LargeInput)
             });
@@ -157,6 +177,31 @@ fn benches(c: &mut Criterion) {
                     )
                 });
             }
+            // The draw stage of the pipeline: confirmed tracks of a processed stream.
+            let mut processor = StreamProcessor::new(StreamConfig::product(Some(30.0)).unwrap());
+            let mut result = None;
+            let mut last_frame = Vec::new();
+            for (f, raw) in clip.raws.iter().enumerate() {
+                last_frame = shifted(&clip.base, clip.w, 3 * f as u32);
+                let view = ImageView::packed(clip.w, clip.h, PixelFormat::Bgr8, &last_frame).unwrap();
+                let meta = FrameMeta { index: f as u64, pts: None };
+                result = Some(processor.process(view, meta, detections(&mut pp, raw, n)).unwrap());
+            }
+            let result = result.unwrap();
+            let tracked: Vec<OverlayItem<'_>> = result.overlay_items().collect();
+            eprintln!(
+                "{} N={n}: draw_tracked draws {} confirmed tracks after {TRACK_FRAMES} frames",
+                clip.name,
+                tracked.len()
+            );
+            let mut overlay = Overlay::new(OverlayStyle::default());
+            g.bench_function(format!("draw_tracked/{id}"), |b| {
+                b.iter_batched_ref(
+                    || last_frame.clone(),
+                    |img| overlay.draw(img, clip.w, clip.h, stride, PixelFormat::Bgr8, &tracked).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
         }
     }
     g.finish();

@@ -331,31 +331,29 @@ impl RowBits {
         if r.is_empty() {
             return RowBits::default();
         }
-        let w0 = r.x / 64;
-        let nw = (r.right() - 1) / 64 + 1 - w0;
-        let mut words = vec![0u64; nw as usize * r.h as usize];
-        let base = r.x - w0 * 64;
         let w = r.w as usize;
+        let mut b = RowBits::builder(r);
         // Each row packed relative to the ROI's left edge, then shifted onto the image's words.
         let mut rel = vec![0u64; w.div_ceil(64)];
-        let mut area = 0u64;
-        for (src, row) in roi.data.chunks_exact(w).zip(words.chunks_exact_mut(nw as usize)) {
+        for src in roi.data.chunks_exact(w) {
             for (d, c) in rel.iter_mut().zip(src.chunks(64)) {
                 *d = nonzero_bits64(c);
-                area += d.count_ones() as u64;
             }
-            if base == 0 {
-                row[..rel.len()].copy_from_slice(&rel);
-            } else {
-                let mut carry = 0u64;
-                for (i, d) in row.iter_mut().enumerate() {
-                    let v = rel.get(i).copied().unwrap_or(0);
-                    *d = (v << base) | carry;
-                    carry = v >> (64 - base);
-                }
-            }
+            b.push_row(&rel);
         }
-        RowBits { rect: r, w0, nw, words, area }
+        b.finish()
+    }
+
+    /// A builder that takes the rows of a mask inside `rect` one by one, as bits relative to the
+    /// ROI's left edge (so that a renderer can pack its rows while they are hot).
+    pub fn builder(rect: PixelRect) -> RowBitsBuilder {
+        if rect.is_empty() {
+            return RowBitsBuilder { bits: RowBits::default(), base: 0, row: 0 };
+        }
+        let w0 = rect.x / 64;
+        let nw = (rect.right() - 1) / 64 + 1 - w0;
+        let words = vec![0u64; nw as usize * rect.h as usize];
+        RowBitsBuilder { bits: RowBits { rect, w0, nw, words, area: 0 }, base: rect.x - w0 * 64, row: 0 }
     }
 
     /// Number of set pixels.
@@ -393,6 +391,52 @@ impl RowBits {
             ib += bnw;
         }
         total
+    }
+}
+
+/// Builds a [`RowBits`] row by row (see [`RowBits::builder`]).
+#[derive(Debug)]
+pub struct RowBitsBuilder {
+    bits: RowBits,
+    /// Bit offset of the ROI's left edge in its first word.
+    base: u32,
+    /// Rows pushed so far.
+    row: usize,
+}
+
+impl RowBitsBuilder {
+    /// Append the next row: bit `i` of `rel` (word `i / 64`, bit `i % 64`) is column `rect.x + i`.
+    /// `rel` holds `rect.w.div_ceil(64)` words, with no bit set at or beyond `rect.w`. Rows beyond
+    /// `rect.h` are ignored.
+    pub fn push_row(&mut self, rel: &[u64]) {
+        let nw = self.bits.nw as usize;
+        if nw == 0 || self.row >= self.bits.rect.h as usize {
+            return;
+        }
+        let row = &mut self.bits.words[self.row * nw..(self.row + 1) * nw];
+        let base = self.base;
+        let mut area = 0u64;
+        if base == 0 {
+            for (d, &v) in row.iter_mut().zip(rel) {
+                *d = v;
+                area += v.count_ones() as u64;
+            }
+        } else {
+            let mut carry = 0u64;
+            for (i, d) in row.iter_mut().enumerate() {
+                let v = rel.get(i).copied().unwrap_or(0);
+                area += v.count_ones() as u64;
+                *d = (v << base) | carry;
+                carry = v >> (64 - base);
+            }
+        }
+        self.bits.area += area;
+        self.row += 1;
+    }
+
+    /// The packed mask (rows not pushed stay empty).
+    pub fn finish(self) -> RowBits {
+        self.bits
     }
 }
 
@@ -547,6 +591,11 @@ pub trait MaskSource: Send + Sync + fmt::Debug {
     fn image_size(&self) -> (u32, u32);
     /// Render the mask at the original image size, inside a rectangle that bounds it.
     fn render_roi(&self) -> RoiBitmap;
+    /// [`MaskSource::render_roi`] together with the same pixels packed as [`RowBits`], for a
+    /// source that packs them while rendering (`None`: [`Mask`] packs them when asked).
+    fn render_with_bits(&self) -> (RoiBitmap, Option<RowBits>) {
+        (self.render_roi(), None)
+    }
 }
 
 struct MaskInner {
@@ -593,13 +642,23 @@ impl Mask {
     /// The pixels, rendered once and cached.
     pub fn roi(&self) -> &RoiBitmap {
         self.0.roi.get_or_init(|| match &self.0.source {
-            Some(s) => s.render_roi(),
+            Some(s) => {
+                let (roi, bits) = s.render_with_bits();
+                if let Some(bits) = bits {
+                    // The cell is still empty: `bits` renders through `roi` first.
+                    let _ = self.0.bits.set(bits);
+                }
+                roi
+            }
             None => RoiBitmap::empty(self.0.img_w, self.0.img_h),
         })
     }
-    /// The pixels packed as bits ([`RowBits`]), built once from [`Mask::roi`] and cached.
+    /// The pixels packed as bits ([`RowBits`]), built once from [`Mask::roi`] (or while
+    /// rendering it, when the source packs them) and cached.
     pub fn bits(&self) -> &RowBits {
-        self.0.bits.get_or_init(|| RowBits::from_roi(self.roi()))
+        // Render first, outside the `bits` cell's initialisation: rendering may fill the cell.
+        let roi = self.roi();
+        self.0.bits.get_or_init(|| RowBits::from_roi(roi))
     }
     /// Number of set pixels (from the cached [`RowBits`]).
     pub fn area(&self) -> u64 {

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use super::letterbox::{Letterbox, round_half_even};
-use crate::mask::{MaskSource, PixelRect, RoiBitmap};
+use crate::mask::{MaskSource, PixelRect, RoiBitmap, RowBits};
 use crate::types::BBox;
 
 /// Prototype tensor `[nm, mh, mw]` (one image), CHW float32, shared with the lazy masks of the
@@ -114,12 +114,10 @@ impl RowPair<'_> {
         out.clear();
         out.extend(self.a.iter().zip(self.b).map(|(&p, &q)| self.l0 * p + self.l1 * q));
     }
-    /// `value > thr` as 0/1 bytes, in one pass.
-    fn threshold(&self, thr: f32, out: &mut [u8]) {
-        let (l0, l1) = (self.l0, self.l1);
-        for ((d, &p), &q) in out.iter_mut().zip(self.a).zip(self.b) {
-            *d = (l0 * p + l1 * q > thr) as u8;
-        }
+    /// `value > thr` as 0/1 bytes in `out` and as bits in `bits` (bit `x % 64` of word `x / 64`,
+    /// the words zeroed first), in one pass.
+    fn threshold(&self, thr: f32, out: &mut [u8], bits: &mut [u64]) {
+        threshold_row(self.a, self.b, self.l0, self.l1, thr, out, bits);
     }
     fn any_above(&self, thr: f32) -> bool {
         self.a.iter().zip(self.b).any(|(&p, &q)| self.l0 * p + self.l1 * q > thr)
@@ -136,7 +134,7 @@ fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl 
     let w = xt.len();
     let (ylo, yhi) = tap_span(yt);
     let nrows = (yhi - ylo) as usize;
-    let sx0 = src.x0();
+    let htaps = HTaps::new(xt, src.x0());
     let mut cache = vec![0f32; nrows * w];
     let mut done = vec![false; nrows];
     let mut scratch = Vec::new();
@@ -144,10 +142,7 @@ fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl 
         let k = (j - ylo) as usize;
         if !done[k] {
             let srow = src.row(j, &mut scratch);
-            let dst = &mut cache[k * w..(k + 1) * w];
-            for (d, t) in dst.iter_mut().zip(xt) {
-                *d = t.l0 * srow[(t.i0 - sx0) as usize] + t.l1 * srow[(t.i1 - sx0) as usize];
-            }
+            htaps.apply(srow, &mut cache[k * w..(k + 1) * w]);
             done[k] = true;
         }
         k
@@ -160,6 +155,156 @@ fn resample_rows(src: &impl RowSource, xt: &[Tap], yt: &[Tap], mut row_fn: impl 
             return;
         }
     }
+}
+
+/// Horizontal taps as arrays, indices relative to the first column of the source rows they read.
+struct HTaps {
+    i0: Vec<i32>,
+    i1: Vec<i32>,
+    l0: Vec<f32>,
+    l1: Vec<f32>,
+    /// One past the largest index (a source row must hold at least this many values).
+    end: usize,
+}
+
+impl HTaps {
+    fn new(xt: &[Tap], sx0: u32) -> HTaps {
+        let rel = |i: u32| i.checked_sub(sx0).and_then(|v| i32::try_from(v).ok()).unwrap_or(i32::MAX);
+        let i0: Vec<i32> = xt.iter().map(|t| rel(t.i0)).collect();
+        let i1: Vec<i32> = xt.iter().map(|t| rel(t.i1)).collect();
+        let end = i0.iter().chain(&i1).map(|&i| i as usize + 1).max().unwrap_or(0);
+        HTaps { i0, i1, l0: xt.iter().map(|t| t.l0).collect(), l1: xt.iter().map(|t| t.l1).collect(), end }
+    }
+
+    /// `out[x] = l0[x] * srow[i0[x]] + l1[x] * srow[i1[x]]` for every tap (`out` as long as the
+    /// taps).
+    fn apply(&self, srow: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.end <= srow.len() && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked above); every index is below `self.end`, which
+            // is at most `srow.len()`.
+            unsafe { self.apply_avx2(srow, out) };
+            return;
+        }
+        self.apply_scalar(srow, out, 0);
+    }
+
+    fn apply_scalar(&self, srow: &[f32], out: &mut [f32], from: usize) {
+        let n = out.len();
+        let taps = self.i0[from..n].iter().zip(&self.i1[from..n]).zip(&self.l0[from..n]).zip(&self.l1[from..n]);
+        for (d, (((&i0, &i1), &l0), &l1)) in out[from..].iter_mut().zip(taps) {
+            *d = l0 * srow[i0 as usize] + l1 * srow[i1 as usize];
+        }
+    }
+
+    /// [`HTaps::apply`] 8 taps at a time: two gathers, then the same multiplies and add.
+    ///
+    /// # Safety
+    /// Every index must be below `srow.len()`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, srow: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let n = out.len().min(self.i0.len());
+        let mut x = 0;
+        while x + 8 <= n {
+            // SAFETY: `x + 8 <= n`, so each array holds 8 values from `x` (unaligned loads);
+            // the gathered indices are below `srow.len()` (the caller's contract).
+            let v = unsafe {
+                let a = _mm256_i32gather_ps::<4>(
+                    srow.as_ptr(),
+                    _mm256_loadu_si256(self.i0.as_ptr().add(x).cast::<__m256i>()),
+                );
+                let b = _mm256_i32gather_ps::<4>(
+                    srow.as_ptr(),
+                    _mm256_loadu_si256(self.i1.as_ptr().add(x).cast::<__m256i>()),
+                );
+                let l0 = _mm256_loadu_ps(self.l0.as_ptr().add(x));
+                let l1 = _mm256_loadu_ps(self.l1.as_ptr().add(x));
+                _mm256_add_ps(_mm256_mul_ps(l0, a), _mm256_mul_ps(l1, b))
+            };
+            // SAFETY: `x + 8 <= n <= out.len()`.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(x), v) };
+            x += 8;
+        }
+        self.apply_scalar(srow, &mut out[..n], x);
+    }
+}
+
+/// Entry `m`: the 8 bits of `m` as 8 bytes of 0 or 1 (little-endian: byte `i` is bit `i`).
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut i = 0;
+        while i < 8 {
+            if (m >> i) & 1 == 1 {
+                t[m] |= 1 << (8 * i);
+            }
+            i += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+/// `out[x] = (l0 * a[x] + l1 * b[x] > thr) as u8` for `x < out.len()`, and the same as bits:
+/// bit `x % 64` of `bits[x / 64]` (all of `bits` zeroed first). The arithmetic is the same
+/// IEEE operations in the same order on every path (Rust never fuses them into an FMA), so the
+/// result does not depend on the path taken.
+fn threshold_row(a: &[f32], b: &[f32], l0: f32, l1: f32, thr: f32, out: &mut [u8], bits: &mut [u64]) {
+    let n = out.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    let bits = &mut bits[..n.div_ceil(64)];
+    bits.fill(0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available (checked just above).
+        unsafe { threshold_row_avx2(a, b, l0, l1, thr, out, bits) };
+        return;
+    }
+    threshold_row_scalar(a, b, l0, l1, thr, out, bits, 0);
+}
+
+/// [`threshold_row`] from column `from` on (the words must already hold zeros there).
+#[allow(clippy::too_many_arguments)]
+fn threshold_row_scalar(
+    a: &[f32],
+    b: &[f32],
+    l0: f32,
+    l1: f32,
+    thr: f32,
+    out: &mut [u8],
+    bits: &mut [u64],
+    from: usize,
+) {
+    for (x, ((d, &p), &q)) in out.iter_mut().zip(a).zip(b).enumerate().skip(from) {
+        let on = l0 * p + l1 * q > thr;
+        *d = on as u8;
+        bits[x / 64] |= (on as u64) << (x % 64);
+    }
+}
+
+/// [`threshold_row`] 8 columns at a time (slices already cut to `out.len()`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn threshold_row_avx2(a: &[f32], b: &[f32], l0: f32, l1: f32, thr: f32, out: &mut [u8], bits: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let n = out.len().min(a.len()).min(b.len());
+    let (v0, v1, vt) = (_mm256_set1_ps(l0), _mm256_set1_ps(l1), _mm256_set1_ps(thr));
+    let mut x = 0;
+    while x + 8 <= n {
+        // SAFETY: `x + 8 <= n`, so `a` and `b` hold 8 floats from `x` (unaligned loads).
+        let (va, vb) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(x)), _mm256_loadu_ps(b.as_ptr().add(x))) };
+        let v = _mm256_add_ps(_mm256_mul_ps(v0, va), _mm256_mul_ps(v1, vb));
+        // `>` is false for NaN, as _CMP_GT_OQ (ordered, quiet).
+        let m = (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, vt)) as u32 & 0xff) as usize;
+        out[x..x + 8].copy_from_slice(&SPREAD[m].to_le_bytes());
+        // x is a multiple of 8: the 8 bits never straddle two words.
+        bits[x / 64] |= (m as u64) << (x % 64);
+        x += 8;
+    }
+    threshold_row_scalar(a, b, l0, l1, thr, out, bits, x);
 }
 
 /// Everything about one frame that all its masks share.
@@ -275,22 +420,20 @@ fn logits_row(protos: &Protos, coeffs: &[f32], j: u32, x0: u32, out: &mut [f32])
         &data[start..start + w]
     };
     out.fill(0.0);
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     let mut k = 0;
     while k + 8 <= nm {
         let c: [f32; 8] = std::array::from_fn(|i| coeffs[k + i]);
         let p: [&[f32]; 8] = std::array::from_fn(|i| row_of(k + i));
-        for (x, d) in out.iter_mut().enumerate() {
-            let mut acc = *d;
-            acc += c[0] * p[0][x];
-            acc += c[1] * p[1][x];
-            acc += c[2] * p[2][x];
-            acc += c[3] * p[3][x];
-            acc += c[4] * p[4][x];
-            acc += c[5] * p[5][x];
-            acc += c[6] * p[6][x];
-            acc += c[7] * p[7][x];
-            *d = acc;
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 is available (checked above).
+            unsafe { logits_block8_avx2(&c, &p, out) };
+            k += 8;
+            continue;
         }
+        logits_block8_scalar(&c, &p, out, 0);
         k += 8;
     }
     for (k, &c) in coeffs.iter().enumerate().take(nm).skip(k) {
@@ -300,10 +443,54 @@ fn logits_row(protos: &Protos, coeffs: &[f32], j: u32, x0: u32, out: &mut [f32])
     }
 }
 
+/// `out[x] += c[0] * p[0][x]; ...; out[x] += c[7] * p[7][x]` in that order, from column `from`
+/// on (every `p[i]` at least as long as `out`).
+fn logits_block8_scalar(c: &[f32; 8], p: &[&[f32]; 8], out: &mut [f32], from: usize) {
+    for (x, d) in out.iter_mut().enumerate().skip(from) {
+        let mut acc = *d;
+        acc += c[0] * p[0][x];
+        acc += c[1] * p[1][x];
+        acc += c[2] * p[2][x];
+        acc += c[3] * p[3][x];
+        acc += c[4] * p[4][x];
+        acc += c[5] * p[5][x];
+        acc += c[6] * p[6][x];
+        acc += c[7] * p[7][x];
+        *d = acc;
+    }
+}
+
+/// [`logits_block8_scalar`] 8 columns at a time: the same multiplies and adds in the same order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn logits_block8_avx2(c: &[f32; 8], p: &[&[f32]; 8], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = p.iter().map(|r| r.len()).fold(out.len(), usize::min);
+    let cv: [__m256; 8] = std::array::from_fn(|i| _mm256_set1_ps(c[i]));
+    let mut x = 0;
+    while x + 8 <= n {
+        // SAFETY: `x + 8 <= n`, at most the length of `out` and of every `p[i]` (unaligned
+        // loads and store).
+        unsafe {
+            let mut acc = _mm256_loadu_ps(out.as_ptr().add(x));
+            for (cv, row) in cv.iter().zip(p) {
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(*cv, _mm256_loadu_ps(row.as_ptr().add(x))));
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(x), acc);
+        }
+        x += 8;
+    }
+    logits_block8_scalar(c, p, out, x);
+}
+
 impl RowSource for ProtoMask {
     fn row<'s>(&'s self, j: u32, scratch: &'s mut Vec<f32>) -> &'s [f32] {
         let (x0, x1, _, _) = self.win;
-        scratch.resize((x1 - x0) as usize, 0.0);
+        // Whole blocks of 8 columns where the prototype row has them (the SIMD path has no
+        // scalar tail then); the extra columns are computed alike and never read.
+        let w = (x1 - x0) as usize;
+        let room = self.geom.protos.mw.saturating_sub(x0 as usize);
+        scratch.resize(w.next_multiple_of(8).min(room).max(w), 0.0);
         logits_row(&self.geom.protos, &self.coeffs, j, x0, scratch);
         scratch
     }
@@ -366,32 +553,29 @@ impl ProtoMask {
         self.rect
     }
 
-    /// Resample to the native output grid (input for retina=false, original for retina=true),
-    /// thresholding `> 0`; stops early after the first set pixel when `early`.
-    fn native(&self, early: bool) -> (RoiBitmap, bool) {
+    /// The taps from the row source to the native output grid (input for retina=false, original
+    /// for retina=true) over the mask's rectangle, and that grid's size.
+    fn native_taps(&self) -> (&[Tap], &[Tap], u32, u32) {
         let g = &*self.geom;
-        let (img_w, img_h) = if g.retina { (g.lb.orig_w, g.lb.orig_h) } else { (g.lb.input_w, g.lb.input_h) };
         let r = self.rect;
-        let mut roi =
-            RoiBitmap { img_w, img_h, rect: r, data: if early { Vec::new() } else { vec![0; r.area() as usize] } };
-        if r.is_empty() {
-            return (roi, false);
-        }
-        let (xt, yt) = if g.retina {
-            (&g.orig_x[r.x as usize..r.right() as usize], &g.orig_y[r.y as usize..r.bottom() as usize])
+        if g.retina {
+            let (xt, yt) = (&g.orig_x[r.x as usize..r.right() as usize], &g.orig_y[r.y as usize..r.bottom() as usize]);
+            (xt, yt, g.lb.orig_w, g.lb.orig_h)
         } else {
-            (&g.in_x[r.x as usize..r.right() as usize], &g.in_y[r.y as usize..r.bottom() as usize])
-        };
-        let mut any = false;
-        let w = r.w as usize;
-        let mut row_fn = |row: usize, pair: RowPair<'_>| {
-            if early {
-                any = pair.any_above(0.0);
-                return !any;
-            }
-            pair.threshold(0.0, &mut roi.data[row * w..(row + 1) * w]);
-            true
-        };
+            let (xt, yt) = (&g.in_x[r.x as usize..r.right() as usize], &g.in_y[r.y as usize..r.bottom() as usize]);
+            (xt, yt, g.lb.input_w, g.lb.input_h)
+        }
+    }
+
+    /// Resample to the native output grid, feeding each output row to `row_fn` (return false to
+    /// stop): through the materialised f-times upsampled logits for retina with `f > 1`, else
+    /// straight from the logits rows.
+    fn native_rows(&self, row_fn: impl FnMut(usize, RowPair<'_>) -> bool) {
+        let g = &*self.geom;
+        let (xt, yt, _, _) = self.native_taps();
+        if xt.is_empty() || yt.is_empty() {
+            return;
+        }
         if g.retina && g.f > 1 {
             // materialise the needed window of the f-times upsampled logits
             let (gx0, gx1) = tap_span(xt);
@@ -410,38 +594,64 @@ impl ProtoMask {
                 },
             );
             let grid = Grid { x0: gx0, y0: gy0, w: gx1 - gx0, h: gy1 - gy0, data };
-            resample_rows(&grid, xt, yt, &mut row_fn);
+            resample_rows(&grid, xt, yt, row_fn);
         } else {
-            resample_rows(self, xt, yt, &mut row_fn);
+            resample_rows(self, xt, yt, row_fn);
         }
-        if !early {
-            any = roi.data.contains(&1);
+    }
+
+    /// The native mask, thresholded `> 0`, with the same pixels packed as bits.
+    fn native(&self) -> (RoiBitmap, RowBits) {
+        let (_, _, img_w, img_h) = self.native_taps();
+        let r = self.rect;
+        let mut roi = RoiBitmap { img_w, img_h, rect: r, data: vec![0; r.area() as usize] };
+        let mut bits = RowBits::builder(r);
+        if r.is_empty() {
+            return (roi, bits.finish());
         }
-        (roi, any)
+        let w = r.w as usize;
+        let mut rel = vec![0u64; w.div_ceil(64)];
+        self.native_rows(|row, pair| {
+            pair.threshold(0.0, &mut roi.data[row * w..(row + 1) * w], &mut rel);
+            bits.push_row(&rel);
+            true
+        });
+        (roi, bits.finish())
     }
 
     /// Whether the mask Ultralytics returns is empty (such detections are dropped).
     pub fn is_empty(&self) -> bool {
-        !self.native(true).1
+        let mut any = false;
+        self.native_rows(|_, pair| {
+            any = pair.any_above(0.0);
+            !any
+        });
+        !any
     }
 
     /// The mask exactly as Ultralytics returns it in `result.masks.data`: at the letterboxed input
     /// size for retina=false, at the original size for retina=true.
     pub fn native_mask(&self) -> RoiBitmap {
-        self.native(false).0
+        self.native().0
     }
 
     /// The mask at the original image size: `native_mask` for retina=true, `scale_masks(mask) > 0.5`
     /// for retina=false (the mask Ultralytics uses for prompts).
     pub fn orig_mask(&self) -> RoiBitmap {
+        self.orig_mask_with_bits().0
+    }
+
+    /// [`ProtoMask::orig_mask`] with the same pixels packed as bits (packed while rendering).
+    pub fn orig_mask_with_bits(&self) -> (RoiBitmap, RowBits) {
         let g = &*self.geom;
-        let native = self.native_mask();
+        let (native, native_bits) = self.native();
         if g.retina {
-            return native;
+            return (native, native_bits);
         }
         let (ow, oh) = (g.lb.orig_w, g.lb.orig_h);
+        let empty = || (RoiBitmap::empty(ow, oh), RowBits::default());
         let Some(tight) = native.tight_rect() else {
-            return RoiBitmap::empty(ow, oh);
+            return empty();
         };
         // original columns/rows whose taps touch the set pixels (taps are monotonic)
         let range = |taps: &[Tap], lo: u32, hi: u32| -> (u32, u32) {
@@ -454,7 +664,7 @@ impl ProtoMask {
         let rect = PixelRect::new(x0, y0, x1 - x0, y1 - y0);
         let mut out = RoiBitmap { img_w: ow, img_h: oh, rect, data: vec![0; rect.area() as usize] };
         if rect.is_empty() {
-            return RoiBitmap::empty(ow, oh);
+            return empty();
         }
         let xt = &g.orig_x[x0 as usize..x1 as usize];
         let yt = &g.orig_y[y0 as usize..y1 as usize];
@@ -481,11 +691,14 @@ impl ProtoMask {
             }
         }
         let w = rect.w as usize;
+        let mut bits = RowBits::builder(rect);
+        let mut rel = vec![0u64; w.div_ceil(64)];
         resample_rows(&src, xt, yt, |row, pair| {
-            pair.threshold(0.5, &mut out.data[row * w..(row + 1) * w]);
+            pair.threshold(0.5, &mut out.data[row * w..(row + 1) * w], &mut rel);
+            bits.push_row(&rel);
             true
         });
-        out
+        (out, bits.finish())
     }
 }
 
@@ -500,7 +713,14 @@ impl MaskSource for LazyProtoMask {
     fn render_roi(&self) -> RoiBitmap {
         self.0.orig_mask()
     }
+    fn render_with_bits(&self) -> (RoiBitmap, Option<RowBits>) {
+        let (roi, bits) = self.0.orig_mask_with_bits();
+        (roi, Some(bits))
+    }
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -654,5 +874,153 @@ mod tests {
         assert_eq!(m.native_mask().to_full().data, want);
         assert_eq!(m.orig_mask().to_full().data, want);
         assert!(want.contains(&1) && !m.is_empty());
+    }
+
+    /// xorshift64* for the random cases below.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u32) -> u32 {
+            (self.next() % n.max(1) as u64) as u32
+        }
+        /// Uniform in `[-1, 1)`.
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        }
+        /// A float that is sometimes a zero of either sign, tiny, huge or not finite.
+        fn special(&mut self) -> f32 {
+            match self.below(40) {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f32::MIN_POSITIVE / 3.0,
+                3 => -f32::MIN_POSITIVE / 5.0,
+                4 => f32::INFINITY,
+                5 => f32::NEG_INFINITY,
+                6 => f32::NAN,
+                7 => 3.0e38,
+                _ => self.unit() * 4.0,
+            }
+        }
+    }
+
+    /// Bit patterns, every NaN as one (Rust leaves a NaN's sign and payload unspecified, and
+    /// the threshold treats every NaN alike).
+    fn bit_patterns(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| if v.is_nan() { f32::NAN.to_bits() } else { v.to_bits() }).collect()
+    }
+
+    /// The SIMD kernels against their scalar forms on random rows with zeros of both signs,
+    /// denormals, infinities and NaN: the same bits (up to NaN payloads), whatever the length
+    /// (tails included).
+    #[test]
+    fn kernels_equal_scalar_code() {
+        let mut rng = Rng(0x5eed_1234_abcd_0042);
+        for case in 0..300 {
+            let n = rng.below(150) as usize;
+            let a: Vec<f32> = (0..n + 3).map(|_| rng.special()).collect();
+            let b: Vec<f32> = (0..n + 3).map(|_| rng.special()).collect();
+            let l1 = [0.0, 1.0, 0.5, 0.375, rng.unit().abs()][rng.below(5) as usize];
+            let (l0, thr) = (1.0 - l1, [0.0, 0.5, -0.0][rng.below(3) as usize]);
+            let (mut out, mut bits) = (vec![9u8; n], vec![!0u64; n.div_ceil(64) + 1]);
+            threshold_row(&a, &b, l0, l1, thr, &mut out, &mut bits);
+            let want: Vec<u8> = (0..n).map(|x| (l0 * a[x] + l1 * b[x] > thr) as u8).collect();
+            assert_eq!(out, want, "case {case}: bytes");
+            let want_bits: Vec<u64> = (0..n.div_ceil(64))
+                .map(|k| (0..64).filter(|i| k * 64 + i < n && want[k * 64 + i] == 1).fold(0, |acc, i| acc | 1 << i))
+                .collect();
+            assert_eq!(bits[..n.div_ceil(64)], want_bits, "case {case}: bits");
+
+            // horizontal taps: random (even out-of-order) indices into a row
+            let row: Vec<f32> = (0..1 + rng.below(60)).map(|_| rng.special()).collect();
+            let sx0 = rng.below(5);
+            let taps: Vec<Tap> = (0..n)
+                .map(|_| {
+                    let l1 = rng.unit().abs();
+                    let i0 = sx0 + rng.below(row.len() as u32);
+                    Tap { i0, i1: sx0 + rng.below(row.len() as u32), l0: 1.0 - l1, l1 }
+                })
+                .collect();
+            let h = HTaps::new(&taps, sx0);
+            let mut got = vec![0f32; n];
+            h.apply(&row, &mut got);
+            let want: Vec<f32> =
+                taps.iter().map(|t| t.l0 * row[(t.i0 - sx0) as usize] + t.l1 * row[(t.i1 - sx0) as usize]).collect();
+            assert_eq!(bit_patterns(&got), bit_patterns(&want), "case {case}: taps");
+
+            // 8-channel logits block
+            let c: [f32; 8] = std::array::from_fn(|_| rng.special());
+            let rows: Vec<Vec<f32>> = (0..8).map(|_| (0..n).map(|_| rng.special()).collect()).collect();
+            let p: [&[f32]; 8] = std::array::from_fn(|i| &rows[i][..]);
+            let init: Vec<f32> = (0..n).map(|_| rng.special()).collect();
+            let (mut fast, mut slow) = (init.clone(), init);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is available (checked just above).
+                unsafe { logits_block8_avx2(&c, &p, &mut fast) };
+            }
+            logits_block8_scalar(&c, &p, &mut slow, 0);
+            assert_eq!(bit_patterns(&fast), bit_patterns(&slow), "case {case}: logits");
+        }
+    }
+
+    /// The rendering against the scalar implementation it replaced (kept in `reference`), on
+    /// random prototypes, coefficients, image sizes and boxes, retina on (every pre-upsample
+    /// factor) and off: the same bytes, the same packed bits, the same emptiness.
+    #[test]
+    fn fast_rendering_equals_reference_on_random_masks() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut factors = [0usize; 5];
+        let (mut set_px, mut empty) = (0u64, 0usize);
+        for case in 0..240 {
+            // input 32..=160 px a side (multiples of 32), prototypes at 1/4
+            let (iw, ih) = (32 * (1 + rng.below(5)), 32 * (1 + rng.below(5)));
+            let (mw, mh) = ((iw / 4) as usize, (ih / 4) as usize);
+            let nm = [32usize, 37, 5, 8][rng.below(4) as usize];
+            let data: Vec<f32> = (0..nm * mh * mw).map(|_| if rng.below(50) == 0 { 0.0 } else { rng.unit() }).collect();
+            let protos = Protos { nm, mh, mw, data: Arc::new(data) };
+            let (ow, oh) = (8 + rng.below(400), 8 + rng.below(300));
+            let lb = Letterbox::new(ow, oh, iw, ih, false, 32);
+            let retina = rng.below(3) != 0;
+            let geom = Arc::new(FrameGeometry::new(lb, protos, retina));
+            factors[geom.f as usize] += 1;
+            for _ in 0..6 {
+                let coeffs: Vec<f32> = (0..nm).map(|_| rng.unit() * 3.0).collect();
+                let bx = |w: u32, r: &mut Rng| {
+                    let a = r.unit() * 0.2 * w as f32 + r.below(w) as f32;
+                    let b = a + r.unit().abs() * w as f32 * 0.8;
+                    (a, b)
+                };
+                let (ix1, ix2) = bx(lb.input_w, &mut rng);
+                let (iy1, iy2) = bx(lb.input_h, &mut rng);
+                let (ox1, ox2) = bx(ow, &mut rng);
+                let (oy1, oy2) = bx(oh, &mut rng);
+                let m = ProtoMask::new(
+                    geom.clone(),
+                    &coeffs,
+                    &BBox::new(ix1, iy1, ix2, iy2),
+                    &BBox::new(ox1, oy1, ox2, oy2),
+                );
+                assert_eq!(m.native_mask(), reference::native_mask(&m), "case {case}: native mask");
+                let (roi, bits) = m.orig_mask_with_bits();
+                let (want_roi, want_bits) = reference::orig_mask(&m);
+                assert_eq!(roi, want_roi, "case {case}: original-size mask");
+                assert_eq!(bits, want_bits, "case {case}: packed bits");
+                assert_eq!(m.is_empty(), reference::is_empty(&m), "case {case}: emptiness");
+                // through the lazy `Mask`: the bits packed while rendering are the ones `bits`
+                // hands out, equal to packing the rendered bytes
+                let lazy = crate::mask::Mask::lazy(Box::new(LazyProtoMask(Arc::new(m))));
+                assert_eq!(lazy.bits(), &RowBits::from_roi(lazy.roi()), "case {case}: lazy bits");
+                set_px += bits.area();
+                empty += want_roi.data.iter().all(|&v| v == 0) as usize;
+            }
+        }
+        // the cases cover every pre-upsample factor, set pixels and empty masks
+        assert!(factors[1] > 0 && factors[2] > 0 && factors[4] > 0, "factors {factors:?}");
+        assert!(set_px > 100_000 && empty > 10, "{set_px} set pixels, {empty} empty masks");
     }
 }
