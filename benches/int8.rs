@@ -77,7 +77,8 @@ struct Variant {
 
 /// The variants: the default, and with `FASTSAM_INT8_COMPARE=1` also the class branch in int8
 /// (no mixed precision), the previous graph (that and the prototype `ConvTranspose` in float),
-/// and the final head convolutions in int8.
+/// the final head convolutions in int8, and those with mse ranges for the class branch (the fast
+/// setting over 95% detection match that fails the tracking bar, docs/int8.md).
 fn variants() -> Vec<Variant> {
     let mut v = vec![Variant { tag: "default", opts: |o| o }];
     if std::env::var("FASTSAM_INT8_COMPARE").is_ok() {
@@ -87,6 +88,15 @@ fn variants() -> Vec<Variant> {
             opts: |o| QuantizeOptions { class_branch_float: false, conv_transpose_as_conv: false, ..o },
         });
         v.push(Variant { tag: "head-convs-int8", opts: |o| QuantizeOptions { quantize_head_convs: true, ..o } });
+        v.push(Variant {
+            tag: "class-mse-head-int8",
+            opts: |o| QuantizeOptions {
+                quantize_head_convs: true,
+                class_branch_float: false,
+                class_branch_method: Some(fastsam_track::convert::quantize::CalibMethod::Mse),
+                ..o
+            },
+        });
     }
     v
 }

@@ -350,7 +350,8 @@ fn int8_detections_match_fp32_on_unseen_clips() {
 /// `FASTSAM_INT8_QUICK=1`: only the two boundaries (with the default method unless
 /// `FASTSAM_INT8_METHODS=mse,percentile:99.999,...`); `FASTSAM_INT8_FLOAT_NODES=a,b,...`: nodes
 /// kept in float (mixed precision, e.g. from [`quantize_sensitivity`]); `FASTSAM_INT8_CLASS_INT8=1`:
-/// the class branch in int8 too.
+/// the class branch in int8 too; `FASTSAM_INT8_CLASS_METHOD=minmax`: the calibration method of the
+/// class branch's tensors when it is int8.
 #[test]
 #[ignore = "minutes; prints the accuracy figures of docs/int8.md"]
 fn quantize_accuracy_full() {
@@ -384,6 +385,9 @@ fn quantize_accuracy_full() {
             float_ops: float_ops.clone(),
             float_nodes: float_nodes.clone(),
             class_branch_float: std::env::var("FASTSAM_INT8_CLASS_INT8").is_err(),
+            class_branch_method: std::env::var("FASTSAM_INT8_CLASS_METHOD")
+                .map(|m| Some(m.parse().unwrap()))
+                .unwrap_or(QuantizeOptions::default().class_branch_method),
             ..QuantizeOptions::default()
         };
         let mut q = Quantizer::open(&f.float, &opts).unwrap();
@@ -544,6 +548,49 @@ fn quantize_class_branch_flag_quantizes_the_class_branch() {
     for c in CLASS_BRANCH_CONVS {
         assert!(!default.iter().any(|n| n.starts_with(c)) && all.iter().any(|n| n.starts_with(c)), "{c}");
     }
+}
+
+/// `--class-calib-method minmax` (with `--quantize-class-branch`) changes the ranges of the class
+/// branch's activations only: each widens or stays (the exact min/max contain the default
+/// percentile range), at least one widens, and every other activation keeps its exact scale.
+#[test]
+fn class_calib_method_changes_only_the_class_branch_ranges() {
+    let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let scales = |extra: &[&str]| {
+        let out = dir.path().join(format!("c{}.onnx", extra.len()));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+            .args(["quantize", "--model", model.to_str().unwrap(), "--calib", calib.to_str().unwrap()])
+            .args(["--imgsz", "320", "--calib-frames", "2", "--quantize-class-branch", "-o", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m = read_model(&out).unwrap();
+        let g = graph(&m);
+        let acts: std::collections::BTreeMap<String, f32> = g
+            .initializer
+            .iter()
+            .filter(|t| t.name.ends_with("_scale") && !t.name.ends_with("_W_scale") && !t.name.ends_with("_B_scale"))
+            .map(|t| (t.name.clone(), t.to_f32().unwrap()[0]))
+            .collect();
+        acts
+    };
+    let base = scales(&[]);
+    let minmax = scales(&["--class-calib-method", "minmax"]);
+    assert_eq!(base.keys().collect::<Vec<_>>(), minmax.keys().collect::<Vec<_>>());
+    let mut widened = 0;
+    for (name, &s) in &base {
+        let m = minmax[name];
+        if name.starts_with("/model.22/cv3.") {
+            assert!(m >= s, "{name}: minmax scale {m} < percentile scale {s}");
+            widened += usize::from(m > s);
+        } else {
+            assert_eq!(m.to_bits(), s.to_bits(), "{name} is outside the class branch but changed");
+        }
+    }
+    assert!(widened > 0, "no class-branch range changed");
 }
 
 /// Issue 13's tracking bar, run as a user runs it: the main job on synth clips a, c and d at 320

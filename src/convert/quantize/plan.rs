@@ -22,6 +22,12 @@ pub struct Plan {
     pub shared: BTreeMap<String, String>,
     /// Quantizable nodes (by type) left in float outside the tail, with the reason.
     pub skipped: Vec<(usize, String)>,
+    /// Activation tensors written by the class-score branch or the class-logit convolutions
+    /// ([`class_scope`]) when they run in int8: their ranges use
+    /// [`QuantizeOptions::class_branch_method`] when it is set.
+    pub class_tensors: BTreeSet<String>,
+    /// [`QuantizeOptions::class_branch_method`].
+    pub class_method: Option<super::CalibMethod>,
 }
 
 impl Plan {
@@ -43,6 +49,7 @@ impl Plan {
         }
         let ix = GraphIndex::new(g);
         let mut tail = float_tail(g, &ix);
+        let class_nodes = class_scope(g, &ix, &tail);
         if opts.quantize_head_convs {
             // move the boundary one step: the learned convolutions that stop the walk run in int8
             let stops: Vec<usize> =
@@ -55,7 +62,7 @@ impl Plan {
         if opts.class_branch_float {
             tail.extend(class_branch(g, &ix, &tail));
         }
-        let mut plan = Plan { tail, ..Plan::default() };
+        let mut plan = Plan { tail, class_method: opts.class_branch_method, ..Plan::default() };
         let mut acts: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut push = |t: &str, acts: &mut Vec<String>| {
@@ -95,6 +102,9 @@ impl Plan {
                 continue;
             }
             plan.quantized.insert(i);
+            if class_nodes.contains(&i) {
+                plan.class_tensors.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+            }
             for t in &data_inputs {
                 push(t, &mut acts);
             }
@@ -231,11 +241,24 @@ fn conv_out_channels(g: &GraphProto, ix: &GraphIndex<'_>, n: usize) -> Option<i6
 /// the prototypes, the one graph output reached without a DFL); empty when that does not single
 /// them out (e.g. a model with as many classes as mask coefficients).
 pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> BTreeSet<usize> {
+    class_branch_parts(g, ix, tail).0
+}
+
+/// [`class_branch`] and the class-logit convolutions themselves (`tail` must be the whole
+/// [`float_tail`]).
+pub fn class_scope(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> BTreeSet<usize> {
+    let (mut blocks, logits) = class_branch_parts(g, ix, tail);
+    blocks.extend(logits);
+    blocks
+}
+
+fn class_branch_parts(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> (BTreeSet<usize>, Vec<usize>) {
     let mut out = BTreeSet::new();
+    let mut logits = Vec::new();
     let learned: Vec<usize> =
         tail.iter().copied().filter(|&n| g.node[n].op_type == "Conv" && !is_dfl_conv(g, ix, n)).collect();
     let Some(dfl) = tail.iter().copied().find(|&n| g.node[n].op_type == "Conv" && is_dfl_conv(g, ix, n)) else {
-        return out;
+        return (out, logits);
     };
     let Some(box_c) = g.node[dfl]
         .input
@@ -243,7 +266,7 @@ pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>)
         .and_then(|w| ix.initializers.get(w.as_str()))
         .and_then(|&i| g.initializer[i].dims.get(1).map(|c| 4 * c))
     else {
-        return out;
+        return (out, logits);
     };
     // the prototype convolution: the learned boundary convolution met walking back from a graph
     // output whose walk meets no other learned convolution
@@ -267,9 +290,9 @@ pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>)
             proto_c = conv_out_channels(g, ix, *one);
         }
     }
-    let Some(mask_c) = proto_c else { return out };
+    let Some(mask_c) = proto_c else { return (out, logits) };
     if box_c == mask_c {
-        return out;
+        return (out, logits);
     }
     let consumers = |t: &str| g.node.iter().filter(|n| n.input.iter().any(|i| i == t)).count();
     for &c in &learned {
@@ -277,6 +300,7 @@ pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>)
         if oc == box_c || oc == mask_c {
             continue;
         }
+        logits.push(c);
         // walk back over SiLU -> Conv blocks while the tensor feeds this branch only
         let mut t = g.node[c].input[0].as_str();
         for _ in 0..8 {
@@ -303,7 +327,7 @@ pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>)
             }
         }
     }
-    out
+    (out, logits)
 }
 
 fn conv_weights_ok(g: &GraphProto, ix: &GraphIndex<'_>, n: &NodeProto) -> Result<(), String> {

@@ -221,7 +221,7 @@ fn method_tag(m: CalibMethod) -> String {
 pub fn cached_path(model: &Path, source: &CalibSource, opts: &QuantizeOptions) -> Result<PathBuf, QuantizeError> {
     let sha = crate::convert::cache::cached_sha256(model)?;
     let key = format!(
-        "{}|imgsz={:?}|frames={}|method={}|head={}|ct={}|class={}|float_ops={:?}|float_nodes={:?}",
+        "{}|imgsz={:?}|frames={}|method={}|head={}|ct={}|class={}{}|float_ops={:?}|float_nodes={:?}",
         source.identity(),
         opts.imgsz,
         opts.calib_frames,
@@ -229,6 +229,7 @@ pub fn cached_path(model: &Path, source: &CalibSource, opts: &QuantizeOptions) -
         opts.quantize_head_convs,
         opts.conv_transpose_as_conv,
         opts.class_branch_float,
+        opts.class_branch_method.map(|m| format!("|class_method={}", method_tag(m))).unwrap_or_default(),
         opts.float_ops,
         opts.float_nodes
     );
