@@ -8,5 +8,6 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 cargo build --release --locked
+mkdir -p out
 ./target/release/fastsam-track samples/synth_track_a.mp4 -o out/synth_track_a.tracked.mp4 \
   --tracks-mot out/synth_track_a.tracks.txt --tracks-json out/synth_track_a.tracks.jsonl "$@"

@@ -124,7 +124,9 @@ pub enum OutputError {
     OverwritesInput { output_role: Role, output: PathBuf, input_role: Role, input: PathBuf, how: &'static str },
     #[error("{first_role} {first} and {second_role} {second} are the same file{how}: give each output its own path")]
     SameOutput { first_role: Role, first: PathBuf, second_role: Role, second: PathBuf, how: &'static str },
-    #[error("cannot write {role} {path}: the directory {dir} does not exist")]
+    #[error(
+        "cannot write {role} {path}: the directory {dir} does not exist. Create it (mkdir -p {dir}) or choose a path in an existing directory"
+    )]
     NoDirectory { role: Role, path: PathBuf, dir: PathBuf },
     #[error("cannot write {role} {path}: {dir} is not a directory")]
     NotADirectory { role: Role, path: PathBuf, dir: PathBuf },

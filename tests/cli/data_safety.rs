@@ -188,7 +188,7 @@ fn track_detections_never_overwrites_its_input() {
     assert_eq!(sha(&res), res_sha);
     // an output directory that does not exist: usage error before anything is read
     let o = run(&["track-detections", det.to_str().unwrap(), "-o", dir.path().join("no/dir/t.txt").to_str().unwrap()]);
-    assert_exit(&o, 2, &["does not exist"]);
+    assert_exit(&o, 2, &["does not exist", "mkdir -p"]);
 }
 
 #[test]
