@@ -26,6 +26,8 @@ pub mod outputs;
 pub mod overlay;
 pub mod runtime;
 pub mod stream;
+#[cfg(test)]
+mod test_rng;
 pub mod track;
 pub mod types;
 #[cfg(feature = "video")]

@@ -788,19 +788,7 @@ mod tests {
         enc.finish(roi.img_h, roi.img_w)
     }
 
-    /// xorshift64* for the random masks below.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u32) -> u32 {
-            (self.next() % n.max(1) as u64) as u32
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A random ROI mask of a `w x h` image: noise of the given density, or a blob (disc with a
     /// ragged edge and holes), with non-zero bytes that are not always 1. The ROI may touch any

@@ -876,37 +876,7 @@ mod tests {
         assert!(want.contains(&1) && !m.is_empty());
     }
 
-    /// xorshift64* for the random cases below.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u32) -> u32 {
-            (self.next() % n.max(1) as u64) as u32
-        }
-        /// Uniform in `[-1, 1)`.
-        fn unit(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        }
-        /// A float that is sometimes a zero of either sign, tiny, huge or not finite.
-        fn special(&mut self) -> f32 {
-            match self.below(40) {
-                0 => 0.0,
-                1 => -0.0,
-                2 => f32::MIN_POSITIVE / 3.0,
-                3 => -f32::MIN_POSITIVE / 5.0,
-                4 => f32::INFINITY,
-                5 => f32::NEG_INFINITY,
-                6 => f32::NAN,
-                7 => 3.0e38,
-                _ => self.unit() * 4.0,
-            }
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Bit patterns, every NaN as one (Rust leaves a NaN's sign and payload unspecified, and
     /// the threshold treats every NaN alike).
