@@ -74,22 +74,6 @@ fn buffers_flow_in_every_format() {
     }
 }
 
-/// The root binary (`fastsam-track`), built by `cargo test --workspace`; built here if missing.
-fn cli_binary() -> std::path::PathBuf {
-    let bin = target_dir().join("fastsam-track");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "fastsam-track", "--bin", "fastsam-track"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build of the CLI failed");
-    }
-    assert!(bin.is_file(), "{} missing", bin.display());
-    bin
-}
-
 /// The ROI metas equal, frame by frame, the CLI's JSON Lines on the same clip and model: IDs,
 /// boxes to 1e-3, scores, RLE masks identical, PTS.
 #[test]
@@ -113,33 +97,7 @@ fn metas_equal_cli_json_lines() {
     // The element, fed the frames the CLI decodes (the library's exact I420 -> RGB).
     let (w, h, fps, frames) = decode(&clip, usize::MAX);
     assert_eq!(frames.len(), 250);
-    let desc =
-        format!("appsrc name=src format=time ! {} ! appsink name=sink sync=false", element_desc(&model, "draw=false"));
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    src.set_caps(Some(&rgb_caps(w, h, fps)));
-    src.set_max_bytes(0);
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let feeder = {
-        let src = src.clone();
-        let bufs: Vec<gst::Buffer> = frames.iter().map(rgb_buffer).collect();
-        std::thread::spawn(move || {
-            for b in bufs {
-                if src.push_buffer(b).is_err() {
-                    break;
-                }
-            }
-            let _ = src.end_of_stream();
-        })
-    };
-    let mut element = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        let b = s.buffer().unwrap();
-        element.push((b.pts(), tracks(b)));
-    }
-    feeder.join().unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
+    let element = run_through_appsrc(&element_desc(&model, "draw=false"), &rgb_caps(w, h, fps), &frames);
 
     assert_eq!(element.len(), cli.len(), "frame count");
     let mut n_tracks = 0;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use gst::prelude::*;
@@ -14,22 +14,6 @@ use common::*;
 const CLIP_IMAGE: &str = "golden/clip/tiny_clip_image.onnx";
 const CLIP_TEXT: &str = "golden/clip/tiny_clip_text.onnx";
 const VOCAB: &str = "assets/clip/bpe_simple_vocab_16e6.txt.gz";
-
-/// The root binary (`fastsam-track`), built by `cargo test --workspace`; built here if missing.
-fn cli_binary() -> PathBuf {
-    let bin = target_dir().join("fastsam-track");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "fastsam-track", "--bin", "fastsam-track"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build of the CLI failed");
-    }
-    assert!(bin.is_file(), "{} missing", bin.display());
-    bin
-}
 
 /// Per frame, the (ID, box) of every track the CLI writes to its JSON Lines (gap fillers, which
 /// only the CLI's files hold, left out).
@@ -71,33 +55,10 @@ fn cli_tracks(clip: &Path, model: &Path, clip_args: &[String]) -> FrameTracks {
 
 /// The element on the frames the CLI decodes, through appsrc.
 fn element_tracks(frames: &[RgbFrame], caps: gst::Caps, desc: &str) -> FrameTracks {
-    let desc = format!("appsrc name=src format=time ! {desc} ! appsink name=sink sync=false");
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    src.set_caps(Some(&caps));
-    src.set_max_bytes(0);
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let feeder = {
-        let src = src.clone();
-        let bufs: Vec<gst::Buffer> = frames.iter().map(rgb_buffer).collect();
-        std::thread::spawn(move || {
-            for b in bufs {
-                if src.push_buffer(b).is_err() {
-                    break;
-                }
-            }
-            let _ = src.end_of_stream();
-        })
-    };
-    let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        let b = s.buffer().unwrap();
-        out.push(tracks(b).iter().map(|t| (t.id, t.bbox.map(|v| v as f64))).collect());
-    }
-    feeder.join().unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
-    out
+    run_through_appsrc(desc, &caps, frames)
+        .into_iter()
+        .map(|(_, tracks)| tracks.iter().map(|t| (t.id, t.bbox.map(|v| v as f64))).collect())
+        .collect()
 }
 
 fn ids(run: &FrameTracks) -> std::collections::BTreeSet<u64> {

@@ -160,3 +160,55 @@ pub fn pipeline_line(file: &str, replace: &[(&str, String)]) -> (String, Vec<Str
     let program = words.next().unwrap();
     (program, words.collect())
 }
+
+/// The root binary (`fastsam-track`), built by `cargo test --workspace`; built here if missing.
+pub fn cli_binary() -> PathBuf {
+    let bin = target_dir().join("fastsam-track");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = std::process::Command::new(cargo)
+            .args(["build", "-p", "fastsam-track", "--bin", "fastsam-track"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build of the CLI failed");
+    }
+    assert!(bin.is_file(), "{} missing", bin.display());
+    bin
+}
+
+/// Runs `appsrc ! {element} ! appsink` on `frames` (pushed from a thread, then EOS) and returns,
+/// per output buffer, its PTS and the tracks of its ROI metas.
+pub fn run_through_appsrc(
+    element: &str,
+    caps: &gst::Caps,
+    frames: &[RgbFrame],
+) -> Vec<(Option<gst::ClockTime>, Vec<Track>)> {
+    let desc = format!("appsrc name=src format=time ! {element} ! appsink name=sink sync=false");
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    src.set_caps(Some(caps));
+    src.set_max_bytes(0);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let feeder = {
+        let src = src.clone();
+        let bufs: Vec<gst::Buffer> = frames.iter().map(rgb_buffer).collect();
+        std::thread::spawn(move || {
+            for b in bufs {
+                if src.push_buffer(b).is_err() {
+                    break;
+                }
+            }
+            let _ = src.end_of_stream();
+        })
+    };
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        let b = s.buffer().unwrap();
+        out.push((b.pts(), tracks(b)));
+    }
+    feeder.join().unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
