@@ -514,6 +514,19 @@ fn quantize_sensitivity() {
     eprintln!("FASTSAM_INT8_FLOAT_NODES={}", keep.join(","));
 }
 
+/// `fastsam-track quantize` of `model` at 320 on 2 frames of `calib` to `out`, plus `extra`
+/// flags; the written model.
+fn quantize_cli(model: &Path, calib: &Path, out: &Path, extra: &[&str]) -> ModelProto {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+        .args(["quantize", "--model", model.to_str().unwrap(), "--calib", calib.to_str().unwrap()])
+        .args(["--imgsz", "320", "--calib-frames", "2", "-o", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_model(out).unwrap()
+}
+
 /// `fastsam-track quantize --quantize-class-branch` moves the class branch's 6 convolutions to
 /// int8 (66 int8 convolutions against the default's 60).
 #[test]
@@ -522,15 +535,7 @@ fn quantize_class_branch_flag_quantizes_the_class_branch() {
     let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
     let dir = tempfile::tempdir().unwrap();
     let int8_convs = |extra: &[&str]| {
-        let out = dir.path().join(format!("q{}.onnx", extra.len()));
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
-            .args(["quantize", "--model", model.to_str().unwrap(), "--calib", calib.to_str().unwrap()])
-            .args(["--imgsz", "320", "--calib-frames", "2", "-o", out.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let m = read_model(&out).unwrap();
+        let m = quantize_cli(&model, &calib, &dir.path().join(format!("q{}.onnx", extra.len())), extra);
         let g = graph(&m);
         let int8: BTreeSet<&str> =
             g.initializer.iter().filter(|t| t.data_type == data_type::INT8).map(|t| t.name.as_str()).collect();
@@ -559,15 +564,8 @@ fn class_calib_method_changes_only_the_class_branch_ranges() {
     let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
     let dir = tempfile::tempdir().unwrap();
     let scales = |extra: &[&str]| {
-        let out = dir.path().join(format!("c{}.onnx", extra.len()));
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
-            .args(["quantize", "--model", model.to_str().unwrap(), "--calib", calib.to_str().unwrap()])
-            .args(["--imgsz", "320", "--calib-frames", "2", "--quantize-class-branch", "-o", out.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let m = read_model(&out).unwrap();
+        let extra: Vec<&str> = std::iter::once("--quantize-class-branch").chain(extra.iter().copied()).collect();
+        let m = quantize_cli(&model, &calib, &dir.path().join(format!("c{}.onnx", extra.len())), &extra);
         let g = graph(&m);
         let acts: std::collections::BTreeMap<String, f32> = g
             .initializer
