@@ -322,13 +322,8 @@ mod tests {
     #[test]
     fn busy_frame_draws_the_same_pixels_as_the_reference_blend() {
         let (w, h, stride) = (331u32, 187u32, 331 * 3 + 5);
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move |n: u32| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n.max(1) as u64) as u32
-        };
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15u64);
+        let mut rnd = move |n: u32| rng.below(n);
         let mut masks = Vec::new();
         for k in 0..200u32 {
             let (x, y) = (rnd(w), rnd(h));

@@ -127,13 +127,8 @@ mod tests {
 
     #[test]
     fn downscale_equals_per_pixel_sampling_on_random_masks() {
-        let mut s = 0x5eed_u64;
-        let mut rnd = move |n: u32| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n.max(1) as u64) as u32
-        };
+        let mut rng = crate::test_rng::Rng(0x5eed_u64);
+        let mut rnd = move |n: u32| rng.below(n);
         for case in 0..300 {
             let (w, h) = (1 + rnd(200), 1 + rnd(120));
             let (x, y) = (rnd(w), rnd(h));
