@@ -75,27 +75,21 @@ struct Variant {
     opts: fn(QuantizeOptions) -> QuantizeOptions,
 }
 
-/// The variants: the default, and with `FASTSAM_INT8_COMPARE=1` also the class branch in int8
-/// (no mixed precision), the previous graph (that and the prototype `ConvTranspose` in float),
-/// the final head convolutions in int8, and those with mse ranges for the class branch (the fast
-/// setting over 95% detection match that fails the tracking bar, docs/int8.md).
+/// The variants: the default (quantizer v3), and with `FASTSAM_INT8_COMPARE=1` also v2's default
+/// (class branch and head convolutions in float), v3 with the class logits in int8 too, and v1's
+/// graph (v2's float boundary with the prototype `ConvTranspose` in float and the class branch in
+/// int8).
 fn variants() -> Vec<Variant> {
     let mut v = vec![Variant { tag: "default", opts: |o| o }];
     if std::env::var("FASTSAM_INT8_COMPARE").is_ok() {
-        v.push(Variant { tag: "class-branch-int8", opts: |o| QuantizeOptions { class_branch_float: false, ..o } });
+        v.push(Variant {
+            tag: "v2-default",
+            opts: |o| QuantizeOptions { class_branch_float: true, quantize_head_convs: false, ..o },
+        });
+        v.push(Variant { tag: "v3-logits-int8", opts: |o| QuantizeOptions { class_logits_float: false, ..o } });
         v.push(Variant {
             tag: "v1-graph",
-            opts: |o| QuantizeOptions { class_branch_float: false, conv_transpose_as_conv: false, ..o },
-        });
-        v.push(Variant { tag: "head-convs-int8", opts: |o| QuantizeOptions { quantize_head_convs: true, ..o } });
-        v.push(Variant {
-            tag: "class-mse-head-int8",
-            opts: |o| QuantizeOptions {
-                quantize_head_convs: true,
-                class_branch_float: false,
-                class_branch_method: Some(fastsam_track::convert::quantize::CalibMethod::Mse),
-                ..o
-            },
+            opts: |o| QuantizeOptions { quantize_head_convs: false, conv_transpose_as_conv: false, ..o },
         });
     }
     v

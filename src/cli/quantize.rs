@@ -40,21 +40,28 @@ pub struct QuantizeArgs {
     /// model's fixed size, else its imgsz metadata, else 640.
     #[arg(long, value_name = "N")]
     pub imgsz: Option<u32>,
-    /// Also quantize the final 1x1 convolution of each head branch (moves the float boundary by one
-    /// step; usually costs accuracy for little speed).
+    /// Keep the final 1x1 convolution of each head branch in float (box distribution, mask
+    /// coefficients, prototype output): the float boundary one step earlier, a little slower.
     #[arg(long)]
-    pub quantize_head_convs: bool,
-    /// Also quantize the head's class-score branch, which stays in float by default (mixed
-    /// precision): about 15% faster on FastSAM-s, but fewer int8 detections match fp32's near the
-    /// confidence threshold (94.4% against 95.3% on the project's test clips; docs/int8.md).
+    pub float_head_convs: bool,
+    /// Keep the head's class-score branch in float (quantizer v2's mixed precision): about 20%
+    /// slower on FastSAM-s. By default it runs in int8 with --class-headroom (docs/int8.md).
     #[arg(long)]
-    pub quantize_class_branch: bool,
-    /// With --quantize-class-branch: how the ranges of the class-score branch (and, with
-    /// --quantize-head-convs, the class logits) are chosen, same choices as --calib-method
-    /// (default: --calib-method's). `--quantize-class-branch --quantize-head-convs
-    /// --class-calib-method mse` is the fastest graph and matches fp32's detections best on the
-    /// project's clips, but tracks worse on one of them, so it is not the default (docs/int8.md).
-    #[arg(long, value_name = "METHOD", requires = "quantize_class_branch")]
+    pub float_class_branch: bool,
+    /// Widen the top of the class-score branch's activation ranges by this factor: its strongest
+    /// activations are the evidence of objects, which calibration footage under-represents and
+    /// a percentile clips. 1 keeps the calibrated ranges.
+    #[arg(long, value_name = "F", default_value_t = QuantizeOptions::default().class_headroom,
+          value_parser = parse_headroom, conflicts_with = "float_class_branch")]
+    pub class_headroom: f32,
+    /// Quantize the class-logit convolutions too (they stay in float by default: no measurable
+    /// speed to gain, and the scores near the tracker's low threshold keep fp32's values).
+    #[arg(long, conflicts_with = "float_head_convs")]
+    pub quantize_class_logits: bool,
+    /// How the ranges of the class-score branch (and the class logits with
+    /// --quantize-class-logits) are chosen, same choices as --calib-method (default:
+    /// --calib-method's).
+    #[arg(long, value_name = "METHOD", conflicts_with = "float_class_branch")]
     pub class_calib_method: Option<CalibMethod>,
     /// ONNX Runtime intra-op threads for calibration (default: ONNX Runtime's choice).
     #[arg(long, value_name = "N")]
@@ -62,6 +69,14 @@ pub struct QuantizeArgs {
     /// Path to libonnxruntime.so (default: found automatically).
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+}
+
+fn parse_headroom(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(f) if (1.0..=16.0).contains(&f) => Ok(f),
+        Ok(f) => Err(format!("{f} is outside 1..=16 (1 keeps the calibrated ranges; 1.5 is the default)")),
+        Err(_) => Err(format!("`{s}` is not a number (e.g. 1.5)")),
+    }
 }
 
 /// A calibration progress bar on stderr (hidden when stderr is not a terminal).
@@ -96,9 +111,11 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     let opts = QuantizeOptions {
         calib_frames: args.calib_frames,
         method: args.calib_method,
-        quantize_head_convs: args.quantize_head_convs,
-        class_branch_float: !args.quantize_class_branch,
+        quantize_head_convs: !args.float_head_convs,
+        class_branch_float: args.float_class_branch,
         class_branch_method: args.class_calib_method,
+        class_headroom: args.class_headroom,
+        class_logits_float: !args.quantize_class_logits,
         imgsz: args.imgsz,
         intra_threads: args.threads.map(super::common::cap_threads),
         ort_lib: args.ort_lib.clone(),

@@ -24,23 +24,29 @@ use fastsam_track::model::{Device, FastSam, ModelOptions};
 use fastsam_track::types::{BBox, Segmenter};
 use fastsam_track::video::{Frame, FramePool, SourceConfig, VideoSource};
 
-/// The float boundary on a YOLOv8-seg graph, as documented in `convert::quantize`: the final 1x1
-/// convolution of every head branch and of the prototype branch, and the DFL's fixed convolution.
-const BOUNDARY_CONVS: &[&str] = &[
-    "/model.22/cv2.0/cv2.0.2/Conv",
-    "/model.22/cv2.1/cv2.1.2/Conv",
-    "/model.22/cv2.2/cv2.2.2/Conv",
+/// The float boundary on a YOLOv8-seg graph, as documented in `convert::quantize` (quantizer v3
+/// defaults): the class-logit convolutions and the DFL's fixed convolution stay `Conv` in float.
+const FLOAT_CONVS: &[&str] = &[
     "/model.22/cv3.0/cv3.0.2/Conv",
     "/model.22/cv3.1/cv3.1.2/Conv",
     "/model.22/cv3.2/cv3.2.2/Conv",
+    "/model.22/dfl/conv/Conv",
+];
+
+/// The final 1x1 head convolutions besides the class logits (box distribution, mask
+/// coefficients, prototype output): the float boundary of quantizer v2, int8 since v3.
+const HEAD_CONVS: &[&str] = &[
+    "/model.22/cv2.0/cv2.0.2/Conv",
+    "/model.22/cv2.1/cv2.1.2/Conv",
+    "/model.22/cv2.2/cv2.2.2/Conv",
     "/model.22/cv4.0/cv4.0.2/Conv",
     "/model.22/cv4.1/cv4.1.2/Conv",
     "/model.22/cv4.2/cv4.2.2/Conv",
     "/model.22/proto/cv3/conv/Conv",
-    "/model.22/dfl/conv/Conv",
 ];
 
-/// Mixed precision (on by default): the class-score branch's 3x3 convolutions stay in float too.
+/// The class-score branch's 3x3 convolutions: int8 since v3 (with the range headroom), float with
+/// `--float-class-branch` (v2's mixed precision).
 const CLASS_BRANCH_CONVS: &[&str] = &[
     "/model.22/cv3.0/cv3.0.0/conv/Conv",
     "/model.22/cv3.0/cv3.0.1/conv/Conv",
@@ -49,6 +55,10 @@ const CLASS_BRANCH_CONVS: &[&str] = &[
     "/model.22/cv3.2/cv3.2.0/conv/Conv",
     "/model.22/cv3.2/cv3.2.1/conv/Conv",
 ];
+
+/// int8 convolutions with the defaults: 59 backbone / neck / head convolutions, the prototype
+/// upsampling as a 1x1 conv, the class branch's 6 and the 7 head convolutions.
+const INT8_CONVS: usize = 60 + 6 + 7;
 
 struct Fixture {
     float: PathBuf,
@@ -71,7 +81,7 @@ fn fixture() -> Option<&'static Fixture> {
         let mut calls = 0;
         let s = quantize_with_source(&float, src, &int8, &opts, &mut |_, _| calls += 1).unwrap();
         assert_eq!(calls, 16, "one progress call per calibration frame");
-        assert!(s.total_quantized() > 200 && s.weights == 60, "{s:?}");
+        assert!(s.total_quantized() > 200 && s.weights == INT8_CONVS, "{s:?}");
         Some(Fixture { float, int8, clip_a, dir })
     })
     .as_ref()
@@ -116,12 +126,13 @@ fn quantized_graph_keeps_the_signature_and_the_documented_float_boundary() {
             }
         }
     }
-    let expected: BTreeSet<&str> = BOUNDARY_CONVS.iter().chain(CLASS_BRANCH_CONVS).copied().collect();
+    let expected: BTreeSet<&str> = FLOAT_CONVS.iter().copied().collect();
     assert_eq!(float_convs, expected);
-    assert_eq!(int8_convs, 60, "59 convolutions + the prototype upsampling as a 1x1 conv");
+    assert_eq!(int8_convs, INT8_CONVS);
 
     // no node of the float tail (found on the float graph) reads a dequantized tensor, except the
-    // learned boundary convolutions' data input (the output of an int8 SiLU)
+    // learned boundary convolutions' data input (the output of an int8 SiLU) and the nodes that
+    // read the int8 head convolutions' outputs (their concatenation, the prototype's SiLU)
     let ix = GraphIndex::new(fg);
     let tail = float_tail(fg, &ix);
     let tail_names: BTreeSet<&str> = tail.iter().map(|&i| fg.node[i].name.as_str()).collect();
@@ -130,8 +141,11 @@ fn quantized_graph_keeps_the_signature_and_the_documented_float_boundary() {
         for (k, i) in n.input.iter().enumerate() {
             let from_dq = producer.get(i.as_str()).is_some_and(|p| p.op_type == "DequantizeLinear");
             // (`Shape` reads only the shape)
-            let allowed =
-                (k == 0 && n.op_type == "Conv" && n.name != "/model.22/dfl/conv/Conv") || n.op_type == "Shape";
+            let from_head = HEAD_CONVS.iter().any(|c| i == &format!("{c}_output_0_DequantizeLinear_Output"));
+            let allowed = (k == 0 && n.op_type == "Conv" && n.name != "/model.22/dfl/conv/Conv")
+                || n.op_type == "Shape"
+                || from_head
+                || HEAD_CONVS.contains(&n.name.as_str());
             assert!(!from_dq || allowed, "{} ({}) reads the dequantized {i}", n.name, n.op_type);
         }
     }
@@ -193,14 +207,11 @@ fn onnx_runtime_fuses_the_qdq_graph_into_int8_kernels() {
         *count.entry(n.op_type.clone()).or_insert(0) += 1;
     }
     eprintln!("optimized int8 graph: {count:?}");
-    assert_eq!(count.get("QLinearConv").copied().unwrap_or(0), 60, "every int8 convolution fused: {count:?}");
-    assert_eq!(
-        count.get("Conv").copied().unwrap_or(0),
-        BOUNDARY_CONVS.len() + CLASS_BRANCH_CONVS.len(),
-        "only the float boundary stays Conv"
-    );
-    assert!(count.get("QLinearSigmoid").copied().unwrap_or(0) >= 59, "{count:?}");
-    assert!(count.get("QLinearMul").copied().unwrap_or(0) >= 59, "{count:?}");
+    assert_eq!(count.get("QLinearConv").copied().unwrap_or(0), INT8_CONVS, "every int8 convolution fused: {count:?}");
+    assert_eq!(count.get("Conv").copied().unwrap_or(0), FLOAT_CONVS.len(), "only the float boundary stays Conv");
+    // every SiLU but the prototype output's
+    assert!(count.get("QLinearSigmoid").copied().unwrap_or(0) >= 65, "{count:?}");
+    assert!(count.get("QLinearMul").copied().unwrap_or(0) >= 65, "{count:?}");
     // the prototype upsampling runs on uint8: its DepthToSpace reads the QLinearConv's output
     let og = graph(&m);
     let d2s: Vec<_> = og.node.iter().filter(|n| n.op_type == "DepthToSpace").collect();
@@ -349,8 +360,8 @@ fn int8_detections_match_fp32_on_unseen_clips() {
 /// threshold whose int8 score fell just under it). `FASTSAM_INT8_CALIB=N`: calibration frames;
 /// `FASTSAM_INT8_QUICK=1`: only the two boundaries (with the default method unless
 /// `FASTSAM_INT8_METHODS=mse,percentile:99.999,...`); `FASTSAM_INT8_FLOAT_NODES=a,b,...`: nodes
-/// kept in float (mixed precision, e.g. from [`quantize_sensitivity`]); `FASTSAM_INT8_CLASS_INT8=1`:
-/// the class branch in int8 too; `FASTSAM_INT8_CLASS_METHOD=minmax`: the calibration method of the
+/// kept in float (mixed precision, e.g. from [`quantize_sensitivity`]); `FASTSAM_INT8_CLASS_FLOAT=1`:
+/// the class branch in float (v2); `FASTSAM_INT8_CLASS_METHOD=minmax`: the calibration method of the
 /// class branch's tensors when it is int8.
 #[test]
 #[ignore = "minutes; prints the accuracy figures of docs/int8.md"]
@@ -384,10 +395,13 @@ fn quantize_accuracy_full() {
             quantize_head_convs: head,
             float_ops: float_ops.clone(),
             float_nodes: float_nodes.clone(),
-            class_branch_float: std::env::var("FASTSAM_INT8_CLASS_INT8").is_err(),
+            class_branch_float: std::env::var("FASTSAM_INT8_CLASS_FLOAT").is_ok(),
             class_branch_method: std::env::var("FASTSAM_INT8_CLASS_METHOD")
                 .map(|m| Some(m.parse().unwrap()))
                 .unwrap_or(QuantizeOptions::default().class_branch_method),
+            class_headroom: std::env::var("FASTSAM_INT8_CLASS_HEADROOM")
+                .map(|m| m.parse().unwrap())
+                .unwrap_or(QuantizeOptions::default().class_headroom),
             ..QuantizeOptions::default()
         };
         let mut q = Quantizer::open(&f.float, &opts).unwrap();
@@ -408,6 +422,9 @@ fn quantize_accuracy_full() {
             let out = f.dir.join(format!("full-{head}-{}-{method}.onnx", float_ops.join("")).replace(':', "_"));
             fastsam_track::convert::quantize::write_quantized(&path, &model, &plan, &calib, method, "test", &out)
                 .unwrap();
+            if let Ok(keep) = std::env::var("FASTSAM_INT8_KEEP") {
+                std::fs::copy(&out, Path::new(&keep).join(out.file_name().unwrap())).unwrap();
+            }
             let int8 = detect(&mut load(&out), &fr, 0.3);
             let pairs = compare(&reference, &int8, 0.4);
             let lenient = compare(&reference, &int8, 0.3);
@@ -449,9 +466,10 @@ fn score_error(fp32: &[Vec<(BBox, f32, Mask)>], int8: &[Vec<(BBox, f32, Mask)>])
 /// Per-layer sensitivity: each int8 convolution block (the `Conv` and the SiLU reading it) kept
 /// in float alone, ranked by the score error against fp32 ([`score_error`], every
 /// `FASTSAM_INT8_STEP`-th (default 10th) frame of clips c and d), then the worst `FASTSAM_INT8_TOPK`
-/// (default 6) kept in float together, cumulatively. `FASTSAM_INT8_HEAD=1`: with the final head
-/// convolutions in int8; `FASTSAM_INT8_CLASS_INT8=1`: with the class branch in int8 too (as measured
-/// for docs/int8.md, before the class branch became float by default). Prints the figures of docs/int8.md.
+/// (default 6) kept in float together, cumulatively. `FASTSAM_INT8_HEAD_FLOAT=1`: with the final
+/// head convolutions in float; `FASTSAM_INT8_CLASS_FLOAT=1`: with the class branch in float (v2's
+/// boundary; the figures in docs/int8.md were measured with v2's all-int8 graph). Prints the
+/// figures of docs/int8.md.
 #[test]
 #[ignore = "minutes; prints the sensitivity analysis of docs/int8.md"]
 fn quantize_sensitivity() {
@@ -466,8 +484,8 @@ fn quantize_sensitivity() {
     let opts = QuantizeOptions {
         calib_frames: 64,
         imgsz: Some(320),
-        quantize_head_convs: std::env::var("FASTSAM_INT8_HEAD").is_ok(),
-        class_branch_float: std::env::var("FASTSAM_INT8_CLASS_INT8").is_err(),
+        quantize_head_convs: std::env::var("FASTSAM_INT8_HEAD_FLOAT").is_err(),
+        class_branch_float: std::env::var("FASTSAM_INT8_CLASS_FLOAT").is_ok(),
         ..QuantizeOptions::default()
     };
     let mut q = Quantizer::open(&f.float, &opts).unwrap();
@@ -527,35 +545,97 @@ fn quantize_cli(model: &Path, calib: &Path, out: &Path, extra: &[&str]) -> Model
     read_model(out).unwrap()
 }
 
-/// `fastsam-track quantize --quantize-class-branch` moves the class branch's 6 convolutions to
-/// int8 (66 int8 convolutions against the default's 60).
+/// `fastsam-track quantize --float-class-branch` keeps the class branch's 6 convolutions in float
+/// (v2's mixed precision) and `--float-head-convs` the 7 head convolutions: exactly those leave
+/// the int8 set.
 #[test]
-fn quantize_class_branch_flag_quantizes_the_class_branch() {
+fn float_class_branch_and_head_conv_flags_move_exactly_those_convolutions() {
     let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
     let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
     let dir = tempfile::tempdir().unwrap();
     let int8_convs = |extra: &[&str]| {
-        let m = quantize_cli(&model, &calib, &dir.path().join(format!("q{}.onnx", extra.len())), extra);
+        let m = quantize_cli(&model, &calib, &dir.path().join(format!("q{}.onnx", extra.join(""))), extra);
         let g = graph(&m);
         let int8: BTreeSet<&str> =
             g.initializer.iter().filter(|t| t.data_type == data_type::INT8).map(|t| t.name.as_str()).collect();
-        let convs: Vec<String> = g
+        let convs: BTreeSet<String> = g
             .node
             .iter()
             .filter(|n| n.op_type == "DequantizeLinear" && int8.contains(n.input[0].as_str()))
-            .map(|n| n.name.clone())
+            .map(|n| n.name.trim_end_matches("_W_DequantizeLinear").to_string())
             .collect();
         convs
     };
     let default = int8_convs(&[]);
-    let all = int8_convs(&["--quantize-class-branch"]);
-    assert_eq!((default.len(), all.len()), (60, 66));
-    for c in CLASS_BRANCH_CONVS {
-        assert!(!default.iter().any(|n| n.starts_with(c)) && all.iter().any(|n| n.starts_with(c)), "{c}");
+    assert_eq!(default.len(), INT8_CONVS);
+    for (flag, moved) in [("--float-class-branch", CLASS_BRANCH_CONVS), ("--float-head-convs", HEAD_CONVS)] {
+        let other = int8_convs(&[flag]);
+        let gone: BTreeSet<&str> = default.difference(&other).map(String::as_str).collect();
+        assert_eq!(gone, moved.iter().copied().collect::<BTreeSet<_>>(), "{flag}");
+        assert!(other.is_subset(&default), "{flag}");
+    }
+    let logits = int8_convs(&["--quantize-class-logits"]);
+    let added: BTreeSet<&str> = logits.difference(&default).map(String::as_str).collect();
+    assert_eq!(added, FLOAT_CONVS[..3].iter().copied().collect::<BTreeSet<_>>());
+}
+
+/// The class branch's ranges: `--class-headroom F` multiplies the top of each class-branch
+/// activation range (conv, SiLU outputs) by F against `--class-headroom 1` and changes no other
+/// tensor's; with `--quantize-class-logits` the logits' range covers [-6.9, 6.9] (scores 0.001 to
+/// 0.999) although the calibration frames never score an object that high at every stride.
+#[test]
+fn class_headroom_widens_only_the_class_branch_and_logits_keep_their_score_range() {
+    let Some(model) = assets::require("models/FastSAM-n-synth-dynamic.onnx") else { return };
+    let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // (scale, zero point) of every activation
+    let params = |extra: &[&str]| {
+        let m = quantize_cli(&model, &calib, &dir.path().join(format!("h{}.onnx", extra.join(""))), extra);
+        let g = graph(&m);
+        let get = |n: &str| g.initializer.iter().find(|t| t.name == n);
+        let acts: std::collections::BTreeMap<String, (f32, u8)> = g
+            .initializer
+            .iter()
+            .filter(|t| t.name.ends_with("_scale") && !t.name.ends_with("_W_scale") && !t.name.ends_with("_B_scale"))
+            .map(|t| {
+                let base = t.name.trim_end_matches("_scale");
+                let zp = get(&format!("{base}_zero_point")).map(|z| z.raw_data[0]).unwrap();
+                (base.to_string(), (t.to_f32().unwrap()[0], zp))
+            })
+            .collect();
+        acts
+    };
+    let one = params(&["--class-headroom", "1"]);
+    let two = params(&["--class-headroom", "2"]);
+    assert_eq!(one.keys().collect::<Vec<_>>(), two.keys().collect::<Vec<_>>());
+    let mut widened = 0;
+    for (name, &(s1, z1)) in &one {
+        let (s2, z2) = two[name];
+        let (lo1, hi1) = (-(z1 as f32) * s1, (255 - z1 as i32) as f32 * s1);
+        let (lo2, hi2) = (-(z2 as f32) * s2, (255 - z2 as i32) as f32 * s2);
+        if name.starts_with("/model.22/cv3.") && !name.contains("Sigmoid") {
+            // the top doubles; the bottom stays (both within one quantization step)
+            assert!((hi2 - 2.0 * hi1).abs() <= s1 + s2, "{name}: top {hi1} -> {hi2}");
+            assert!((lo2 - lo1).abs() <= s1 + s2, "{name}: bottom {lo1} -> {lo2}");
+            widened += 1;
+        } else if name.starts_with("/model.22/cv3.") {
+            // a sigmoid's top may only grow, capped by what its values can reach
+            assert!(hi2 >= hi1 - s1 && hi2 <= 1.0 + s2, "{name}: top {hi1} -> {hi2}");
+        } else {
+            assert_eq!((s1.to_bits(), z1), (s2.to_bits(), z2), "{name} is outside the class branch but changed");
+        }
+    }
+    assert_eq!(widened, 6 * 2, "each of the 6 convolutions' output and SiLU output");
+    let logits = params(&["--quantize-class-logits"]);
+    for i in 0..3 {
+        let name = format!("/model.22/cv3.{i}/cv3.{i}.2/Conv_output_0");
+        let (s, z) = logits[&name];
+        let (lo, hi) = (-(z as f32) * s, (255 - z as i32) as f32 * s);
+        assert!(lo <= -6.9 + s && hi >= 6.9 - s, "{name}: range [{lo}, {hi}] does not cover the scores 0.001..0.999");
     }
 }
 
-/// `--class-calib-method minmax` (with `--quantize-class-branch`) changes the ranges of the class
+/// `--class-calib-method minmax` changes the ranges of the class
 /// branch's activations only: each widens or stays (the exact min/max contain the default
 /// percentile range), at least one widens, and every other activation keeps its exact scale.
 #[test]
@@ -564,8 +644,7 @@ fn class_calib_method_changes_only_the_class_branch_ranges() {
     let Some(calib) = assets::require("assets/synth/synth_track_a.mp4") else { return };
     let dir = tempfile::tempdir().unwrap();
     let scales = |extra: &[&str]| {
-        let extra: Vec<&str> = std::iter::once("--quantize-class-branch").chain(extra.iter().copied()).collect();
-        let m = quantize_cli(&model, &calib, &dir.path().join(format!("c{}.onnx", extra.len())), &extra);
+        let m = quantize_cli(&model, &calib, &dir.path().join(format!("c{}.onnx", extra.len())), extra);
         let g = graph(&m);
         let acts: std::collections::BTreeMap<String, f32> = g
             .initializer

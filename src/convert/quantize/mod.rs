@@ -63,7 +63,17 @@ use super::onnx_proto::ModelProto;
 
 /// Version of the quantizer; part of the cache key of quantized models, so that any change of the
 /// algorithm gives a new file.
-pub const QUANTIZER_VERSION: u32 = 2;
+pub const QUANTIZER_VERSION: u32 = 3;
+
+/// [`QuantizeOptions::class_headroom`]'s default (docs/int8.md has the sweep: 1.25 fell under
+/// the 95% detection match, 2.0 under the tracking bar on clip d, 1.5 and 1.75 passed both).
+pub const DEFAULT_CLASS_HEADROOM: f32 = 1.5;
+
+/// The class logits' quantization range always covers `[-LOGIT_RANGE, LOGIT_RANGE]`, scores
+/// from 0.001 to 0.999 (ln 999 = 6.907), whatever the calibration frames held: calibration
+/// footage with few confident objects of some size would otherwise clip those scores (one
+/// stride's logits calibrated on clip a top out at 0: every detection there would score <= 0.5).
+pub const LOGIT_RANGE: f32 = 6.907_755;
 
 /// Metadata key written into a quantized model (its value describes the calibration).
 pub const METADATA_KEY: &str = "fastsam_track.quantization";
@@ -189,8 +199,9 @@ pub struct QuantizeOptions {
     /// Calibration frames, spread over the source.
     pub calib_frames: usize,
     pub method: CalibMethod,
-    /// Also quantize the final 1x1 convolution of each head branch (moves the float boundary by
-    /// one step; off by default, see the module docs).
+    /// Quantize the final 1x1 convolution of each head branch too (box distribution, mask
+    /// coefficients, prototype output; the class logits follow `class_logits_float`): moves the
+    /// float boundary by one step. On by default since quantizer v3.
     pub quantize_head_convs: bool,
     /// Rewrite non-overlapping `ConvTranspose` (the prototype upsampling) as a 1x1 `Conv` +
     /// `DepthToSpace` before planning ([`rewrite::conv_transpose_as_conv`]: exact), so that it
@@ -200,18 +211,27 @@ pub struct QuantizeOptions {
     /// "Mul"]` to keep the SiLUs in float. Empty by default.
     pub float_ops: Vec<String>,
     /// Keep the class-score branch of the head (the 3x3 convolutions before each class-logit
-    /// convolution, [`plan::class_branch`]) in float: mixed precision that keeps the scores near
-    /// the confidence threshold where fp32 has them (docs/int8.md). On by default.
+    /// convolution, [`plan::class_branch`]) in float: quantizer v2's mixed precision, ~20%
+    /// slower on FastSAM-s. Off by default since v3, which quantizes the branch with
+    /// `class_headroom` instead (docs/int8.md).
     pub class_branch_float: bool,
     /// Calibration method for the activations written by the class-score branch and the
-    /// class-logit convolutions when they run in int8 (`class_branch_float` off; the logits with
-    /// `quantize_head_convs`); `None` (default): `method` like every other tensor. `Mse` here
-    /// with the head convolutions in int8 is the fastest graph and passes the 95% detection
-    /// match, but fails the tracking bar on clip d (docs/int8.md, "frontier").
+    /// class-logit convolutions when they run in int8; `None` (default): `method` like every
+    /// other tensor.
     pub class_branch_method: Option<CalibMethod>,
     /// Nodes (by name) kept in float on top of the float tail: mixed precision, e.g. the layers
     /// a sensitivity analysis found most costly to quantize. Empty by default.
     pub float_nodes: Vec<String>,
+    /// With the class branch in int8: the top of each of its activation ranges is the calibrated
+    /// one times this factor. The branch's strongest activations are the evidence of objects,
+    /// the rare ones a percentile clips and the ones calibration footage under-represents
+    /// (clip a's stride-16 branch tops out at 3.5, clips c and d reach 6.8); default 1.5
+    /// ([`DEFAULT_CLASS_HEADROOM`]), 1: as calibrated.
+    pub class_headroom: f32,
+    /// With `quantize_head_convs`: keep the class-logit convolutions in float anyway (3 convs of
+    /// one output channel: no measurable speed, and the logits near the tracker's low threshold
+    /// keep fp32's values). On by default.
+    pub class_logits_float: bool,
     /// Inference size used for calibration (long side); `None`: the model's fixed size, else its
     /// `imgsz` metadata, else 640. Use the size you will run at.
     pub imgsz: Option<u32>,
@@ -226,12 +246,14 @@ impl Default for QuantizeOptions {
         QuantizeOptions {
             calib_frames: 64,
             method: CalibMethod::default(),
-            quantize_head_convs: false,
+            quantize_head_convs: true,
             conv_transpose_as_conv: true,
-            class_branch_float: true,
+            class_branch_float: false,
             class_branch_method: None,
             float_ops: Vec::new(),
             float_nodes: Vec::new(),
+            class_headroom: DEFAULT_CLASS_HEADROOM,
+            class_logits_float: true,
             imgsz: None,
             intra_threads: None,
             ort_lib: None,
@@ -403,6 +425,20 @@ pub fn write_quantized(
             }
         }
         desc.push_str(&format!(" ({cm} for the class branch)"));
+    }
+    if plan.class_headroom != 1.0 && !plan.class_tensors.is_empty() {
+        desc.push_str(&format!(", class branch headroom x{}", plan.class_headroom));
+        for t in &plan.class_tensors {
+            if let Some(r) = ranges.get_mut(t) {
+                let cap = if plan.sigmoid_outputs.contains(t) { 1.0 } else { f32::MAX };
+                r.1 = (r.1 * plan.class_headroom).min(cap).max(r.1);
+            }
+        }
+    }
+    for t in &plan.class_logits {
+        if let Some(r) = ranges.get_mut(t) {
+            *r = (r.0.min(-LOGIT_RANGE), r.1.max(LOGIT_RANGE));
+        }
     }
     let (q, summary) = qdq::quantize_model(path, model, plan, &ranges, &desc)?;
     write_model(&q, out)?;

@@ -28,6 +28,14 @@ pub struct Plan {
     pub class_tensors: BTreeSet<String>,
     /// [`QuantizeOptions::class_branch_method`].
     pub class_method: Option<super::CalibMethod>,
+    /// The class-logit tensors (outputs of the class-logit convolutions) when those run in int8
+    /// ([`QuantizeOptions::quantize_head_convs`]): their range always covers
+    /// [`super::LOGIT_RANGE`], whatever the calibration saw.
+    pub class_logits: BTreeSet<String>,
+    /// [`QuantizeOptions::class_headroom`].
+    pub class_headroom: f32,
+    /// Outputs of the quantized `Sigmoid`s (bounded by 1: headroom never widens them past it).
+    pub sigmoid_outputs: BTreeSet<String>,
 }
 
 impl Plan {
@@ -49,20 +57,30 @@ impl Plan {
         }
         let ix = GraphIndex::new(g);
         let mut tail = float_tail(g, &ix);
-        let class_nodes = class_scope(g, &ix, &tail);
+        // found on the whole float tail, before the boundary moves
+        let (class_blocks, logit_convs) = class_branch_parts(g, &ix, &tail);
+        let mut class_nodes = class_blocks.clone();
+        class_nodes.extend(logit_convs.iter().copied());
         if opts.quantize_head_convs {
             // move the boundary one step: the learned convolutions that stop the walk run in int8
             let stops: Vec<usize> =
                 tail.iter().copied().filter(|&n| g.node[n].op_type == "Conv" && !is_dfl_conv(g, &ix, n)).collect();
             for n in stops {
                 // their SiLU (proto.cv3) stays in the tail; the convolution leaves it
-                tail.remove(&n);
+                if !(opts.class_logits_float && logit_convs.contains(&n)) {
+                    tail.remove(&n);
+                }
             }
         }
         if opts.class_branch_float {
-            tail.extend(class_branch(g, &ix, &tail));
+            tail.extend(class_blocks);
         }
-        let mut plan = Plan { tail, class_method: opts.class_branch_method, ..Plan::default() };
+        let mut plan = Plan {
+            tail,
+            class_method: opts.class_branch_method,
+            class_headroom: opts.class_headroom,
+            ..Plan::default()
+        };
         let mut acts: Vec<String> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut push = |t: &str, acts: &mut Vec<String>| {
@@ -104,6 +122,12 @@ impl Plan {
             plan.quantized.insert(i);
             if class_nodes.contains(&i) {
                 plan.class_tensors.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+            }
+            if n.op_type == "Sigmoid" {
+                plan.sigmoid_outputs.extend(n.output.iter().cloned());
+            }
+            if logit_convs.contains(&i) {
+                plan.class_logits.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
             }
             for t in &data_inputs {
                 push(t, &mut acts);
