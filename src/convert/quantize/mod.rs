@@ -35,16 +35,18 @@
 //! - the DFL (reshape, transpose, softmax, fixed conv), the box decode (slices, anchors, strides),
 //!   the class sigmoid, every reshape and concatenation that assembles `output0`, and `output1`.
 //!
-//! **Mixed precision** ([`QuantizeOptions::class_branch_float`], on by default): the class-score
-//! branch, i.e. the conv + SiLU blocks feeding each class-logit convolution ([`plan::class_branch`]),
-//! stays in float too: a sensitivity analysis put it first, and keeping it in float is what brings
-//! the int8 detections to the 95% match with fp32 (docs/int8.md).
+//! **Quantizer v3** moves that boundary one step ([`QuantizeOptions::quantize_head_convs`], on by
+//! default): the final box-distribution, mask-coefficient and prototype convolutions run in int8
+//! too; only the **class-logit convolutions** ([`QuantizeOptions::class_logits_float`]) and the
+//! rest of the tail stay in float. The class-score branch (the conv + SiLU blocks feeding each
+//! class logit, [`plan::class_branch`]) runs in int8 with **headroom**
+//! ([`QuantizeOptions::class_headroom`], x1.5 on the top of its ranges): its strongest
+//! activations are the evidence of objects, which a percentile clips and calibration footage
+//! under-represents. v2 kept that branch in float instead ([`QuantizeOptions::class_branch_float`]),
+//! ~20% slower on FastSAM-s for no better match (docs/int8.md has the figures).
 //!
-//! Everything else (backbone, neck, the box and mask-coefficient branches' 3x3 convolutions, the
-//! prototype convolutions and upsampling) is quantized: `Conv`, `Sigmoid`, `Mul`, `Add`, `Concat`,
-//! `MaxPool`, `Resize`, `Split`, `DepthToSpace` ([`QUANTIZED_OPS`]). [`QuantizeOptions::quantize_head_convs`]
-//! moves the boundary by one step (the final head convolutions in int8 too) to measure what it
-//! costs; `docs/int8.md` has the figures.
+//! Quantized operators: `Conv`, `Sigmoid`, `Mul`, `Add`, `Concat`, `MaxPool`, `Resize`, `Split`,
+//! `DepthToSpace` ([`QUANTIZED_OPS`]).
 
 pub mod calibrate;
 pub mod plan;
