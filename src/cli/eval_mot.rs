@@ -67,7 +67,7 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
             #[serde(flatten)]
             hota: &'a eval::HotaMetrics,
         }
-        println!("{}", serde_json::to_string_pretty(&Report { mot: &m, hota: &h })?);
+        outln!("{}", serde_json::to_string_pretty(&Report { mot: &m, hota: &h })?);
         return Ok(());
     }
     let pct = |v: f64| format!("{:.1}%", v * 100.0);
@@ -95,9 +95,9 @@ pub fn run(args: EvalMotArgs) -> anyhow::Result<()> {
     ];
     let head: Vec<String> = table.iter().map(|(k, v)| format!("{k:>w$}", w = v.len().max(k.len()))).collect();
     let vals: Vec<String> = table.iter().map(|(k, v)| format!("{v:>w$}", w = v.len().max(k.len()))).collect();
-    println!("{}", head.join(" "));
-    println!("{}", vals.join(" "));
-    println!(
+    outln!("{}", head.join(" "));
+    outln!("{}", vals.join(" "));
+    outln!(
         "(MOTP is the mean 1 - IoU of matches, as in py-motmetrics; IoU threshold {}. HOTA, DetA, AssA, LocA: \
          TrackEval's means over IoU thresholds 0.05..0.95; --json has DetRe, DetPr, AssRe, AssPr, OWTA and the \
          per-threshold arrays)",

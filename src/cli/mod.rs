@@ -5,6 +5,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for the command line's results: a reader that went away (`fastsam-track eval-mot
+/// ... | head`) must not panic the process (Rust ignores SIGPIPE, so `println!` panics on a
+/// closed pipe) nor stop a run half way, whose outputs must still be finalized; the lines are
+/// dropped instead.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod common;
 pub mod eval_mot;
 pub mod model_cmd;

@@ -58,9 +58,9 @@ pub fn run(args: ModelCmdArgs) -> anyhow::Result<()> {
                 bail!("unknown model {name:?}: `model fetch` knows {}", cache::KNOWN_MODELS.join(", "));
             };
             let pt = cache::fetch(official, force)?;
-            println!("checkpoint: {}", pt.display());
+            outln!("checkpoint: {}", pt.display());
             let onnx = convert::convert_cached(&pt)?;
-            println!("onnx: {}", onnx.display());
+            outln!("onnx: {}", onnx.display());
         }
         ModelAction::Convert { checkpoint, output, imgsz, imgsz_w } => {
             let out = output.unwrap_or_else(|| checkpoint.with_extension("onnx"));
@@ -70,7 +70,7 @@ pub fn run(args: ModelCmdArgs) -> anyhow::Result<()> {
             let t = std::time::Instant::now();
             let s = convert::convert_checkpoint(&checkpoint, &out, &opts)
                 .with_context(|| format!("converting {}", checkpoint.display()))?;
-            println!(
+            outln!(
                 "wrote {} in {:.2}s: scale {}, {} layers, {} initializers, {} nodes, nc={}, strides {:?}, {}",
                 out.display(),
                 t.elapsed().as_secs_f64(),
@@ -87,11 +87,11 @@ pub fn run(args: ModelCmdArgs) -> anyhow::Result<()> {
             );
         }
         ModelAction::Path { spec } => {
-            println!("{}", convert::resolve_model(spec.as_deref())?.display());
+            outln!("{}", convert::resolve_model(spec.as_deref())?.display());
         }
         ModelAction::Cache => {
             let dir = convert::cache_dir()?;
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
             for sub in [dir.clone(), dir.join("converted")] {
                 let Ok(rd) = std::fs::read_dir(&sub) else { continue };
                 let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
@@ -99,7 +99,7 @@ pub fn run(args: ModelCmdArgs) -> anyhow::Result<()> {
                 for e in entries {
                     let md = e.metadata()?;
                     if md.is_file() {
-                        println!("  {:>12}  {}", md.len(), e.path().display());
+                        outln!("  {:>12}  {}", md.len(), e.path().display());
                     }
                 }
             }

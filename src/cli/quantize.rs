@@ -135,20 +135,20 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     let fmt = |m: &std::collections::BTreeMap<String, usize>| {
         m.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
     };
-    println!("wrote {} in {:.1}s", out.display(), t.elapsed().as_secs_f64());
-    println!("  model:        {}", float.display());
-    println!("  calibration:  {source_desc}, {frames} frames, {}", opts.method);
-    println!(
+    outln!("wrote {} in {:.1}s", out.display(), t.elapsed().as_secs_f64());
+    outln!("  model:        {}", float.display());
+    outln!("  calibration:  {source_desc}, {frames} frames, {}", opts.method);
+    outln!(
         "  int8:         {} nodes ({}); {} weights, {} activations",
         s.total_quantized(),
         fmt(&s.quantized),
         s.weights,
         s.activations
     );
-    println!("  kept in float: {} nodes ({})", s.total_float(), fmt(&s.float_tail));
-    println!("  float boundary convolutions: {}", s.float_convs.join(", "));
+    outln!("  kept in float: {} nodes ({})", s.total_float(), fmt(&s.float_tail));
+    outln!("  float boundary convolutions: {}", s.float_convs.join(", "));
     for why in &s.skipped {
-        println!("  also float: {why}");
+        outln!("  also float: {why}");
     }
     Ok(())
 }

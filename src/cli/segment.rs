@@ -245,8 +245,8 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
             anyhow::bail!("cannot encode {}", png_path.display());
         }
         AtomicFile::write_all_to(png_path, png.as_slice())?;
-        println!("{}", png_path.display());
-        println!("{}", json_path.display());
+        outln!("{}", png_path.display());
+        outln!("{}", json_path.display());
     }
     Ok(())
 }

@@ -137,6 +137,6 @@ pub fn run(args: TrackDetectionsArgs) -> anyhow::Result<()> {
     let mut ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    println!("{} track rows, {} tracks -> {}", rows.len(), ids.len(), args.output.display());
+    outln!("{} track rows, {} tracks -> {}", rows.len(), ids.len(), args.output.display());
     Ok(())
 }

@@ -124,7 +124,7 @@ pub fn run(args: ValArgs) -> anyhow::Result<()> {
         if args.json {
             out.insert(iou_type.name().to_string(), s.to_json());
         } else {
-            println!("{}:\n{}", iou_type.name(), s.summary());
+            outln!("{}:\n{}", iou_type.name(), s.summary());
         }
     }
     if args.json {
@@ -132,7 +132,7 @@ pub fn run(args: ValArgs) -> anyhow::Result<()> {
         out.insert("annotations".into(), gt.annotations.len().into());
         out.insert("predictions".into(), preds.len().into());
         out.insert("class_agnostic".into(), opts.class_agnostic.into());
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     }
     eprintln!(
         "{} images, {} annotations, {} predictions; {:.2} s",

@@ -179,3 +179,32 @@ fn truncated_mid_stream_finalises_output() {
     assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
     assert_eq!(codes[..10], (0..10).collect::<Vec<_>>());
 }
+
+/// A reader that goes away (`fastsam-track eval-mot ... | head -1`, closed here before the
+/// command prints) does not panic the process: Rust ignores SIGPIPE, so a plain `println!`
+/// panics on a closed pipe. The command finishes and exits 0.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gt, pred) = (dir.path().join("gt.txt"), dir.path().join("pred.txt"));
+    // big enough that the evaluation takes longer than closing the pipe
+    let mut rows = String::new();
+    for f in 1..=3000 {
+        for id in 1..=12 {
+            rows.push_str(&format!("{f},{id},{},{},40,80,1,-1,-1,-1\n", id * 50 + f % 7, 20 + id * 3));
+        }
+    }
+    std::fs::write(&gt, &rows).unwrap();
+    std::fs::write(&pred, &rows).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastsam-track"))
+        .args(["eval-mot", "--gt", gt.to_str().unwrap(), "--pred", pred.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(o.status.success(), "exit {:?}: {err}", o.status);
+}
