@@ -87,6 +87,7 @@ fn variants() -> Vec<Variant> {
             opts: |o| QuantizeOptions { class_branch_float: true, quantize_head_convs: false, ..o },
         });
         v.push(Variant { tag: "v3-logits-int8", opts: |o| QuantizeOptions { class_logits_float: false, ..o } });
+        v.push(Variant { tag: "v3-concat-shared", opts: |o| QuantizeOptions { share_concat_scales: Some(0.0), ..o } });
         v.push(Variant {
             tag: "v1-graph",
             opts: |o| QuantizeOptions { quantize_head_convs: false, conv_transpose_as_conv: false, ..o },

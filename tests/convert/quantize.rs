@@ -399,6 +399,7 @@ fn quantize_accuracy_full() {
             class_branch_method: std::env::var("FASTSAM_INT8_CLASS_METHOD")
                 .map(|m| Some(m.parse().unwrap()))
                 .unwrap_or(QuantizeOptions::default().class_branch_method),
+            share_concat_scales: std::env::var("FASTSAM_INT8_CONCAT_RATIO").ok().map(|r| r.parse().unwrap()),
             class_headroom: std::env::var("FASTSAM_INT8_CLASS_HEADROOM")
                 .map(|m| m.parse().unwrap())
                 .unwrap_or(QuantizeOptions::default().class_headroom),

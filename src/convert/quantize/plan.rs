@@ -34,6 +34,8 @@ pub struct Plan {
     pub class_logits: BTreeSet<String>,
     /// [`QuantizeOptions::class_headroom`].
     pub class_headroom: f32,
+    /// [`QuantizeOptions::share_concat_scales`].
+    pub share_concat: Option<f32>,
     /// Outputs of the quantized `Sigmoid`s (bounded by 1: headroom never widens them past it).
     pub sigmoid_outputs: BTreeSet<String>,
 }
@@ -79,6 +81,7 @@ impl Plan {
             tail,
             class_method: opts.class_branch_method,
             class_headroom: opts.class_headroom,
+            share_concat: opts.share_concat_scales,
             ..Plan::default()
         };
         let mut acts: Vec<String> = Vec::new();
@@ -144,6 +147,45 @@ impl Plan {
         acts.retain(|t| !outs.contains(t.as_str()));
         plan.activations = acts;
         Ok(plan)
+    }
+
+    /// Each quantized `Concat`'s inputs take its output's parameters
+    /// ([`QuantizeOptions::share_concat_scales`]) where their own calibrated range is at least
+    /// `min_ratio` of the output's: the output's range is the union of the inputs' (the
+    /// concatenation holds all their values), and with equal scales and zero points ONNX
+    /// Runtime's `QLinearConcat` copies bytes instead of requantizing every input through a
+    /// lookup table. An input's parameters are those of the tensor at the end of its sharing chain
+    /// (e.g. a `Split` output's are its input's); that tensor joins the first concatenation that
+    /// reads it, and never a graph input or a chain that would loop back. Returns how many
+    /// tensors now share a concatenation's parameters.
+    pub fn share_concat_scales(
+        &mut self,
+        g: &GraphProto,
+        ranges: &HashMap<String, (f32, f32)>,
+        min_ratio: f32,
+    ) -> usize {
+        let inputs: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        let width = |t: &str| ranges.get(t).map(|&(lo, hi)| hi.max(0.0) - lo.min(0.0));
+        let mut claimed: HashSet<String> = HashSet::new();
+        let concats: Vec<usize> = self.quantized.iter().copied().filter(|&i| g.node[i].op_type == "Concat").collect();
+        for i in concats {
+            let n = &g.node[i];
+            let Some(o) = n.output.first().filter(|o| !o.is_empty()) else { continue };
+            let Some(wo) = width(self.param_source(o)) else { continue };
+            for inp in n.input.iter().filter(|s| !s.is_empty()) {
+                let root = self.param_source(inp).to_string();
+                if root == *o
+                    || inputs.contains(root.as_str())
+                    || self.param_source(o) == root
+                    || width(&root).is_none_or(|w| w < min_ratio * wo)
+                    || !claimed.insert(root.clone())
+                {
+                    continue;
+                }
+                self.shared.insert(root, o.clone());
+            }
+        }
+        claimed.len()
     }
 
     /// The tensor whose parameters `t` uses (itself unless shared), following chains.
