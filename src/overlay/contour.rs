@@ -49,6 +49,7 @@ impl Contours {
     }
 
     /// Append a contour.
+    #[cfg(test)]
     pub(super) fn push(&mut self, contour: &[Point]) {
         self.points.extend_from_slice(contour);
         self.ends.push(self.points.len());
@@ -198,4 +199,133 @@ fn stamp(canvas: &mut [u8], cw: usize, i: usize, thickness: i32) {
         canvas[i - cw] = 1;
         canvas[i + cw] = 1;
     }
+}
+
+/// Outer border following (Suzuki and Abe's algorithm, restricted to the outer borders of the
+/// 8-connected components that lie in no hole of another component), tracing the same
+/// contours, from the same start pixels in the same order and direction, as OpenCV's
+/// `find_contours(.., RETR_EXTERNAL, CHAIN_APPROX_NONE)`. Keeps its label image between calls.
+#[derive(Debug, Default)]
+pub(super) struct Tracer {
+    /// The mask with a zero frame: 0 background, 1 foreground not yet on a traced border,
+    /// [`MARK`] and [`MARK_RIGHT`] traced border pixels (right neighbour foreground or
+    /// background).
+    img: Vec<i8>,
+}
+
+/// A traced border pixel whose right neighbour was not found to be background.
+const MARK: i8 = 2;
+/// A traced border pixel whose right neighbour was found to be background (negative, so the
+/// row scan can tell that it leaves the component there).
+const MARK_RIGHT: i8 = -126;
+
+impl Tracer {
+    /// Append to `out` the outer contours of the non-zero pixels of `data` (`w` x `h`, row
+    /// major), every border pixel of each, in image coordinates (pixel `(x, y)` of `data` is
+    /// `(ox + x, oy + y)`).
+    pub(super) fn trace_external(&mut self, data: &[u8], w: usize, h: usize, ox: i32, oy: i32, out: &mut Contours) {
+        let (iw, ih) = (w + 2, h + 2);
+        self.img.clear();
+        self.img.resize(iw * ih, 0);
+        for (src, dst) in data.chunks_exact(w).zip(self.img[iw + 1..].chunks_mut(iw)) {
+            for (d, &s) in dst[..w].iter_mut().zip(src) {
+                *d = i8::from(s != 0);
+            }
+        }
+        let img = &mut self.img;
+        // Neighbour offsets by chain code: E, NE, N, NW, W, SW, S, SE, twice over.
+        let iw_i = iw as isize;
+        let d8 = [1, 1 - iw_i, -iw_i, -1 - iw_i, -1, iw_i - 1, iw_i, iw_i + 1];
+        let deltas: [isize; 16] = std::array::from_fn(|i| d8[i % 8]);
+        let point = |i: usize| (ox + (i % iw) as i32 - 1, oy + (i / iw) as i32 - 1);
+        for y in 1..ih - 1 {
+            let row = y * iw;
+            // The last traced border pixel met on this row (the frame column to begin with).
+            let mut lnbd = row;
+            let mut prev: i8 = 0;
+            let mut x = 1;
+            while x < iw {
+                while x < iw && img[row + x] == prev {
+                    x += 1;
+                }
+                if x >= iw {
+                    break;
+                }
+                let p = img[row + x];
+                // Only an outer border start (background then an untraced foreground pixel)
+                // whose last border pixel to the left leaves its component (or is the frame)
+                // starts a contour; hole borders and components inside holes are skipped.
+                let start = prev == 0 && p == 1;
+                if !start && p == 0 && prev >= 1 && prev & -2 != 0 {
+                    // entering a hole from a traced border pixel
+                    lnbd = row + x - 1;
+                }
+                if start && img[lnbd] <= 0 {
+                    lnbd = row + x;
+                    trace(img, &deltas, row + x, out, point);
+                    x += 1;
+                    prev = img[row + x - 1];
+                    continue;
+                }
+                prev = p;
+                if prev & -2 != 0 {
+                    lnbd = row + x;
+                }
+                x += 1;
+            }
+        }
+    }
+}
+
+/// Follow the outer border that starts at `i0`, marking its pixels, and append it to `out`.
+fn trace(img: &mut [i8], deltas: &[isize; 16], i0: usize, out: &mut Contours, point: impl Fn(usize) -> (i32, i32)) {
+    let at = |i: usize, s: usize| (i as isize + deltas[s]) as usize;
+    let start = out.points.len();
+    // Look for a neighbour clockwise from the west (which is background).
+    let mut s = 4usize;
+    let s_first_end = 4usize;
+    let mut i1;
+    loop {
+        s = (s + 7) & 7;
+        i1 = at(i0, s);
+        if img[i1] != 0 || s == s_first_end {
+            break;
+        }
+    }
+    if s == s_first_end && img[i1] == 0 {
+        // a single pixel
+        img[i0] = MARK_RIGHT;
+        let (x, y) = point(i0);
+        out.points.push(Point::new(x, y));
+    } else {
+        let mut i3 = i0;
+        loop {
+            let s_end = s;
+            let mut i4;
+            loop {
+                s += 1;
+                i4 = at(i3, s);
+                if img[i4] != 0 {
+                    break;
+                }
+            }
+            s &= 7;
+            // The search went past the east neighbour (background): the border leaves the
+            // component to the right of i3.
+            if ((s as isize - 1) as usize) < s_end {
+                img[i3] = MARK_RIGHT;
+            } else if img[i3] == 1 {
+                img[i3] = MARK;
+            }
+            let (x, y) = point(i3);
+            out.points.push(Point::new(x, y));
+            if i4 == i0 && i3 == i1 {
+                break;
+            }
+            i3 = i4;
+            s = (s + 4) & 7;
+        }
+    }
+    debug_assert!(out.points.len() > start);
+    out.ends.push(out.points.len());
 }

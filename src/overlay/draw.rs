@@ -3,7 +3,7 @@
 use opencv::core::{Mat, Point, Rect, Scalar, Vector};
 use opencv::imgproc;
 
-use super::contour::{self, ContourPainter, Contours};
+use super::contour::{self, ContourPainter, Contours, Tracer};
 use super::{OverlayItem, OverlayStyle, color_for};
 use crate::mask::Mask;
 use crate::types::PixelFormat;
@@ -25,6 +25,7 @@ pub struct Overlay {
     style: OverlayStyle,
     scratch: Vec<u8>,
     painter: ContourPainter,
+    tracer: Tracer,
     contours: Contours,
     /// Draw every contour with OpenCV's `draw_contours` (the reference of the equivalence tests).
     #[cfg(test)]
@@ -109,9 +110,9 @@ impl Overlay {
         Ok(())
     }
 
-    /// Trace the outer contours of `mask` with OpenCV and draw them in `c` (channel order of the
-    /// frame): by [`ContourPainter`] for the thicknesses it covers (the same pixels), else by
-    /// OpenCV's `draw_contours`.
+    /// Draw the outer contours of `mask` in `c` (channel order of the frame): traced by
+    /// [`Tracer`] and painted by [`ContourPainter`] for the thicknesses they cover (the same
+    /// pixels as OpenCV), else by OpenCV's `find_contours` and `draw_contours`.
     fn draw_contours(
         &mut self,
         img: &mut [u8],
@@ -126,49 +127,30 @@ impl Overlay {
         if r.is_empty() {
             return Ok(());
         }
-        // Pad by one pixel so that contours touching the ROI border close properly.
-        let (pw, ph) = (r.w as usize + 2, r.h as usize + 2);
-        self.scratch.clear();
-        self.scratch.resize(pw * ph, 0);
-        for y in 0..r.h as usize {
-            let src = &roi.data[y * r.w as usize..(y + 1) * r.w as usize];
-            self.scratch[(y + 1) * pw + 1..(y + 1) * pw + 1 + r.w as usize].copy_from_slice(src);
-        }
-        // SAFETY: `scratch` holds exactly ph*pw bytes and outlives `m`, which is dropped below.
-        let m = unsafe {
-            Mat::new_rows_cols_with_data_unsafe(
-                ph as i32,
-                pw as i32,
-                opencv::core::CV_8UC1,
-                self.scratch.as_mut_ptr().cast(),
-                pw,
-            )?
-        };
-        let mut contours: Vector<Vector<Point>> = Vector::new();
-        imgproc::find_contours(
-            &m,
-            &mut contours,
-            imgproc::RETR_EXTERNAL,
-            imgproc::CHAIN_APPROX_SIMPLE,
-            Point::new(r.x as i32 - 1, r.y as i32 - 1),
-        )?;
-        drop(m);
-        if contours.is_empty() {
-            return Ok(());
-        }
         let thickness = self.style.contour_thickness.max(1);
         #[cfg(test)]
         let fast = !self.opencv_contours;
         #[cfg(not(test))]
         let fast = true;
         if fast && contour::supported(thickness) {
+            // Our own outer border following and outline painting: the same pixels as OpenCV's
+            // `find_contours` + `draw_contours` below.
             self.contours.clear();
-            for v in contours.iter() {
-                self.contours.push(v.as_slice());
-            }
+            self.tracer.trace_external(
+                &roi.data,
+                r.w as usize,
+                r.h as usize,
+                r.x as i32,
+                r.y as i32,
+                &mut self.contours,
+            );
             if self.painter.paint(img, width, height, stride, r, &self.contours, thickness, c) {
                 return Ok(());
             }
+        }
+        let contours = opencv_external_contours(&mut self.scratch, mask, imgproc::CHAIN_APPROX_SIMPLE)?;
+        if contours.is_empty() {
+            return Ok(());
         }
         let mut mat = frame_mat(img, width, height, stride)?;
         imgproc::draw_contours(
@@ -184,6 +166,48 @@ impl Overlay {
         )?;
         Ok(())
     }
+}
+
+/// OpenCV's `find_contours(RETR_EXTERNAL, approx)` of `mask` (traced on its ROI alone, padded
+/// in `scratch`), in image coordinates.
+fn opencv_external_contours(
+    scratch: &mut Vec<u8>,
+    mask: &Mask,
+    approx: i32,
+) -> Result<Vector<Vector<Point>>, OverlayError> {
+    let roi = mask.roi();
+    let r = roi.rect;
+    let mut contours: Vector<Vector<Point>> = Vector::new();
+    if r.is_empty() {
+        return Ok(contours);
+    }
+    // Pad by one pixel so that contours touching the ROI border close properly.
+    let (pw, ph) = (r.w as usize + 2, r.h as usize + 2);
+    scratch.clear();
+    scratch.resize(pw * ph, 0);
+    for y in 0..r.h as usize {
+        let src = &roi.data[y * r.w as usize..(y + 1) * r.w as usize];
+        scratch[(y + 1) * pw + 1..(y + 1) * pw + 1 + r.w as usize].copy_from_slice(src);
+    }
+    // SAFETY: `scratch` holds exactly ph*pw bytes and outlives `m`, which is dropped below.
+    let m = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(
+            ph as i32,
+            pw as i32,
+            opencv::core::CV_8UC1,
+            scratch.as_mut_ptr().cast(),
+            pw,
+        )?
+    };
+    imgproc::find_contours(
+        &m,
+        &mut contours,
+        imgproc::RETR_EXTERNAL,
+        approx,
+        Point::new(r.x as i32 - 1, r.y as i32 - 1),
+    )?;
+    drop(m);
+    Ok(contours)
 }
 
 /// An OpenCV view of a frame that mutably borrows the frame's bytes for its lifetime.
@@ -909,5 +933,31 @@ mod tests {
             masks_drawn += masks.len();
         }
         assert!(masks_drawn > 600, "{masks_drawn} masks");
+    }
+
+    /// The tracer finds the same contours as OpenCV's `find_contours(RETR_EXTERNAL,
+    /// CHAIN_APPROX_NONE)`: the same point sequences (start pixel, direction, every border
+    /// pixel), on random masks of every kind, islands in holes and ROIs on the border included.
+    #[test]
+    fn tracer_finds_the_contours_opencv_finds() {
+        let mut rng = crate::test_rng::Rng(0x0123_4567_89ab_cdef);
+        let (mut tracer, mut scratch, mut mine) = (Tracer::default(), Vec::new(), Contours::default());
+        let mut total = 0;
+        for case in 0..1400u32 {
+            let (w, h) = (4 + rng.below(120), 4 + rng.below(90));
+            let mask = random_mask(&mut rng, w, h, case % 7);
+            let r = mask.roi().rect;
+            mine.clear();
+            tracer.trace_external(&mask.roi().data, r.w as usize, r.h as usize, r.x as i32, r.y as i32, &mut mine);
+            let mut got: Vec<Vec<(i32, i32)>> = mine.iter().map(|c| c.iter().map(|p| (p.x, p.y)).collect()).collect();
+            let theirs = opencv_external_contours(&mut scratch, &mask, imgproc::CHAIN_APPROX_NONE).unwrap();
+            let mut want: Vec<Vec<(i32, i32)>> =
+                theirs.iter().map(|c| c.iter().map(|p| (p.x, p.y)).collect()).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "case {case}: {w}x{h}, ROI {r:?}");
+            total += want.len();
+        }
+        assert!(total > 3000, "{total} contours");
     }
 }
