@@ -15,12 +15,14 @@
 //!   and for a diagonal step from `p` to `q` also the two corners of `p`'s and of `q`'s 3x3
 //!   square that lie across the step (the rectangle's sides run at 45 degrees there).
 //!
-//! This is what OpenCV 4.6 draws, established by measurement, not by porting its code: the tests
-//! (`overlay::draw::tests`) compare every unit step and segments of every direction up to
-//! hundreds of pixels long, and whole random masks, against `draw_contours` byte for byte,
-//! including outlines clipped by the image border. A segment that is not along a chain
-//! direction (never produced by `find_contours`) makes [`ContourPainter::paint`] draw nothing
-//! and report it, so the caller falls back to OpenCV.
+//! This is what OpenCV 4.6 draws, established by measurement, not by porting its drawing code:
+//! the tests (`overlay::draw::tests`) compare every unit step and segments of every direction up
+//! to 700 pixels long, random closed chains, and whole random masks, against `draw_contours`
+//! byte for byte, including outlines clipped by the image border.
+//!
+//! The contours come from [`Tracer`], an outer border following that finds the same contours
+//! as OpenCV's `find_contours(RETR_EXTERNAL, CHAIN_APPROX_NONE)` (tested point for point), so
+//! OpenCV is not called at all for these thicknesses.
 
 use opencv::core::Point;
 
@@ -68,12 +70,10 @@ pub(super) struct ContourPainter {
 }
 
 impl ContourPainter {
-    /// Draw the closed `contours` (points in image coordinates, all inside `bounds`) in `color`
-    /// with `thickness` (see [`supported`]) onto the packed 3-byte pixels of `img`
-    /// (`width` x `height`, rows `stride` bytes apart), clipped to the image.
-    ///
-    /// Returns `false`, having drawn nothing, when a contour has a point outside `bounds` or a
-    /// segment that is not horizontal, vertical or diagonal.
+    /// Draw the closed `contours` (points in image coordinates, all inside `bounds`, every step
+    /// along a chain direction, as [`Tracer`] gives them) in `color` with `thickness` (see
+    /// [`supported`]) onto the packed 3-byte pixels of `img` (`width` x `height`, rows `stride`
+    /// bytes apart), clipped to the image.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn paint(
         &mut self,
@@ -85,119 +85,134 @@ impl ContourPainter {
         contours: &Contours,
         thickness: i32,
         color: [u8; 3],
-    ) -> bool {
+    ) {
         debug_assert!(supported(thickness));
         if bounds.is_empty() {
-            return true;
+            return;
         }
         let (x0, y0) = (bounds.x as i32 - PAD, bounds.y as i32 - PAD);
         let cw = bounds.w as i32 + 2 * PAD;
         let ch = bounds.h as i32 + 2 * PAD;
-        let inside = |p: &Point| {
-            p.x >= bounds.x as i32
-                && p.y >= bounds.y as i32
-                && p.x < bounds.right() as i32
-                && p.y < bounds.bottom() as i32
-        };
-        // Check everything before touching the canvas, so that a refusal draws nothing.
-        for c in contours.iter() {
-            if !c.iter().all(inside) {
-                return false;
-            }
-            let mut prev = match c.last() {
-                Some(&p) => p,
-                None => continue,
-            };
-            for &p in c {
-                let (dx, dy) = (p.x - prev.x, p.y - prev.y);
-                if dx != 0 && dy != 0 && dx.abs() != dy.abs() {
-                    return false;
-                }
-                prev = p;
-            }
+        debug_assert!(valid(contours, bounds), "contours outside their bounds or off the chain directions");
+        let (w, h) = (width as i32, height as i32);
+        if x0 >= 0 && y0 >= 0 && x0 + cw <= w && y0 + ch <= h {
+            // Everything drawn lies inside the image: write the colour straight into it (the
+            // same colour over and over where stamps overlap).
+            walk(contours, thickness, 0, stride as isize, 3, |i| img[i..i + 3].copy_from_slice(&color));
+            return;
         }
+        // Near the image border: mark a canvas, then copy what lies inside the image.
         self.canvas.clear();
         self.canvas.resize((cw * ch) as usize, 0);
         let canvas = &mut self.canvas;
-        let cw_u = cw as usize;
-        // Index of image point (x, y) in the canvas.
-        let at = |x: i32, y: i32| ((y - y0) * cw + (x - x0)) as usize;
-        for c in contours.iter() {
-            let Some(&last) = c.last() else { continue };
-            if c.len() == 1 {
-                // A one-point contour: a zero-length segment, drawn as the vertex alone.
-                stamp(canvas, cw_u, at(last.x, last.y), thickness);
-                continue;
-            }
-            let mut prev = last;
-            for &p in c {
-                let (dx, dy) = (p.x - prev.x, p.y - prev.y);
-                let (sx, sy) = (dx.signum(), dy.signum());
-                let n = dx.abs().max(dy.abs());
-                let diagonal = sx != 0 && sy != 0;
-                // Corners across a diagonal step: (1,-1) and (-1,1) for steps along x = y,
-                // (1,1) and (-1,-1) for steps along x = -y.
-                let corner = if sx == sy { cw - 1 } else { cw + 1 };
-                let mut i = at(prev.x, prev.y) as isize;
-                let step = (sy * cw + sx) as isize;
-                stamp(canvas, cw_u, i as usize, thickness);
-                for _ in 0..n {
-                    if thickness == 2 && diagonal {
-                        let k = i as usize;
-                        canvas[k - corner as usize] = 1;
-                        canvas[k + corner as usize] = 1;
-                    }
-                    i += step;
-                    stamp(canvas, cw_u, i as usize, thickness);
-                    if thickness == 2 && diagonal {
-                        let k = i as usize;
-                        canvas[k - corner as usize] = 1;
-                        canvas[k + corner as usize] = 1;
-                    }
-                }
-                prev = p;
-            }
-        }
+        walk(contours, thickness, -((y0 * cw + x0) as isize), cw as isize, 1, |i| canvas[i] = 1);
         // Copy the canvas onto the image, clipped to it.
         let cx0 = (-x0).max(0);
         let cy0 = (-y0).max(0);
         let cx1 = cw.min(width as i32 - x0);
         let cy1 = ch.min(height as i32 - y0);
+        if cx0 >= cx1 {
+            return;
+        }
+        // 16 pixels' worth of the colour, to select from.
+        let pattern: [u8; 48] = std::array::from_fn(|i| color[i % 3]);
         for cy in cy0..cy1 {
-            let row = &canvas[(cy * cw) as usize..((cy + 1) * cw) as usize];
-            let off = (y0 + cy) as usize * stride;
-            let mut cx = cx0;
-            while cx < cx1 {
-                // Skip 8 empty canvas bytes at a time.
-                if cx + 8 <= cx1 {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&row[cx as usize..cx as usize + 8]);
-                    if u64::from_ne_bytes(b) == 0 {
-                        cx += 8;
-                        continue;
-                    }
+            let src = &canvas[(cy * cw + cx0) as usize..(cy * cw + cx1) as usize];
+            let off = (y0 + cy) as usize * stride + (x0 + cx0) as usize * 3;
+            let dst = &mut img[off..off + src.len() * 3];
+            let mut s16 = src.chunks_exact(16);
+            let mut d16 = dst.chunks_exact_mut(48);
+            for (m, px) in (&mut s16).zip(&mut d16) {
+                let mut lo = [0u8; 8];
+                let mut hi = [0u8; 8];
+                lo.copy_from_slice(&m[..8]);
+                hi.copy_from_slice(&m[8..]);
+                if u64::from_ne_bytes(lo) | u64::from_ne_bytes(hi) == 0 {
+                    continue;
                 }
-                if row[cx as usize] != 0 {
-                    let p = off + (x0 + cx) as usize * 3;
-                    img[p..p + 3].copy_from_slice(&color);
+                // Branch-free: outlines cover runs only partly.
+                let mut sel = [0u8; 48];
+                for (j, &mv) in m.iter().enumerate() {
+                    sel[3 * j..3 * j + 3].fill(0u8.wrapping_sub(mv));
                 }
-                cx += 1;
+                for ((v, &c), &t) in px.iter_mut().zip(&pattern).zip(&sel) {
+                    *v = (c & t) | (*v & !t);
+                }
+            }
+            for (&mv, px) in s16.remainder().iter().zip(d16.into_remainder().chunks_exact_mut(3)) {
+                if mv != 0 {
+                    px.copy_from_slice(&color);
+                }
             }
         }
-        true
     }
 }
 
-/// Mark the pixels drawn around the chain pixel at canvas index `i`: itself, and for
-/// thickness 2 its 4-neighbours.
-#[inline]
-fn stamp(canvas: &mut [u8], cw: usize, i: usize, thickness: i32) {
-    canvas[i] = 1;
-    if thickness == 2 {
-        canvas[i - 1] = 1;
-        canvas[i + 1] = 1;
-        canvas[i - cw] = 1;
-        canvas[i + cw] = 1;
+/// Whether every point of `contours` lies in `bounds` and every step (the closing one too) runs
+/// along a chain direction.
+fn valid(contours: &Contours, bounds: PixelRect) -> bool {
+    let inside = |p: &Point| {
+        p.x >= bounds.x as i32 && p.y >= bounds.y as i32 && p.x < bounds.right() as i32 && p.y < bounds.bottom() as i32
+    };
+    contours.iter().all(|c| {
+        let Some(&last) = c.last() else { return true };
+        let mut prev = last;
+        c.iter().all(|&p| {
+            let (dx, dy) = (p.x - prev.x, p.y - prev.y);
+            prev = p;
+            inside(&p) && (dx == 0 || dy == 0 || dx.abs() == dy.abs())
+        })
+    })
+}
+
+/// Call `put` with the index of every pixel drawn for `contours` with `thickness` (pixels
+/// drawn twice may come twice), where pixel `(x, y)` has index `origin + y * row + x * col`.
+fn walk(contours: &Contours, thickness: i32, origin: isize, row: isize, col: isize, mut put: impl FnMut(usize)) {
+    let at = |p: Point| (origin + p.y as isize * row + p.x as isize * col) as usize;
+    // The vertex itself and, for thickness 2, its 4-neighbours.
+    #[inline(always)]
+    fn stamp(i: usize, thickness: i32, row: isize, col: isize, put: &mut impl FnMut(usize)) {
+        put(i);
+        if thickness == 2 {
+            put(i - col as usize);
+            put(i + col as usize);
+            put(i - row as usize);
+            put(i + row as usize);
+        }
+    }
+    for c in contours.iter() {
+        let Some(&last) = c.last() else { continue };
+        if c.len() == 1 {
+            // A one-point contour: a zero-length segment, drawn as the vertex alone.
+            stamp(at(last), thickness, row, col, &mut put);
+            continue;
+        }
+        let mut prev = last;
+        for &p in c {
+            let (dx, dy) = (p.x - prev.x, p.y - prev.y);
+            let (sx, sy) = (dx.signum() as isize, dy.signum() as isize);
+            let n = dx.abs().max(dy.abs());
+            // Corners across a diagonal step: (1,-1) and (-1,1) for steps along x = y,
+            // (1,1) and (-1,-1) for steps along x = -y.
+            let corners = thickness == 2 && sx != 0 && sy != 0;
+            let corner = if sx == sy { row - col } else { row + col };
+            let step = sy * row + sx * col;
+            let mut i = at(prev) as isize;
+            stamp(i as usize, thickness, row, col, &mut put);
+            for _ in 0..n {
+                if corners {
+                    put((i - corner) as usize);
+                    put((i + corner) as usize);
+                }
+                i += step;
+                stamp(i as usize, thickness, row, col, &mut put);
+                if corners {
+                    put((i - corner) as usize);
+                    put((i + corner) as usize);
+                }
+            }
+            prev = p;
+        }
     }
 }
 
@@ -210,14 +225,14 @@ pub(super) struct Tracer {
     /// The mask with a zero frame: 0 background, 1 foreground not yet on a traced border,
     /// [`MARK`] and [`MARK_RIGHT`] traced border pixels (right neighbour foreground or
     /// background).
-    img: Vec<i8>,
+    img: Vec<u8>,
 }
 
 /// A traced border pixel whose right neighbour was not found to be background.
-const MARK: i8 = 2;
-/// A traced border pixel whose right neighbour was found to be background (negative, so the
-/// row scan can tell that it leaves the component there).
-const MARK_RIGHT: i8 = -126;
+const MARK: u8 = 2;
+/// A traced border pixel whose right neighbour was found to be background (negative as an
+/// `i8`, as OpenCV marks it, so that the row scan can tell that it leaves the component there).
+const MARK_RIGHT: u8 = 0x82;
 
 impl Tracer {
     /// Append to `out` the outer contours of the non-zero pixels of `data` (`w` x `h`, row
@@ -229,7 +244,7 @@ impl Tracer {
         self.img.resize(iw * ih, 0);
         for (src, dst) in data.chunks_exact(w).zip(self.img[iw + 1..].chunks_mut(iw)) {
             for (d, &s) in dst[..w].iter_mut().zip(src) {
-                *d = i8::from(s != 0);
+                *d = u8::from(s != 0);
             }
         }
         let img = &mut self.img;
@@ -242,12 +257,10 @@ impl Tracer {
             let row = y * iw;
             // The last traced border pixel met on this row (the frame column to begin with).
             let mut lnbd = row;
-            let mut prev: i8 = 0;
+            let mut prev: u8 = 0;
             let mut x = 1;
             while x < iw {
-                while x < iw && img[row + x] == prev {
-                    x += 1;
-                }
+                x = skip_equal(&img[row..row + iw], x, prev);
                 if x >= iw {
                     break;
                 }
@@ -256,11 +269,11 @@ impl Tracer {
                 // whose last border pixel to the left leaves its component (or is the frame)
                 // starts a contour; hole borders and components inside holes are skipped.
                 let start = prev == 0 && p == 1;
-                if !start && p == 0 && prev >= 1 && prev & -2 != 0 {
+                if !start && p == 0 && (prev as i8) >= 1 && prev & 0xfe != 0 {
                     // entering a hole from a traced border pixel
                     lnbd = row + x - 1;
                 }
-                if start && img[lnbd] <= 0 {
+                if start && (img[lnbd] as i8) <= 0 {
                     lnbd = row + x;
                     trace(img, &deltas, row + x, out, point);
                     x += 1;
@@ -268,7 +281,7 @@ impl Tracer {
                     continue;
                 }
                 prev = p;
-                if prev & -2 != 0 {
+                if prev & 0xfe != 0 {
                     lnbd = row + x;
                 }
                 x += 1;
@@ -277,8 +290,28 @@ impl Tracer {
     }
 }
 
+/// The first index from `x` on where `row` differs from `v` (`row.len()` if none), comparing 8
+/// bytes at a time.
+#[inline]
+fn skip_equal(row: &[u8], mut x: usize, v: u8) -> usize {
+    let splat = u64::from_le_bytes([v; 8]);
+    while x + 8 <= row.len() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&row[x..x + 8]);
+        let diff = u64::from_le_bytes(b) ^ splat;
+        if diff != 0 {
+            return x + (diff.trailing_zeros() / 8) as usize;
+        }
+        x += 8;
+    }
+    while x < row.len() && row[x] == v {
+        x += 1;
+    }
+    x
+}
+
 /// Follow the outer border that starts at `i0`, marking its pixels, and append it to `out`.
-fn trace(img: &mut [i8], deltas: &[isize; 16], i0: usize, out: &mut Contours, point: impl Fn(usize) -> (i32, i32)) {
+fn trace(img: &mut [u8], deltas: &[isize; 16], i0: usize, out: &mut Contours, point: impl Fn(usize) -> (i32, i32)) {
     let at = |i: usize, s: usize| (i as isize + deltas[s]) as usize;
     let start = out.points.len();
     // Look for a neighbour clockwise from the west (which is background).

@@ -144,9 +144,8 @@ impl Overlay {
                 r.y as i32,
                 &mut self.contours,
             );
-            if self.painter.paint(img, width, height, stride, r, &self.contours, thickness, c) {
-                return Ok(());
-            }
+            self.painter.paint(img, width, height, stride, r, &self.contours, thickness, c);
+            return Ok(());
         }
         let contours = opencv_external_contours(&mut self.scratch, mask, imgproc::CHAIN_APPROX_SIMPLE)?;
         if contours.is_empty() {
@@ -680,7 +679,7 @@ mod tests {
             all.push(c);
         }
         let mut out = base.to_vec();
-        assert!(ContourPainter::default().paint(&mut out, w, h, w as usize * 3, bounds, &all, t, c));
+        ContourPainter::default().paint(&mut out, w, h, w as usize * 3, bounds, &all, t, c);
         out
     }
 
