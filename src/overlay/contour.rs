@@ -63,7 +63,8 @@ impl Contours {
     }
 }
 
-/// Paints outlines through a scratch canvas that it keeps between calls.
+/// Paints outlines, straight into the frame or, near the image border, through a scratch canvas
+/// that it keeps between calls.
 #[derive(Debug, Default)]
 pub(super) struct ContourPainter {
     canvas: Vec<u8>,
@@ -239,6 +240,9 @@ impl Tracer {
     /// major), every border pixel of each, in image coordinates (pixel `(x, y)` of `data` is
     /// `(ox + x, oy + y)`).
     pub(super) fn trace_external(&mut self, data: &[u8], w: usize, h: usize, ox: i32, oy: i32, out: &mut Contours) {
+        if w == 0 || h == 0 {
+            return;
+        }
         let (iw, ih) = (w + 2, h + 2);
         self.img.clear();
         self.img.resize(iw * ih, 0);
