@@ -21,7 +21,11 @@
 //! * `draw_tracked/<res>/<N>`: the draw stage as the pipeline runs it: a `StreamProcessor` with
 //!   the product tracker (`configs/bytetrack.toml`, 30 fps) fed the clip's 12 frames of N
 //!   detections, then `Overlay::draw` (default style, as `run` draws) of the last frame's
-//!   `FrameResult::overlay_items`: the confirmed tracks only (their count is printed).
+//!   `FrameResult::overlay_items`: the confirmed tracks only (their count is printed). The
+//!   zidane sequence confirms only 6-8 tracks; the busy video of BENCHMARKS.md confirms ~26.
+//! * `draw_26/<res>/200`: the draw stage with as many masks as the busy video's confirmed
+//!   tracks: `Overlay::draw` (default style) of the 26 highest-scoring of the 200 detections,
+//!   labelled 1..=26 like track IDs (their mask and contour sizes are printed).
 //!
 //! Skips (with a message) when the assets are missing.
 
@@ -202,6 +206,27 @@ fn benches(c: &mut Criterion) {
                     BatchSize::LargeInput,
                 )
             });
+            if n == 200 {
+                let items26: Vec<OverlayItem<'_>> =
+                    items.iter().take(26).map(|it| OverlayItem { score: None, ..it.clone() }).collect();
+                let stats = |items: &[OverlayItem<'_>]| {
+                    let px: u64 = items.iter().map(|it| it.mask.map_or(0, |m| m.area())).sum();
+                    let roi: u64 = items.iter().map(|it| it.mask.map_or(0, |m| m.roi().rect.area())).sum();
+                    (px / items.len().max(1) as u64, roi / items.len().max(1) as u64)
+                };
+                let ((tp, tr), (p26, r26)) = (stats(&tracked), stats(&items26));
+                eprintln!(
+                    "{}: per mask, draw_tracked {tp} px in a {tr} px ROI, draw_26 {p26} px in a {r26} px ROI",
+                    clip.name
+                );
+                g.bench_function(format!("draw_26/{id}"), |b| {
+                    b.iter_batched_ref(
+                        || last_frame.clone(),
+                        |img| overlay.draw(img, clip.w, clip.h, stride, PixelFormat::Bgr8, &items26).unwrap(),
+                        BatchSize::LargeInput,
+                    )
+                });
+            }
         }
     }
     g.finish();

@@ -10,6 +10,8 @@ use crate::mask::Mask;
 use crate::types::BBox;
 
 #[cfg(feature = "overlay")]
+mod contour;
+#[cfg(feature = "overlay")]
 mod draw;
 #[cfg(feature = "overlay")]
 pub use draw::{Overlay, OverlayError};
