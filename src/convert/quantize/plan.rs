@@ -111,7 +111,9 @@ impl Plan {
                     }
                     vec![n.input[0].as_str()]
                 }
-                "Resize" | "Split" | "MaxPool" | "DepthToSpace" | "Sigmoid" => vec![n.input[0].as_str()],
+                "Resize" | "Split" | "MaxPool" | "DepthToSpace" | "SpaceToDepth" | "Sigmoid" => {
+                    vec![n.input[0].as_str()]
+                }
                 _ => n.input.iter().map(String::as_str).filter(|s| !s.is_empty()).collect(),
             };
             if let Some(bad) = data_inputs.iter().find(|t| !ix.is_activation(t)) {
@@ -137,7 +139,7 @@ impl Plan {
             }
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 push(o, &mut acts);
-                if matches!(n.op_type.as_str(), "Resize" | "Split" | "MaxPool" | "DepthToSpace") {
+                if matches!(n.op_type.as_str(), "Resize" | "Split" | "MaxPool" | "DepthToSpace" | "SpaceToDepth") {
                     plan.shared.insert(o.clone(), n.input[0].clone());
                 }
             }

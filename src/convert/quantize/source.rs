@@ -221,7 +221,7 @@ fn method_tag(m: CalibMethod) -> String {
 pub fn cached_path(model: &Path, source: &CalibSource, opts: &QuantizeOptions) -> Result<PathBuf, QuantizeError> {
     let sha = crate::convert::cache::cached_sha256(model)?;
     let key = format!(
-        "{}|imgsz={:?}|frames={}|method={}|head={}|ct={}|class={}{}|float_ops={:?}|float_nodes={:?}|headroom={}|logits_float={}|share_concat={:?}",
+        "{}|imgsz={:?}|frames={}|method={}|head={}|ct={}|class={}{}|float_ops={:?}|float_nodes={:?}|headroom={}|logits_float={}|share_concat={:?}|s2d={}",
         source.identity(),
         opts.imgsz,
         opts.calib_frames,
@@ -234,7 +234,8 @@ pub fn cached_path(model: &Path, source: &CalibSource, opts: &QuantizeOptions) -
         opts.float_nodes,
         opts.class_headroom,
         opts.class_logits_float,
-        opts.share_concat_scales
+        opts.share_concat_scales,
+        opts.stem_space_to_depth
     );
     let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let dir = crate::convert::cache_dir()?.join("quantized");
