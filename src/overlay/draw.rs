@@ -368,6 +368,12 @@ mod tests {
     use crate::mask::{Bitmap, RoiBitmap};
     use crate::types::BBox;
 
+    /// The box of a mask's region of interest.
+    fn roi_box(m: &Mask) -> BBox {
+        let r = m.roi().rect;
+        BBox::new(r.x as f32, r.y as f32, r.right() as f32, r.bottom() as f32)
+    }
+
     fn disc(w: u32, h: u32, cx: f32, cy: f32, r: f32) -> Mask {
         let mut bm = Bitmap::zeros(w, h);
         for y in 0..h {
@@ -449,12 +455,7 @@ mod tests {
             .enumerate()
             .map(|(k, m)| OverlayItem {
                 mask: Some(m),
-                bbox: BBox::new(
-                    m.roi().rect.x as f32,
-                    m.roi().rect.y as f32,
-                    m.roi().rect.right() as f32,
-                    m.roi().rect.bottom() as f32,
-                ),
+                bbox: roi_box(m),
                 color_key: k as u64,
                 label: Some(k.to_string()),
                 score: None,
@@ -903,12 +904,7 @@ mod tests {
                 .enumerate()
                 .map(|(k, m)| OverlayItem {
                     mask: Some(m),
-                    bbox: BBox::new(
-                        m.roi().rect.x as f32,
-                        m.roi().rect.y as f32,
-                        m.roi().rect.right() as f32,
-                        m.roi().rect.bottom() as f32,
-                    ),
+                    bbox: roi_box(m),
                     color_key: k as u64 + case as u64,
                     label: (k % 2 == 0).then(|| format!("{k}")),
                     score: None,

@@ -159,6 +159,27 @@ fn quantized_graph_keeps_the_signature_and_the_documented_float_boundary() {
     }
 }
 
+/// Runs the float model at `float` and its rewritten copy `m` on 3 frames of `clip` and asserts
+/// that both outputs agree to `tol` relative to their largest value.
+fn assert_rewrite_keeps_outputs(float: &Path, m: &ModelProto, clip: &Path, tol: f32) {
+    let dir = tempfile::tempdir().unwrap();
+    let rewritten = dir.path().join("rewritten.onnx");
+    fastsam_track::convert::quantize::write_model(m, &rewritten).unwrap();
+    let (mut a, mut b) = (load(float), load(&rewritten));
+    for f in frames(clip, 60, 3) {
+        a.infer(&f.view()).unwrap();
+        b.infer(&f.view()).unwrap();
+        let (ra, rb) = (a.raw_outputs(), b.raw_outputs());
+        for (name, x, y) in [("output0", ra.out0, rb.out0), ("protos", &ra.protos.data[..], &rb.protos.data[..])] {
+            assert_eq!(x.len(), y.len());
+            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            eprintln!("{name}: max |diff| {diff:e} (max |value| {scale})");
+            assert!(scale > 0.1 && diff <= tol * scale.max(1.0), "{name}: max |diff| {diff} for values up to {scale}");
+        }
+    }
+}
+
 /// The prototype upsampling (`ConvTranspose` 2x2, stride 2) rewritten as a 1x1 `Conv` +
 /// `DepthToSpace` computes the same outputs as ONNX Runtime's `ConvTranspose`, on real frames.
 #[test]
@@ -170,22 +191,7 @@ fn conv_transpose_rewrite_is_exact_on_the_real_model() {
     assert_eq!(done, ["/model.22/proto/upsample/ConvTranspose"]);
     let ops: Vec<&str> = graph(&m).node.iter().map(|n| n.op_type.as_str()).collect();
     assert!(!ops.contains(&"ConvTranspose") && ops.iter().filter(|&&o| o == "DepthToSpace").count() == 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rewritten = dir.path().join("rewritten.onnx");
-    fastsam_track::convert::quantize::write_model(&m, &rewritten).unwrap();
-    let (mut a, mut b) = (load(&float), load(&rewritten));
-    for f in frames(&c, 60, 3) {
-        a.infer(&f.view()).unwrap();
-        b.infer(&f.view()).unwrap();
-        let (ra, rb) = (a.raw_outputs(), b.raw_outputs());
-        for (name, x, y) in [("output0", ra.out0, rb.out0), ("protos", &ra.protos.data[..], &rb.protos.data[..])] {
-            assert_eq!(x.len(), y.len());
-            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-            eprintln!("{name}: max |diff| {diff:e} (max |value| {scale})");
-            assert!(scale > 0.1 && diff <= 1e-5 * scale.max(1.0), "{name}: max |diff| {diff} for values up to {scale}");
-        }
-    }
+    assert_rewrite_keeps_outputs(&float, &m, &c, 1e-5);
 }
 
 /// The stem (3x3 stride-2 conv of the image) rewritten as `SpaceToDepth` + a 2x2 conv computes
@@ -203,22 +209,7 @@ fn stem_space_to_depth_rewrite_is_exact_on_the_real_model() {
         g.node.iter().filter(|n| n.op_type == "Conv").count(),
         graph(&read_model(&float).unwrap()).node.iter().filter(|n| n.op_type == "Conv").count()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let rewritten = dir.path().join("rewritten.onnx");
-    fastsam_track::convert::quantize::write_model(&m, &rewritten).unwrap();
-    let (mut a, mut b) = (load(&float), load(&rewritten));
-    for f in frames(&c, 60, 3) {
-        a.infer(&f.view()).unwrap();
-        b.infer(&f.view()).unwrap();
-        let (ra, rb) = (a.raw_outputs(), b.raw_outputs());
-        for (name, x, y) in [("output0", ra.out0, rb.out0), ("protos", &ra.protos.data[..], &rb.protos.data[..])] {
-            assert_eq!(x.len(), y.len());
-            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-            eprintln!("{name}: max |diff| {diff:e} (max |value| {scale})");
-            assert!(scale > 0.1 && diff <= 1e-4 * scale.max(1.0), "{name}: max |diff| {diff} for values up to {scale}");
-        }
-    }
+    assert_rewrite_keeps_outputs(&float, &m, &c, 1e-4);
 }
 
 #[test]

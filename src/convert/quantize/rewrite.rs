@@ -21,7 +21,9 @@
 
 use std::collections::HashSet;
 
-use crate::convert::onnx_proto::{AttributeProto, ModelProto, NodeProto, TensorProto, attr_type, data_type};
+use crate::convert::onnx_proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attr_type, data_type,
+};
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
@@ -139,10 +141,7 @@ pub fn conv_transpose_as_conv(model: &mut ModelProto) -> Vec<String> {
     }
     g.node = nodes;
     if !done.is_empty() {
-        g.initializer.extend(new_inits);
-        let used: HashSet<String> = g.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
-        let inputs: HashSet<String> = g.input.iter().map(|v| v.name.clone()).collect();
-        g.initializer.retain(|t| used.contains(&t.name) || inputs.contains(&t.name));
+        add_and_prune_initializers(g, new_inits);
     }
     done
 }
@@ -221,10 +220,7 @@ pub fn stem_as_space_to_depth(model: &mut ModelProto) -> Vec<String> {
     }
     g.node = nodes;
     if !done.is_empty() {
-        g.initializer.extend(new_inits);
-        let used: HashSet<String> = g.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
-        let inputs: HashSet<String> = g.input.iter().map(|v| v.name.clone()).collect();
-        g.initializer.retain(|t| used.contains(&t.name) || inputs.contains(&t.name));
+        add_and_prune_initializers(g, new_inits);
     }
     done
 }
@@ -247,10 +243,18 @@ fn stem_rewritable(n: &NodeProto, graph_inputs: &HashSet<String>) -> bool {
         && attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET")
 }
 
+/// Adds a rewrite's new initializers and drops those no node reads any more (the replaced
+/// weights), keeping any that is also a graph input.
+fn add_and_prune_initializers(g: &mut GraphProto, new_inits: Vec<TensorProto>) {
+    g.initializer.extend(new_inits);
+    let used: HashSet<String> = g.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    let inputs: HashSet<String> = g.input.iter().map(|v| v.name.clone()).collect();
+    g.initializer.retain(|t| used.contains(&t.name) || inputs.contains(&t.name));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::onnx_proto::GraphProto;
 
     fn ct(attrs: Vec<AttributeProto>) -> NodeProto {
         NodeProto {
