@@ -159,9 +159,9 @@ pub enum CalibMethod {
     Mse,
 }
 
-/// The default: percentile 99.999. With the class branch in float it passes both bars on
-/// FastSAM-n-synth (95.3% detection match, tracking within 1.5 points); `Mse` matches the
-/// detections slightly better (95.7%) but costs 2.1 MOTA points on clip d (docs/int8.md).
+/// The default: percentile 99.999. With quantizer v3's defaults it gives 95.4% detection match
+/// on FastSAM-n-synth and tracking within 1.5 points at 64 calibration frames (docs/int8.md);
+/// under v2, `Mse` matched the detections slightly better but cost 2.1 MOTA points on clip d.
 impl Default for CalibMethod {
     fn default() -> Self {
         CalibMethod::Percentile(99.999)

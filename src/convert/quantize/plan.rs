@@ -23,7 +23,7 @@ pub struct Plan {
     /// Quantizable nodes (by type) left in float outside the tail, with the reason.
     pub skipped: Vec<(usize, String)>,
     /// Activation tensors written by the class-score branch or the class-logit convolutions
-    /// ([`class_scope`]) when they run in int8: their ranges use
+    /// ([`class_branch`] and the class-logit convolutions) when they run in int8: their ranges use
     /// [`QuantizeOptions::class_branch_method`] when it is set.
     pub class_tensors: BTreeSet<String>,
     /// [`QuantizeOptions::class_branch_method`].
@@ -310,14 +310,6 @@ fn conv_out_channels(g: &GraphProto, ix: &GraphIndex<'_>, n: usize) -> Option<i6
 /// them out (e.g. a model with as many classes as mask coefficients).
 pub fn class_branch(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> BTreeSet<usize> {
     class_branch_parts(g, ix, tail).0
-}
-
-/// [`class_branch`] and the class-logit convolutions themselves (`tail` must be the whole
-/// [`float_tail`]).
-pub fn class_scope(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> BTreeSet<usize> {
-    let (mut blocks, logits) = class_branch_parts(g, ix, tail);
-    blocks.extend(logits);
-    blocks
 }
 
 fn class_branch_parts(g: &GraphProto, ix: &GraphIndex<'_>, tail: &BTreeSet<usize>) -> (BTreeSet<usize>, Vec<usize>) {
