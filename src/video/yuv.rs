@@ -104,43 +104,68 @@ pub struct I420Mut<'a> {
     pub v_stride: usize,
 }
 
+// Y = 16 + 219/255 * (0.299 R + 0.587 G + 0.114 B), U/V = 128 + 224/255 * (B-Y)/1.772, (R-Y)/1.402
+const KY: [i32; 3] = [fx(0.299 * 219.0 / 255.0), fx(0.587 * 219.0 / 255.0), fx(0.114 * 219.0 / 255.0)];
+const KU: [i32; 3] =
+    [fx(-0.299 / 1.772 * 224.0 / 255.0), fx(-0.587 / 1.772 * 224.0 / 255.0), fx(0.886 / 1.772 * 224.0 / 255.0)];
+const KV: [i32; 3] =
+    [fx(0.701 / 1.402 * 224.0 / 255.0), fx(-0.587 / 1.402 * 224.0 / 255.0), fx(-0.114 / 1.402 * 224.0 / 255.0)];
+
+#[inline]
+fn luma(p: &[u8]) -> u8 {
+    let v = KY[0] * p[0] as i32 + KY[1] * p[1] as i32 + KY[2] * p[2] as i32;
+    // + 219/255 of a level: undo the decoder's SWSCALE_BIAS
+    ((v + (16 << 16) + fx(219.0 / 255.0) + 32768) >> 16).clamp(0, 255) as u8
+}
+
+/// U and V of a block from its channel sums `acc` over `n` pixels (`/ n` truncates toward zero;
+/// with a constant `n` of 4 the compiler makes it a shift and a fix-up, not a division).
+#[inline]
+fn chroma(acc: [i32; 3], n: i32) -> (u8, u8) {
+    let u = (KU[0] * acc[0] + KU[1] * acc[1] + KU[2] * acc[2]) / n;
+    let v = (KV[0] * acc[0] + KV[1] * acc[1] + KV[2] * acc[2]) / n;
+    (((u + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8, ((v + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8)
+}
+
 /// Convert packed RGB (`3 * width` bytes per row) to I420, limited-range BT.601.
 pub fn rgb_to_i420(rgb: &[u8], width: u32, height: u32, out: &mut I420Mut<'_>) {
     let (w, h) = (width as usize, height as usize);
     let (ys, cs, vs) = (out.y_stride, out.u_stride, out.v_stride);
-    // Y = 16 + 219/255 * (0.299 R + 0.587 G + 0.114 B), U/V = 128 + 224/255 * (B-Y)/1.772, (R-Y)/1.402
-    const KY: [i32; 3] = [fx(0.299 * 219.0 / 255.0), fx(0.587 * 219.0 / 255.0), fx(0.114 * 219.0 / 255.0)];
-    const KU: [i32; 3] =
-        [fx(-0.299 / 1.772 * 224.0 / 255.0), fx(-0.587 / 1.772 * 224.0 / 255.0), fx(0.886 / 1.772 * 224.0 / 255.0)];
-    const KV: [i32; 3] =
-        [fx(0.701 / 1.402 * 224.0 / 255.0), fx(-0.587 / 1.402 * 224.0 / 255.0), fx(-0.114 / 1.402 * 224.0 / 255.0)];
     let (yplane, uplane, vplane) = (&mut *out.y, &mut *out.u, &mut *out.v);
     for y in 0..h {
         let src = &rgb[y * w * 3..(y + 1) * w * 3];
         let dst = &mut yplane[y * ys..y * ys + w];
         for (d, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
-            let v = KY[0] * p[0] as i32 + KY[1] * p[1] as i32 + KY[2] * p[2] as i32;
-            // + 219/255 of a level: undo the decoder's SWSCALE_BIAS
-            *d = ((v + (16 << 16) + fx(219.0 / 255.0) + 32768) >> 16).clamp(0, 255) as u8;
+            *d = luma(p);
         }
     }
+    let full = w / 2; // chroma columns whose 2x2 block lies inside the image
     for cy in 0..h.div_ceil(2) {
-        for cx in 0..w.div_ceil(2) {
-            let mut acc = [0i32; 3];
-            let mut n = 0;
-            for yy in cy * 2..(cy * 2 + 2).min(h) {
-                for xx in cx * 2..(cx * 2 + 2).min(w) {
-                    let p = &rgb[(yy * w + xx) * 3..(yy * w + xx) * 3 + 3];
-                    for k in 0..3 {
-                        acc[k] += p[k] as i32;
-                    }
-                    n += 1;
-                }
+        let r0 = &rgb[cy * 2 * w * 3..(cy * 2 + 1) * w * 3];
+        let urow = &mut uplane[cy * cs..cy * cs + w.div_ceil(2)];
+        let vrow = &mut vplane[cy * vs..cy * vs + w.div_ceil(2)];
+        if cy * 2 + 1 < h {
+            let r1 = &rgb[(cy * 2 + 1) * w * 3..(cy * 2 + 2) * w * 3];
+            for (((a, b), u), v) in r0.chunks_exact(6).zip(r1.chunks_exact(6)).zip(urow.iter_mut()).zip(vrow.iter_mut())
+            {
+                let acc = [0, 1, 2].map(|k| a[k] as i32 + a[k + 3] as i32 + b[k] as i32 + b[k + 3] as i32);
+                (*u, *v) = chroma(acc, 4);
             }
-            let u = (KU[0] * acc[0] + KU[1] * acc[1] + KU[2] * acc[2]) / n;
-            let v = (KV[0] * acc[0] + KV[1] * acc[1] + KV[2] * acc[2]) / n;
-            uplane[cy * cs + cx] = ((u + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
-            vplane[cy * vs + cx] = ((v + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
+            if w % 2 == 1 {
+                let x = (w - 1) * 3;
+                let acc = [0, 1, 2].map(|k| r0[x + k] as i32 + r1[x + k] as i32);
+                (urow[full], vrow[full]) = chroma(acc, 2);
+            }
+        } else {
+            // the last row of an odd height: 2x1 blocks (and 1x1 in the corner)
+            for ((a, u), v) in r0.chunks_exact(6).zip(urow.iter_mut()).zip(vrow.iter_mut()) {
+                let acc = [0, 1, 2].map(|k| a[k] as i32 + a[k + 3] as i32);
+                (*u, *v) = chroma(acc, 2);
+            }
+            if w % 2 == 1 {
+                let x = (w - 1) * 3;
+                (urow[full], vrow[full]) = chroma([0, 1, 2].map(|k| r0[x + k] as i32), 1);
+            }
         }
     }
 }
@@ -254,6 +279,54 @@ mod tests {
                 let want = if x < 2 { grey } else { tinted };
                 assert!(px.iter().zip(want).all(|(a, b)| (*a as i32 - b as i32).abs() <= 1), "{row},{x}: {px:?}");
             }
+        }
+    }
+
+    /// The encoder as first written (one pixel, one block at a time, `/ n` for every block): the
+    /// reference the faster loops above must equal byte for byte.
+    fn rgb_to_i420_reference(rgb: &[u8], width: u32, height: u32, out: &mut I420Mut<'_>) {
+        let (w, h) = (width as usize, height as usize);
+        for y in 0..h {
+            for x in 0..w {
+                out.y[y * out.y_stride + x] = luma(&rgb[(y * w + x) * 3..(y * w + x) * 3 + 3]);
+            }
+        }
+        for cy in 0..h.div_ceil(2) {
+            for cx in 0..w.div_ceil(2) {
+                let mut acc = [0i32; 3];
+                let mut n = 0;
+                for yy in cy * 2..(cy * 2 + 2).min(h) {
+                    for xx in cx * 2..(cx * 2 + 2).min(w) {
+                        for k in 0..3 {
+                            acc[k] += rgb[(yy * w + xx) * 3 + k] as i32;
+                        }
+                        n += 1;
+                    }
+                }
+                let u = (KU[0] * acc[0] + KU[1] * acc[1] + KU[2] * acc[2]) / n;
+                let v = (KV[0] * acc[0] + KV[1] * acc[1] + KV[2] * acc[2]) / n;
+                out.u[cy * out.u_stride + cx] = ((u + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
+                out.v[cy * out.v_stride + cx] = ((v + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_to_i420_equals_its_reference_on_random_frames() {
+        let mut rng = crate::test_rng::Rng(0x420);
+        for _ in 0..300 {
+            let (w, h) = (1 + rng.below(41) as usize, 1 + rng.below(23) as usize);
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            // padded strides (as GStreamer gives); the planes start filled with 7s
+            let (ys, cs) = (w + rng.below(9) as usize, cw + rng.below(5) as usize);
+            let rgb: Vec<u8> = (0..w * h * 3).map(|_| rng.below(256) as u8).collect();
+            let enc = |f: fn(&[u8], u32, u32, &mut I420Mut<'_>)| {
+                let (mut y, mut u, mut v) = (vec![7u8; ys * h], vec![7u8; cs * ch], vec![7u8; cs * ch]);
+                let mut out = I420Mut { y: &mut y, u: &mut u, v: &mut v, y_stride: ys, u_stride: cs, v_stride: cs };
+                f(&rgb, w as u32, h as u32, &mut out);
+                (y, u, v)
+            };
+            assert_eq!(enc(rgb_to_i420), enc(rgb_to_i420_reference), "rgb_to_i420 {w}x{h}");
         }
     }
 }
