@@ -78,19 +78,112 @@ fn clamp8(v: i32) -> u8 {
 pub fn i420_to_rgb(src: &I420<'_>, range: YuvRange, out: &mut [u8]) {
     let c = Coeffs::bt601(range);
     let w = src.width as usize;
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     for (yy, row) in out.chunks_exact_mut(w * 3).take(src.height as usize).enumerate() {
         let yrow = &src.y[yy * src.y_stride..yy * src.y_stride + w];
         let urow = &src.u[(yy / 2) * src.u_stride..];
         let vrow = &src.v[(yy / 2) * src.v_stride..];
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let y = (yrow[x] as i32 - c.y_off) * c.cy;
-            let u = urow[x / 2] as i32 - 128;
-            let v = vrow[x / 2] as i32 - 128;
-            px[0] = clamp8(y + c.crv * v);
-            px[1] = clamp8(y - c.cgu * u - c.cgv * v);
-            px[2] = clamp8(y + c.cbu * u);
+        #[allow(unused_mut)]
+        let mut from = 0;
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 is available (checked above).
+            from = unsafe { row_avx2(&c, yrow, urow, vrow, row) };
         }
+        row_scalar(&c, yrow, urow, vrow, row, from);
     }
+}
+
+/// Pixels `from..` of one row, one at a time.
+fn row_scalar(c: &Coeffs, yrow: &[u8], urow: &[u8], vrow: &[u8], row: &mut [u8], from: usize) {
+    for (x, px) in (from..).zip(row[from * 3..].chunks_exact_mut(3)) {
+        let y = (yrow[x] as i32 - c.y_off) * c.cy;
+        let u = urow[x / 2] as i32 - 128;
+        let v = vrow[x / 2] as i32 - 128;
+        px[0] = clamp8(y + c.crv * v);
+        px[1] = clamp8(y - c.cgu * u - c.cgv * v);
+        px[2] = clamp8(y + c.cbu * u);
+    }
+}
+
+/// `pshufb` masks that interleave 16 R, 16 G and 16 B bytes into 48 RGB bytes: entry `[k][c]`
+/// picks, for output bytes `16k..16k + 16`, the pixels whose channel is `c` (`0x80`: zero).
+#[cfg(target_arch = "x86_64")]
+const INTERLEAVE: [[[u8; 16]; 3]; 3] = {
+    let mut m = [[[0x80u8; 16]; 3]; 3];
+    let mut q = 0;
+    while q < 48 {
+        m[q / 16][q % 3][q % 16] = (q / 3) as u8;
+        q += 1;
+    }
+    m
+};
+
+/// [`row_scalar`] 16 pixels at a time (the same integer arithmetic, so the same bytes: the
+/// saturating packs clamp exactly as `clamp(0, 255)` does). Returns the first pixel left for the
+/// scalar loop.
+///
+/// # Safety
+/// AVX2 must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_avx2(c: &Coeffs, yrow: &[u8], urow: &[u8], vrow: &[u8], row: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let w = yrow.len().min(row.len() / 3);
+    let set = _mm256_set1_epi32;
+    let (y_off, cy, crv, cgu, cgv, cbu) = (set(c.y_off), set(c.cy), set(c.crv), set(c.cgu), set(c.cgv), set(c.cbu));
+    let (bias, c128) = (set(SWSCALE_BIAS), set(128));
+    let halves = [_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)];
+    // 8 i32 lanes of 16 pixels each (two halves) -> 16 bytes, clamped to 0..=255
+    let to_bytes = |lo: __m256i, hi: __m256i| {
+        let w16 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(lo, hi));
+        let b = _mm256_packus_epi16(w16, w16);
+        _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(b))
+    };
+    let mut x = 0;
+    while x + 16 <= w && x / 2 + 8 <= urow.len() && x / 2 + 8 <= vrow.len() {
+        // SAFETY: `x + 16 <= w <= yrow.len()` and `x / 2 + 8` is within both chroma rows, so
+        // every load reads inside its slice (8 or 16 bytes, unaligned).
+        let (ylo, yhi, u, v) = unsafe {
+            (
+                _mm_loadl_epi64(yrow.as_ptr().add(x).cast()),
+                _mm_loadl_epi64(yrow.as_ptr().add(x + 8).cast()),
+                _mm_loadl_epi64(urow.as_ptr().add(x / 2).cast()),
+                _mm_loadl_epi64(vrow.as_ptr().add(x / 2).cast()),
+            )
+        };
+        let u = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u), c128);
+        let v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(v), c128);
+        // one chroma sample per pixel pair: its R, G, B terms
+        let rt = _mm256_mullo_epi32(crv, v);
+        let gt = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_add_epi32(_mm256_mullo_epi32(cgu, u), _mm256_mullo_epi32(cgv, v)),
+        );
+        let bt = _mm256_mullo_epi32(cbu, u);
+        let mut ch = [[_mm256_setzero_si256(); 2]; 3];
+        for (h, yb) in [ylo, yhi].into_iter().enumerate() {
+            let y = _mm256_mullo_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(yb), y_off), cy);
+            for (k, t) in [rt, gt, bt].into_iter().enumerate() {
+                let t = _mm256_permutevar8x32_epi32(t, halves[h]);
+                ch[k][h] = _mm256_srai_epi32::<16>(_mm256_add_epi32(_mm256_add_epi32(y, t), bias));
+            }
+        }
+        let rgb = [to_bytes(ch[0][0], ch[0][1]), to_bytes(ch[1][0], ch[1][1]), to_bytes(ch[2][0], ch[2][1])];
+        for (k, masks) in INTERLEAVE.iter().enumerate() {
+            let mut o = _mm_setzero_si128();
+            for (chan, m) in rgb.iter().zip(masks) {
+                // SAFETY: `m` is 16 bytes.
+                let m = unsafe { _mm_loadu_si128(m.as_ptr().cast()) };
+                o = _mm_or_si128(o, _mm_shuffle_epi8(*chan, m));
+            }
+            // SAFETY: `3 * (x + 16) <= 3 * w <= row.len()`.
+            unsafe { _mm_storeu_si128(row.as_mut_ptr().add(3 * x + 16 * k).cast(), o) };
+        }
+        x += 16;
+    }
+    x
 }
 
 /// Mutable I420 planes.
@@ -308,6 +401,37 @@ mod tests {
                 out.u[cy * out.u_stride + cx] = ((u + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
                 out.v[cy * out.v_stride + cx] = ((v + (128 << 16) + 32768) >> 16).clamp(0, 255) as u8;
             }
+        }
+    }
+
+    #[test]
+    fn i420_to_rgb_simd_equals_the_scalar_loop_on_random_frames() {
+        let mut rng = crate::test_rng::Rng(0x1420);
+        for case in 0..300 {
+            let (w, h) = (1 + rng.below(70) as usize, 1 + rng.below(9) as usize);
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let (ys, cs) = (w + rng.below(9) as usize, cw + rng.below(5) as usize);
+            let mut bytes = |n: usize| (0..n).map(|_| rng.below(256) as u8).collect::<Vec<u8>>();
+            let (y, u, v) = (bytes(ys * h), bytes(cs * ch), bytes(cs * ch));
+            let range = if case % 2 == 0 { YuvRange::Limited } else { YuvRange::Full };
+            let planes = I420 {
+                width: w as u32,
+                height: h as u32,
+                y: &y,
+                u: &u,
+                v: &v,
+                y_stride: ys,
+                u_stride: cs,
+                v_stride: cs,
+            };
+            let mut got = vec![0u8; w * h * 3];
+            i420_to_rgb(&planes, range, &mut got);
+            let c = Coeffs::bt601(range);
+            let mut want = vec![0u8; w * h * 3];
+            for (yy, row) in want.chunks_exact_mut(w * 3).enumerate() {
+                row_scalar(&c, &y[yy * ys..yy * ys + w], &u[yy / 2 * cs..], &v[yy / 2 * cs..], row, 0);
+            }
+            assert_eq!(got, want, "{w}x{h} {range:?}");
         }
     }
 
