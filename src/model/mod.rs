@@ -17,6 +17,7 @@
 
 pub mod letterbox;
 pub mod masks;
+mod nms;
 pub mod postprocess;
 pub mod prompt;
 pub mod resize;

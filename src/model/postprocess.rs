@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::ModelError;
 use super::letterbox::{Letterbox, round_half_even};
 use super::masks::{FrameGeometry, LazyProtoMask, ProtoMask, Protos};
+use super::nms::{Nms, NmsBox};
 use crate::mask::Mask;
 use crate::types::{BBox, Detection};
 
@@ -59,15 +60,14 @@ struct Cand {
     anchor: u32,
     class_id: u32,
     score: f32,
-    b: [f32; 4],
-    area: f32,
+    bx: NmsBox,
 }
 
 /// Reusable postprocessor (keeps its candidate buffers between frames).
 #[derive(Debug, Default)]
 pub struct Postprocessor {
     cands: Vec<Cand>,
-    suppressed: Vec<bool>,
+    nms: Nms,
     keep: Vec<usize>,
 }
 
@@ -123,39 +123,13 @@ impl Postprocessor {
                 let (hw, hh) = (bw[i] / 2.0, bh[i] / 2.0);
                 let b = [cx[i] - hw, cy[i] - hh, cx[i] + hw, cy[i] + hh];
                 let area = (b[2] - b[0]) * (b[3] - b[1]);
-                self.cands.push(Cand { anchor: i as u32, class_id: cls, score: best, b, area });
+                self.cands.push(Cand { anchor: i as u32, class_id: cls, score: best, bx: NmsBox { b, area } });
             }
         }
-        // 2. stable sort by descending score, greedy NMS (torchvision semantics)
-        self.cands.sort_by(|p, q| q.score.total_cmp(&p.score));
+        // 2. greedy NMS in stable descending score order (torchvision semantics)
         let thr = as_decimal_f64(cfg.iou);
-        let n = self.cands.len();
-        self.suppressed.clear();
-        self.suppressed.resize(n, false);
-        self.keep.clear();
-        for i in 0..n {
-            if self.suppressed[i] {
-                continue;
-            }
-            if self.keep.len() >= cfg.max_det {
-                break;
-            }
-            self.keep.push(i);
-            let ci = self.cands[i];
-            for j in i + 1..n {
-                if self.suppressed[j] {
-                    continue;
-                }
-                let cj = &self.cands[j];
-                let w = (ci.b[2].min(cj.b[2]) - ci.b[0].max(cj.b[0])).max(0.0);
-                let h = (ci.b[3].min(cj.b[3]) - ci.b[1].max(cj.b[1])).max(0.0);
-                let inter = w * h;
-                let ovr = inter / (ci.area + cj.area - inter);
-                if ovr as f64 > thr {
-                    self.suppressed[j] = true;
-                }
-            }
-        }
+        let cands = &self.cands;
+        self.nms.run(cands.len(), |i| cands[i].score, |i| cands[i].bx, thr, cfg.max_det, &mut self.keep);
 
         // 3./4. boxes to original pixels, masks, empty filter, FastSAM adjustments
         let geom = Arc::new(FrameGeometry::new(*lb, protos.clone(), cfg.retina_masks));
@@ -168,7 +142,8 @@ impl Postprocessor {
             for (m, v) in coeffs.iter_mut().enumerate() {
                 *v = row(4 + nc + m)[anchor];
             }
-            let input_box = BBox::new(c.b[0], c.b[1], c.b[2], c.b[3]);
+            let b = c.bx.b;
+            let input_box = BBox::new(b[0], b[1], b[2], b[3]);
             let scaled = sb.apply(&input_box);
             let mask = ProtoMask::new(geom.clone(), &coeffs, &input_box, &scaled);
             if mask.is_empty() {
