@@ -11,6 +11,16 @@
 //!   (`configs/bytetrack.toml`: duplicate suppression + fused box/mask association) on frame 5,
 //!   after frames 0..5; the masks are lazy, so rendering the ones the tracker looks at is
 //!   included, as in the pipeline's track stage.
+//! * `track_image/<res>/<N>`: the same with each frame's image (`update_with_image`, as the
+//!   pipeline's stream processor calls it), so that `[reid]`'s colour histograms are included.
+//!   With random weights most of the N detections score at most `track_low_thresh` (about 160 of
+//!   200 at 720p), which the tracker ignores; the main job never passes it those (its detector
+//!   runs at `conf = track_low_thresh` and keeps `score > conf`).
+//! * `track_image_conf/<res>/<N>`: `track_image` on the main job's share of the N detections:
+//!   those scoring above `track_low_thresh` (its count is printed).
+//! * `reid_hist/<res>/<N>`: `[reid]`'s colour histograms (`reid::histogram`) of the N rendered
+//!   masks on the frame (the tracker computes them only for the high detections that update or
+//!   start a track).
 //! * `render/<res>/<N>`: rendering the N lazy masks (pixels and packed bits, `Mask::bits`), the
 //!   part of `track` spent in `model/masks.rs`.
 //! * `track_rendered/<res>/<N>`: the same with every mask rendered beforehand (dedup and
@@ -140,6 +150,60 @@ fn benches(c: &mut Criterion) {
                 b.iter_batched(
                     || (tracker.clone(), detections(&mut pp, last, n)),
                     |(mut t, d)| black_box(t.update(&d).len()),
+                    BatchSize::LargeInput,
+                )
+            });
+            let mut tracker_img = ByteTracker::new(TrackerConfig::product().unwrap());
+            let mut out = Vec::new();
+            for (f, raw) in clip.raws[..FRAMES - 1].iter().enumerate() {
+                let frame = shifted(&clip.base, clip.w, 3 * f as u32);
+                let view = ImageView::packed(clip.w, clip.h, PixelFormat::Bgr8, &frame).unwrap();
+                tracker_img.update_with_image(&detections(&mut pp, raw, n), Some(view), &mut out);
+            }
+            let view = ImageView::packed(clip.w, clip.h, PixelFormat::Bgr8, &clip.first).unwrap();
+            g.bench_function(format!("track_image/{id}"), |b| {
+                b.iter_batched(
+                    || (tracker_img.clone(), detections(&mut pp, last, n), Vec::new()),
+                    |(mut t, d, mut out)| {
+                        t.update_with_image(&d, Some(view), &mut out);
+                        black_box(out.len())
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+            let mut feat = Vec::new();
+            g.bench_function(format!("reid_hist/{id}"), |b| {
+                b.iter(|| {
+                    let mut ok = 0;
+                    for d in &rendered {
+                        if let Some(m) = &d.mask {
+                            ok += fastsam_track::track::reid::histogram(&view, m.roi(), &mut feat) as u32;
+                        }
+                    }
+                    black_box(ok)
+                })
+            });
+            // The main job's detector keeps `score > conf` with `conf = track_low_thresh`.
+            let low = TrackerConfig::product().unwrap().track_low_thresh;
+            let above_low = |raw: &Raw, pp: &mut Postprocessor| {
+                let mut d = detections(pp, raw, n);
+                d.retain(|d| d.score > low);
+                d
+            };
+            let mut tracker_conf = ByteTracker::new(TrackerConfig::product().unwrap());
+            for (f, raw) in clip.raws[..FRAMES - 1].iter().enumerate() {
+                let frame = shifted(&clip.base, clip.w, 3 * f as u32);
+                let view = ImageView::packed(clip.w, clip.h, PixelFormat::Bgr8, &frame).unwrap();
+                tracker_conf.update_with_image(&above_low(raw, &mut pp), Some(view), &mut out);
+            }
+            eprintln!("{} N={n}: {} detections above track_low_thresh", clip.name, above_low(last, &mut pp).len());
+            g.bench_function(format!("track_image_conf/{id}"), |b| {
+                b.iter_batched(
+                    || (tracker_conf.clone(), above_low(last, &mut pp), Vec::new()),
+                    |(mut t, d, mut out)| {
+                        t.update_with_image(&d, Some(view), &mut out);
+                        black_box(out.len())
+                    },
                     BatchSize::LargeInput,
                 )
             });

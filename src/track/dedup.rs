@@ -75,9 +75,30 @@ impl Deduper {
     /// Write into `keep` the indices (ascending) of the detections that survive. All detections
     /// survive when `cfg.enabled` is false.
     pub fn run(&mut self, dets: &[Detection], cfg: &DedupConfig, keep: &mut Vec<usize>) {
+        self.run_where(dets, cfg, keep, |_| true);
+    }
+
+    /// [`Self::run`] over only the detections for which `candidate` holds: the others are neither
+    /// kept nor compared (their masks are not looked at). Writes into `keep` the indices
+    /// (ascending, into `dets`) of the candidates that survive; all candidates survive when
+    /// `cfg.enabled` is false.
+    ///
+    /// Suppression is greedy in order of decreasing score, and a detection can only suppress
+    /// detections after it in that order, so when the candidates are a prefix of that order
+    /// (every detection ordered before a candidate by [`f32::total_cmp`] of the scores, ties by
+    /// index, is a candidate too) the candidates that survive are exactly those [`Self::run`]
+    /// keeps among them. The tracker relies on this to suppress only among the detections it can
+    /// use (see `ByteTracker::update_with_image`).
+    pub fn run_where(
+        &mut self,
+        dets: &[Detection],
+        cfg: &DedupConfig,
+        keep: &mut Vec<usize>,
+        candidate: impl Fn(&Detection) -> bool,
+    ) {
         keep.clear();
-        keep.extend(0..dets.len());
-        if !cfg.enabled || dets.len() < 2 {
+        keep.extend((0..dets.len()).filter(|&i| candidate(&dets[i])));
+        if !cfg.enabled || keep.len() < 2 {
             return;
         }
         self.usable.clear();

@@ -1,7 +1,8 @@
 //! The ByteTrack tracker, re-implemented to match Ultralytics 8.4.190's `BYTETracker` step by step:
 //!
 //! 0. Only with `dedup.enabled` (not in Ultralytics): near-duplicate detections are dropped
-//!    ([`super::dedup`]); the rest keep their index in the caller's list.
+//!    ([`super::dedup`]); the rest keep their index in the caller's list. Only the detections
+//!    that step 1 does not ignore for their score take part (the same of them survive).
 //! 1. Detections with a non-positive width or height are ignored; the rest split into a high set
 //!    (`score >= track_high_thresh`) and a low set (`track_low_thresh < score < track_high_thresh`).
 //! 2. Confirmed tracked tracks and lost tracks form the pool; their Kalman state is predicted
@@ -106,6 +107,14 @@ impl Det {
     }
 }
 
+/// The frame as `[reid]` sees it: the caller's detections (indexed by `Det::index`) and the
+/// image (`None` without one or with `[reid]` disabled).
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    dets: &'a [Detection],
+    image: Option<ImageView<'a>>,
+}
+
 /// Converts an `f32` parameter to the `f64` its decimal spelling denotes (0.8f32 -> 0.8), as the
 /// Python tracker compares `float64` costs with the YAML's decimal values.
 fn decimal_f64(x: f32) -> f64 {
@@ -153,11 +162,14 @@ pub struct ByteTracker {
     buf_u_rest: Vec<usize>,
     deduper: Deduper,
     kept: Vec<usize>,
-    /// `[reid]`: per-detection colour histograms of this frame (`feat_ok[i]` says if valid).
+    /// `[reid]`: per-detection colour histograms of this frame, computed when first needed
+    /// (`feat_state[i]`: 0 not yet computed, 1 valid, 2 none).
     feats: Vec<Vec<f32>>,
-    feat_ok: Vec<bool>,
+    feat_state: Vec<u8>,
     /// `[reid]`: tracks confirmed for the first time this frame, waiting for their ID.
     first_confirmed: Vec<usize>,
+    /// Test reference (see [`Self::eager`]); false outside tests. Same results either way.
+    eager: bool,
 }
 
 impl ByteTracker {
@@ -203,9 +215,18 @@ impl ByteTracker {
             deduper: Deduper::new(),
             kept: Vec::new(),
             feats: Vec::new(),
-            feat_ok: Vec::new(),
+            feat_state: Vec::new(),
             first_confirmed: Vec::new(),
+            eager: false,
         }
+    }
+
+    /// A tracker that suppresses duplicates among all detections and computes every high
+    /// detection's `[reid]` histogram at the start of each frame, as the tracker did before it
+    /// skipped the work whose result is never used: the reference of the equivalence tests.
+    #[cfg(test)]
+    fn eager(cfg: TrackerConfig) -> Self {
+        Self { eager: true, ..Self::new(cfg) }
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -279,8 +300,16 @@ impl ByteTracker {
         self.high.clear();
         self.low.clear();
         // 0. Duplicate suppression: `kept` lists the surviving indices into `dets`, so every
-        // `Det` (and each output's `det_index`) keeps the caller's original index.
-        self.deduper.run(dets, &self.cfg.dedup, &mut self.kept);
+        // `Det` (and each output's `det_index`) keeps the caller's original index. Only the
+        // detections that the split below does not discard for their score take part: they are
+        // the highest-scoring ones (a prefix of the suppression's order, NaN scores included), and
+        // a detection is only ever suppressed by higher-scoring ones, so the same of them survive
+        // as when all take part, and the masks of the others are never rendered.
+        if self.eager {
+            self.deduper.run(dets, &self.cfg.dedup, &mut self.kept);
+        } else {
+            self.deduper.run_where(dets, &self.cfg.dedup, &mut self.kept, |d| !discarded(d.score, high_t, low_t));
+        }
         for &i in &self.kept {
             let Some(det) = Det::new(&dets[i], i) else { continue };
             if det.score >= high_t {
@@ -290,15 +319,25 @@ impl ByteTracker {
             }
         }
         self.first_confirmed.clear();
-        self.feat_ok.clear();
-        if let Some(img) = image.filter(|_| self.cfg.reid.enabled) {
-            self.feat_ok.resize(dets.len(), false);
+        // `[reid]` histograms: a detection's is needed only when it updates or starts a track
+        // (`store_appearance`), so each is computed then, at most once.
+        let look = Look { dets, image: image.filter(|_| self.cfg.reid.enabled) };
+        self.feat_state.clear();
+        if look.image.is_some() {
+            self.feat_state.resize(dets.len(), 0);
             if self.feats.len() < dets.len() {
                 self.feats.resize_with(dets.len(), Vec::new);
             }
-            for d in &self.high {
-                if let Some(m) = &dets[d.index].mask {
-                    self.feat_ok[d.index] = reid::histogram(&img, m.roi(), &mut self.feats[d.index]);
+            if self.eager {
+                // The reference: every high detection's histogram now, none for the others.
+                self.feat_state.fill(2);
+                if let Some(img) = &look.image {
+                    for d in &self.high {
+                        if let Some(m) = &dets[d.index].mask {
+                            let ok = reid::histogram(img, m.roi(), &mut self.feats[d.index]);
+                            self.feat_state[d.index] = if ok { 1 } else { 2 };
+                        }
+                    }
                 }
             }
         }
@@ -351,10 +390,10 @@ impl ByteTracker {
         for &(ti, di) in &matches {
             let s = pool[ti];
             if self.t(s).state == State::Tracked {
-                self.apply_update(s, &high[di], frame);
+                self.apply_update(s, &high[di], frame, &look);
                 self.activated.push(s);
             } else {
-                self.apply_update(s, &high[di], frame);
+                self.apply_update(s, &high[di], frame, &look);
                 self.refind.push(s);
             }
         }
@@ -368,7 +407,7 @@ impl ByteTracker {
             let matches = std::mem::take(&mut self.assignment.matches);
             for &(ti, di) in &matches {
                 let s = r_tracked[ti];
-                self.apply_update(s, &low[di], frame);
+                self.apply_update(s, &low[di], frame, &look);
                 self.activated.push(s);
             }
             self.assignment.matches = matches;
@@ -395,7 +434,7 @@ impl ByteTracker {
             let matches = std::mem::take(&mut self.assignment.matches);
             for &(ti, di) in &matches {
                 let s = unconfirmed[ti];
-                self.apply_update(s, &rest[di], frame);
+                self.apply_update(s, &rest[di], frame, &look);
                 self.activated.push(s);
             }
             self.assignment.matches = matches;
@@ -416,7 +455,7 @@ impl ByteTracker {
             if d.score < self.cfg.new_track_thresh {
                 continue;
             }
-            let s = self.start_track(&d, frame);
+            let s = self.start_track(&d, frame, &look);
             self.activated.push(s);
         }
 
@@ -474,7 +513,7 @@ impl ByteTracker {
         }
     }
 
-    fn start_track(&mut self, d: &Det, frame: u64) -> usize {
+    fn start_track(&mut self, d: &Det, frame: u64, look: &Look<'_>) -> usize {
         let (mean, cov) = kalman::initiate(&d.meas);
         let is_activated = frame == 1;
         let track_id = if !self.cfg.lazy_ids || is_activated {
@@ -502,12 +541,12 @@ impl ByteTracker {
             appearance: Vec::new(),
         };
         self.store_mask(&mut t, d);
-        self.store_appearance(&mut t, d);
+        self.store_appearance(&mut t, d, look);
         self.alloc(t)
     }
 
     /// Ultralytics' `update` / `re_activate` (identical apart from bookkeeping we do not need).
-    fn apply_update(&mut self, s: usize, d: &Det, frame: u64) {
+    fn apply_update(&mut self, s: usize, d: &Det, frame: u64, look: &Look<'_>) {
         let mut t = self.slots[s].take().expect("live track slot");
         kalman::update(&mut t.mean, &mut t.cov, &d.meas);
         t.state = State::Tracked;
@@ -528,12 +567,32 @@ impl ByteTracker {
         t.det_index = d.index;
         t.det_xyxy = d.xyxy;
         self.store_mask(&mut t, d);
-        self.store_appearance(&mut t, d);
+        self.store_appearance(&mut t, d, look);
         self.slots[s] = Some(t);
     }
 
-    fn store_appearance(&self, t: &mut Track, d: &Det) {
-        if !self.feat_ok.get(d.index).copied().unwrap_or(false) {
+    /// Make the `[reid]` histogram of detection `d` available in `feats[d.index]`; false when it
+    /// has none: no image (or `[reid]` off), not a high detection (only confident matches feed a
+    /// track's appearance), no mask, or no sampled pixel under it.
+    fn appearance_of(&mut self, d: &Det, look: &Look<'_>) -> bool {
+        let Some(img) = &look.image else { return false };
+        match self.feat_state.get(d.index) {
+            Some(1) => true,
+            Some(2) | None => false,
+            _ => {
+                let ok = d.score >= self.cfg.track_high_thresh
+                    && look.dets[d.index]
+                        .mask
+                        .as_ref()
+                        .is_some_and(|m| reid::histogram(img, m.roi(), &mut self.feats[d.index]));
+                self.feat_state[d.index] = if ok { 1 } else { 2 };
+                ok
+            }
+        }
+    }
+
+    fn store_appearance(&mut self, t: &mut Track, d: &Det, look: &Look<'_>) {
+        if !self.appearance_of(d, look) {
             return;
         }
         let f = &self.feats[d.index];
@@ -810,6 +869,14 @@ impl ByteTracker {
     }
 }
 
+/// Whether step 1 ignores a detection of this score: neither high (`score >= high_t`) nor low
+/// (`score > low_t`). Written as the negation of what it keeps so that a NaN score (ignored by
+/// step 1, but first in the suppression's `total_cmp` order) counts as not discarded and so still
+/// takes part in duplicate suppression.
+fn discarded(score: f32, high_t: f32, low_t: f32) -> bool {
+    score < high_t && score <= low_t
+}
+
 fn center(b: &[f32; 4]) -> (f64, f64) {
     ((b[0] as f64 + b[2] as f64) / 2.0, (b[1] as f64 + b[3] as f64) / 2.0)
 }
@@ -921,5 +988,273 @@ mod tests {
         run(140, &mut tr, &mut out);
         run(142, &mut tr, &mut out);
         assert_eq!(out.iter().map(|t| t.track_id).collect::<Vec<_>>(), vec![2]);
+    }
+
+    /// A mask rendered on first use that counts its renders (the lazy masks of the pipeline).
+    #[derive(Debug)]
+    struct Counted {
+        roi: RoiBitmap,
+        renders: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl crate::mask::MaskSource for Counted {
+        fn image_size(&self) -> (u32, u32) {
+            (self.roi.img_w, self.roi.img_h)
+        }
+        fn render_roi(&self) -> RoiBitmap {
+            self.renders.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.roi.clone()
+        }
+    }
+
+    /// One detection of a busy frame before its mask is wrapped: box, score and mask pixels
+    /// (`None`: no mask).
+    struct Spec {
+        bbox: BBox,
+        score: f32,
+        roi: Option<RoiBitmap>,
+    }
+
+    /// A moving object of a busy sequence.
+    struct Obj {
+        c: (f32, f32),
+        v: (f32, f32),
+        r: (f32, f32),
+        colour: [u8; 3],
+        score: f32,
+        /// Frames `[gap.0, gap.1)` it is out of view (to be re-identified after).
+        gap: (u32, u32),
+    }
+
+    /// Filled ellipse `(c, r)` as a mask of a `bw x bh` image (`None` when off the image).
+    fn ellipse(c: (f32, f32), r: (f32, f32), bw: u32, bh: u32) -> Option<RoiBitmap> {
+        let rect = PixelRect::from_box_clamped(c.0 - r.0, c.1 - r.1, c.0 + r.0, c.1 + r.1, bw, bh);
+        let mut data = vec![0u8; rect.area() as usize];
+        for y in 0..rect.h {
+            for x in 0..rect.w {
+                let dx = ((rect.x + x) as f32 + 0.5 - c.0) / r.0;
+                let dy = ((rect.y + y) as f32 + 0.5 - c.1) / r.1;
+                data[(y * rect.w + x) as usize] = (dx * dx + dy * dy <= 1.0) as u8;
+            }
+        }
+        (!rect.is_empty()).then_some(RoiBitmap { img_w: bw, img_h: bh, rect, data })
+    }
+
+    /// A busy sequence of `frames` frames of `bw x bh`: `n_obj` coloured objects moving (some
+    /// leave the view for a while and come back), each detected most of the time with a drifting
+    /// score, often together with a part or a near copy of itself (a duplicate to suppress, with
+    /// a higher or lower score, sometimes NaN); clutter up to `n` detections per frame with scores
+    /// over the whole range (ties, NaN, and many below `track_low_thresh`); some detections
+    /// without a mask, with an empty one or with a degenerate box. Returns per frame the image
+    /// (RGB) and the detections.
+    fn busy_sequence(seed: u64, n: usize, n_obj: usize, frames: u32, bw: u32, bh: u32) -> Vec<(Vec<u8>, Vec<Spec>)> {
+        let mut rng = crate::test_rng::Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut f01 = move || (rng.next() >> 40) as f32 / (1u64 << 24) as f32;
+        let mut objs: Vec<Obj> = (0..n_obj)
+            .map(|_| {
+                let gap_start = (f01() * frames as f32 * 2.0) as u32;
+                Obj {
+                    c: (f01() * bw as f32, f01() * bh as f32),
+                    v: (4.0 * f01() - 2.0, 4.0 * f01() - 2.0),
+                    r: (6.0 + f01() * bw as f32 / 14.0, 6.0 + f01() * bh as f32 / 10.0),
+                    colour: [(f01() * 255.0) as u8, (f01() * 255.0) as u8, (f01() * 255.0) as u8],
+                    score: 0.2 + 0.8 * f01(),
+                    gap: (gap_start, gap_start + 3 + (f01() * 25.0) as u32),
+                }
+            })
+            .collect();
+        let mut seq = Vec::new();
+        for f in 0..frames {
+            let mut img: Vec<u8> = (0..bw * bh * 3).map(|_| 60 + (f01() * 40.0) as u8).collect();
+            let mut dets = Vec::new();
+            for o in &mut objs {
+                o.c.0 += o.v.0;
+                o.c.1 += o.v.1;
+                o.score = (o.score + 0.1 * (f01() - 0.5)).clamp(0.05, 1.0);
+                if (o.gap.0..o.gap.1).contains(&f) {
+                    continue;
+                }
+                let Some(roi) = ellipse(o.c, o.r, bw, bh) else { continue };
+                for y in roi.rect.y..roi.rect.bottom() {
+                    for x in roi.rect.x..roi.rect.right() {
+                        if roi.get(x, y) {
+                            let i = ((y * bw + x) * 3) as usize;
+                            for (k, &c) in o.colour.iter().enumerate() {
+                                img[i + k] = c.saturating_add((f01() * 12.0) as u8);
+                            }
+                        }
+                    }
+                }
+                if f01() < 0.1 {
+                    continue; // missed
+                }
+                let jit = |v: f32, u: f32| v + 2.0 * (u - 0.5);
+                let bbox = BBox::new(
+                    jit(o.c.0 - o.r.0, f01()),
+                    jit(o.c.1 - o.r.1, f01()),
+                    jit(o.c.0 + o.r.0, f01()),
+                    jit(o.c.1 + o.r.1, f01()),
+                );
+                // Scores in steps of 1/20 half of the time (ties), now and then exactly at a
+                // threshold of the configurations below or just above it.
+                let score = match (f01() * 20.0) as u32 {
+                    0 => THRESHOLDS[(f01() * 6.0) as usize % 6],
+                    1 => THRESHOLDS[(f01() * 6.0) as usize % 6].next_up(),
+                    k if k < 10 => (o.score * 20.0).round() / 20.0,
+                    _ => o.score,
+                };
+                dets.push(Spec { bbox, score, roi: Some(roi) });
+                if f01() < 0.4 {
+                    // A part, or a near copy, of the object.
+                    let s = 0.4 + 0.65 * f01();
+                    let c = (o.c.0 + o.r.0 * 0.3 * (f01() - 0.5), o.c.1 + o.r.1 * 0.3 * (f01() - 0.5));
+                    let r = (o.r.0 * s, o.r.1 * s);
+                    let score = match (f01() * 10.0) as u32 {
+                        0 => f32::NAN,
+                        1 => score, // a tie with the object
+                        _ => (score + 0.6 * (f01() - 0.6)).clamp(0.0, 1.0),
+                    };
+                    if let Some(roi) = ellipse(c, r, bw, bh) {
+                        let bbox = BBox::new(c.0 - r.0, c.1 - r.1, c.0 + r.0, c.1 + r.1);
+                        dets.push(Spec { bbox, score, roi: Some(roi) });
+                    }
+                }
+            }
+            while dets.len() < n {
+                let c = (f01() * bw as f32, f01() * bh as f32);
+                let r = (3.0 + f01() * bw as f32 / 10.0, 3.0 + f01() * bh as f32 / 8.0);
+                let score = match (f01() * 40.0) as u32 {
+                    0 => f32::NAN,
+                    1 => -f32::NAN,
+                    // Exactly one of the thresholds of the configurations below, or just above.
+                    2..=9 => {
+                        let t = THRESHOLDS[(f01() * 6.0) as usize % 6];
+                        if f01() < 0.5 { t } else { t.next_up() }
+                    }
+                    k if k < 20 => f01() * 0.1,
+                    _ => f01(),
+                };
+                let mut bbox = BBox::new(c.0 - r.0, c.1 - r.1, c.0 + r.0, c.1 + r.1);
+                let roi = match (f01() * 20.0) as u32 {
+                    0 => None,
+                    1 => Some(RoiBitmap::empty(bw, bh)),
+                    2 => {
+                        bbox.x2 = bbox.x1; // zero width: no `Det`, and no box overlap
+                        ellipse(c, r, bw, bh)
+                    }
+                    3 => {
+                        // Not finite: no `Det`, but the boxes overlap and the mask suppresses.
+                        bbox.x2 = f32::INFINITY;
+                        ellipse(c, r, bw, bh)
+                    }
+                    _ => ellipse(c, r, bw, bh),
+                };
+                dets.push(Spec { bbox, score, roi });
+            }
+            // Detector order is not score order.
+            for i in (1..dets.len()).rev() {
+                let j = (f01() * (i + 1) as f32) as usize % (i + 1);
+                dets.swap(i, j);
+            }
+            seq.push((img, dets));
+        }
+        seq
+    }
+
+    /// The score thresholds of the configurations of `skipping_unused_work_changes_no_result`.
+    const THRESHOLDS: [f32; 6] = [0.0, 0.1, 0.3, 0.4, 0.5, 0.6];
+
+    /// The detections of `specs` with fresh lazy masks counting their renders into `renders`.
+    fn wrap(specs: &[Spec], renders: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Vec<Detection> {
+        specs
+            .iter()
+            .map(|s| Detection {
+                bbox: s.bbox,
+                score: s.score,
+                class_id: 0,
+                mask: s.roi.as_ref().map(|roi| {
+                    Mask::lazy(Box::new(Counted { roi: roi.clone(), renders: std::sync::Arc::clone(renders) }))
+                }),
+            })
+            .collect()
+    }
+
+    fn key(out: &[TrackedObject]) -> Vec<(u64, [u32; 4], u32, u32, usize)> {
+        out.iter()
+            .map(|o| {
+                let b = [o.bbox.x1.to_bits(), o.bbox.y1.to_bits(), o.bbox.x2.to_bits(), o.bbox.y2.to_bits()];
+                (o.track_id, b, o.score.to_bits(), o.class_id, o.det_index)
+            })
+            .collect()
+    }
+
+    /// Issue 9: the tracker suppresses duplicates only among the detections it can use and
+    /// computes `[reid]` histograms only for the detections that update or start a track; its
+    /// outputs (IDs, boxes, scores, `det_index`) and track counts must equal, bit for bit, the
+    /// eager reference (suppression over all detections, every high detection's histogram), over
+    /// busy sequences and several configurations.
+    #[test]
+    fn skipping_unused_work_changes_no_result() {
+        let product = TrackerConfig::product().unwrap();
+        let configs = [
+            product.clone(),
+            TrackerConfig { track_low_thresh: 0.3, track_high_thresh: 0.6, new_track_thresh: 0.6, ..product.clone() },
+            // Low threshold above the high one: the split keeps `score >= high` only.
+            TrackerConfig { track_low_thresh: 0.5, track_high_thresh: 0.3, new_track_thresh: 0.3, ..product.clone() },
+            TrackerConfig { track_low_thresh: 0.0, track_high_thresh: 0.0, new_track_thresh: 0.2, ..product.clone() },
+            TrackerConfig { association: Association::Box, lazy_ids: false, ..product.clone() },
+            TrackerConfig { reid: ReidConfig { enabled: false, ..product.reid }, ..product.clone() },
+            TrackerConfig {
+                dedup: super::super::DedupConfig { mask_iou: 0.3, containment: 0.6, enabled: true },
+                reid: ReidConfig { min_similarity: 0.5, ..product.reid },
+                ..product.clone()
+            },
+        ];
+        let (bw, bh) = (320u32, 180u32);
+        let (mut frames, mut outputs, mut reappeared) = (0, 0, 0);
+        let (mut renders_new, mut renders_ref, mut hist_new, mut hist_ref) = (0, 0, 0, 0);
+        for (c, cfg) in configs.iter().enumerate() {
+            let seq = busy_sequence(c as u64 + 1, 150, 45, 40, bw, bh);
+            let mut new = ByteTracker::new(cfg.clone());
+            let mut reference = ByteTracker::eager(cfg.clone());
+            let (mut out_new, mut out_ref) = (Vec::new(), Vec::new());
+            let (count_new, count_ref) = (std::sync::Arc::default(), std::sync::Arc::default());
+            let mut last_seen = std::collections::HashMap::new();
+            for (f, (img, specs)) in seq.iter().enumerate() {
+                let view = ImageView::packed(bw, bh, PixelFormat::Rgb8, img).unwrap();
+                // Now and then a frame without its image (no `[reid]` features).
+                let view = (f % 13 != 7).then_some(view);
+                let (dn, dr) = (wrap(specs, &count_new), wrap(specs, &count_ref));
+                new.update_with_image(&dn, view, &mut out_new);
+                reference.update_with_image(&dr, view, &mut out_ref);
+                let (kn, kr) = (key(&out_new), key(&out_ref));
+                if let Some(i) = (0..kn.len().max(kr.len())).find(|&i| kn.get(i) != kr.get(i)) {
+                    panic!("config {c}, frame {f}: output {i} is {:?}, reference {:?}", kn.get(i), kr.get(i));
+                }
+                assert_eq!(new.num_tracks(), reference.num_tracks(), "config {c}, frame {f}");
+                assert_eq!(new.num_lost(), reference.num_lost(), "config {c}, frame {f}");
+                assert_eq!(new.next_id, reference.next_id, "config {c}, frame {f}");
+                // Histograms computed with a result (those without one are not told apart from
+                // detections never looked at in the reference's states).
+                let computed = |t: &ByteTracker| t.feat_state.iter().filter(|&&s| s == 1).count();
+                hist_new += computed(&new);
+                hist_ref += computed(&reference);
+                for o in &out_new {
+                    if last_seen.insert(o.track_id, f).is_some_and(|p| p + 1 < f) {
+                        reappeared += 1;
+                    }
+                }
+                frames += 1;
+                outputs += out_new.len();
+            }
+            renders_new += count_new.load(std::sync::atomic::Ordering::Relaxed);
+            renders_ref += count_ref.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        // The sequences do track, re-find tracks after gaps, and the work skipped is real.
+        assert!(outputs > frames * 10, "{outputs} outputs in {frames} frames");
+        assert!(reappeared > 20, "only {reappeared} tracks seen again after a gap");
+        assert!(renders_new < renders_ref * 9 / 10, "renders: {renders_new} vs {renders_ref}");
+        assert!(hist_new < hist_ref, "histograms: {hist_new} vs {hist_ref}");
+        eprintln!("renders {renders_new} vs {renders_ref}; histograms {hist_new} vs {hist_ref}; {reappeared} re-found");
     }
 }
