@@ -17,6 +17,11 @@ impl Rng {
         (self.next() % n.max(1) as u64) as u32
     }
 
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn fraction(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
     /// Uniform in `[-1, 1)`.
     pub(crate) fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0

@@ -263,6 +263,7 @@ impl Nms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     /// The textbook greedy NMS (the code `Postprocessor::run` had before [`Nms`]): a stable sort
     /// by descending score, then each kept box suppresses every later box with IoU `> thr`; at
@@ -299,23 +300,6 @@ mod tests {
         keep.into_iter().map(|i| order[i]).collect()
     }
 
-    /// xorshift64*: deterministic, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn unit(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32
-        }
-    }
-
     fn make_box(cx: f32, cy: f32, w: f32, h: f32) -> NmsBox {
         let (hw, hh) = (w / 2.0, h / 2.0);
         let b = [cx - hw, cy - hh, cx + hw, cy + hh];
@@ -332,13 +316,13 @@ mod tests {
             let r = rng.below(100);
             let bx = if r < 8 && !v.is_empty() {
                 // an identical box
-                v[rng.below(v.len() as u64) as usize]
+                v[rng.below(v.len() as u32) as usize]
             } else if r < 14 && !v.is_empty() {
                 // a near-duplicate: a kept box moved by a few ulps or a fraction of a pixel
-                let o = v[rng.below(v.len() as u64) as usize];
+                let o = v[rng.below(v.len() as u32) as usize];
                 let d = if rng.below(2) == 0 { 1e-5 } else { 0.5 };
                 let mut b = o.b;
-                b[rng.below(4) as usize] += d * (rng.unit() - 0.5);
+                b[rng.below(4) as usize] += d * (rng.fraction() - 0.5);
                 NmsBox { b, area: (b[2] - b[0]) * (b[3] - b[1]) }
             } else if r < 18 {
                 // degenerate: zero or negative width/height
@@ -358,14 +342,19 @@ mod tests {
                     2 => {
                         let c = rng.below(4) as f32 * 60.0;
                         make_box(
-                            c + 20.0 * rng.unit(),
-                            c + 20.0 * rng.unit(),
-                            30.0 + 10.0 * rng.unit(),
-                            30.0 + 10.0 * rng.unit(),
+                            c + 20.0 * rng.fraction(),
+                            c + 20.0 * rng.fraction(),
+                            30.0 + 10.0 * rng.fraction(),
+                            30.0 + 10.0 * rng.fraction(),
                         )
                     }
                     // a 640 frame, as the model's anchors
-                    _ => make_box(640.0 * rng.unit(), 640.0 * rng.unit(), 300.0 * rng.unit(), 300.0 * rng.unit()),
+                    _ => make_box(
+                        640.0 * rng.fraction(),
+                        640.0 * rng.fraction(),
+                        300.0 * rng.fraction(),
+                        300.0 * rng.fraction(),
+                    ),
                 }
             };
             v.push(bx);
@@ -376,9 +365,9 @@ mod tests {
     fn with_non_finite(rng: &mut Rng, v: &mut [NmsBox]) {
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX];
         for _ in 0..1 + rng.below(3) {
-            let i = rng.below(v.len() as u64) as usize;
+            let i = rng.below(v.len() as u32) as usize;
             let b = &mut v[i];
-            b.b[rng.below(4) as usize] = specials[rng.below(specials.len() as u64) as usize];
+            b.b[rng.below(4) as usize] = specials[rng.below(specials.len() as u32) as usize];
             b.area = (b.b[2] - b.b[0]) * (b.b[3] - b.b[1]);
         }
     }
@@ -391,9 +380,9 @@ mod tests {
         let ties = rng.below(2) == 0;
         (0..n)
             .map(|_| match rng.below(100) {
-                0..3 => specials[rng.below(specials.len() as u64) as usize],
+                0..3 => specials[rng.below(specials.len() as u32) as usize],
                 _ if ties => rng.below(5) as f32 / 4.0,
-                _ => rng.unit(),
+                _ => rng.fraction(),
             })
             .collect()
     }
@@ -449,7 +438,7 @@ mod tests {
                 // the f64 value of a random f32 threshold, as `as_decimal_f64` gives (e.g. 0.1)
                 format!("{}", (rng.below(101) as f32) / 100.0).parse().unwrap_or(0.5)
             } else {
-                THRESHOLDS[rng.below(THRESHOLDS.len() as u64) as usize]
+                THRESHOLDS[rng.below(THRESHOLDS.len() as u32) as usize]
             };
             for max_det in [0, 1, 3, 8, 9, 50, 300, usize::MAX] {
                 check(&scores, &boxes, thr, max_det, &mut nms, &mut keep, &format!("case {case}"));
@@ -465,7 +454,14 @@ mod tests {
         let mut keep = Vec::new();
         for case in 0..6 {
             let boxes: Vec<NmsBox> = (0..8400)
-                .map(|_| make_box(640.0 * rng.unit(), 640.0 * rng.unit(), 200.0 * rng.unit(), 200.0 * rng.unit()))
+                .map(|_| {
+                    make_box(
+                        640.0 * rng.fraction(),
+                        640.0 * rng.fraction(),
+                        200.0 * rng.fraction(),
+                        200.0 * rng.fraction(),
+                    )
+                })
                 .collect();
             let scores = random_scores(&mut rng, boxes.len());
             for (thr, max_det) in [(0.9, 200), (0.7, 300), (0.5, 100), (1.0, 200), (0.0, 300), (0.9, 9000)] {
@@ -482,7 +478,7 @@ mod tests {
         for _ in 0..2000 {
             thrs.push(f64::from_bits(rng.next() >> 2) * if rng.below(2) == 0 { 1.0 } else { -1.0 });
             thrs.push(f64::from_bits(rng.next()));
-            thrs.push(rng.unit() as f64 + (rng.below(3) as f64 - 1.0) * 1e-9);
+            thrs.push(rng.fraction() as f64 + (rng.below(3) as f64 - 1.0) * 1e-9);
         }
         for thr in thrs {
             let t = f32_threshold(thr);

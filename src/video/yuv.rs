@@ -404,13 +404,29 @@ mod tests {
         }
     }
 
+    /// A random frame of 1..=`max_w` x 1..=`max_h` pixels with padded strides (as GStreamer
+    /// gives): luma stride `ys`, chroma stride `cs`, `ch` chroma rows.
+    struct Geometry {
+        w: usize,
+        h: usize,
+        ch: usize,
+        ys: usize,
+        cs: usize,
+    }
+
+    impl Geometry {
+        fn random(rng: &mut crate::test_rng::Rng, max_w: u32, max_h: u32) -> Self {
+            let (w, h) = (1 + rng.below(max_w) as usize, 1 + rng.below(max_h) as usize);
+            let (ys, cs) = (w + rng.below(9) as usize, w.div_ceil(2) + rng.below(5) as usize);
+            Geometry { w, h, ch: h.div_ceil(2), ys, cs }
+        }
+    }
+
     #[test]
     fn i420_to_rgb_simd_equals_the_scalar_loop_on_random_frames() {
         let mut rng = crate::test_rng::Rng(0x1420);
         for case in 0..300 {
-            let (w, h) = (1 + rng.below(70) as usize, 1 + rng.below(9) as usize);
-            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-            let (ys, cs) = (w + rng.below(9) as usize, cw + rng.below(5) as usize);
+            let Geometry { w, h, ch, ys, cs } = Geometry::random(&mut rng, 70, 9);
             let mut bytes = |n: usize| (0..n).map(|_| rng.below(256) as u8).collect::<Vec<u8>>();
             let (y, u, v) = (bytes(ys * h), bytes(cs * ch), bytes(cs * ch));
             let range = if case % 2 == 0 { YuvRange::Limited } else { YuvRange::Full };
@@ -439,10 +455,8 @@ mod tests {
     fn rgb_to_i420_equals_its_reference_on_random_frames() {
         let mut rng = crate::test_rng::Rng(0x420);
         for _ in 0..300 {
-            let (w, h) = (1 + rng.below(41) as usize, 1 + rng.below(23) as usize);
-            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-            // padded strides (as GStreamer gives); the planes start filled with 7s
-            let (ys, cs) = (w + rng.below(9) as usize, cw + rng.below(5) as usize);
+            // the planes start filled with 7s
+            let Geometry { w, h, ch, ys, cs } = Geometry::random(&mut rng, 41, 23);
             let rgb: Vec<u8> = (0..w * h * 3).map(|_| rng.below(256) as u8).collect();
             let enc = |f: fn(&[u8], u32, u32, &mut I420Mut<'_>)| {
                 let (mut y, mut u, mut v) = (vec![7u8; ys * h], vec![7u8; cs * ch], vec![7u8; cs * ch]);
