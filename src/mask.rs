@@ -366,6 +366,22 @@ impl RowBits {
         self.rect
     }
 
+    /// Word `k` (image columns `64k..64k+64`) of image row `y`: 0 outside the stored rows and
+    /// words.
+    #[inline]
+    pub fn word(&self, y: i64, k: i64) -> u64 {
+        let (r, w0, nw) = (self.rect, self.w0 as i64, self.nw as i64);
+        if y < r.y as i64 || y >= r.bottom() as i64 || k < w0 || k >= w0 + nw {
+            return 0;
+        }
+        self.words[((y - r.y as i64) * nw + (k - w0)) as usize]
+    }
+
+    /// The image word columns `w0..w0 + nw` the rows are stored over.
+    pub fn word_span(&self) -> (u32, u32) {
+        (self.w0, self.w0 + self.nw)
+    }
+
     /// Number of set pixels shared with `other` (a mask of the same image).
     pub fn intersection(&self, other: &RowBits) -> u64 {
         let (a, b) = (self, other);
@@ -596,6 +612,23 @@ pub trait MaskSource: Send + Sync + fmt::Debug {
     fn render_with_bits(&self) -> (RoiBitmap, Option<RowBits>) {
         (self.render_roi(), None)
     }
+    /// Bounds on the rendered pixels that cost less than rendering them (`None`: no such bounds).
+    fn coarse(&self) -> Option<&dyn CoarseMask> {
+        None
+    }
+}
+
+/// Bounds on a deferred mask's pixel counts, cheaper than rendering it: for deciding pair tests
+/// (such as duplicate suppression's IoU and containment) without the pixels where the bounds
+/// already settle them. Every bound must hold for the pixels [`MaskSource::render_roi`] gives.
+pub trait CoarseMask: Send + Sync + fmt::Debug {
+    /// `(lo, hi)` with `lo <=` the rendered mask's set pixel count `<= hi`.
+    fn area_bounds(&self) -> (u64, u64);
+    /// `(lo, hi)` bounds of the set pixels the two rendered masks share, or `None` when `other`
+    /// is not comparable (another kind of source, or another frame).
+    fn intersection_bounds(&self, other: &dyn CoarseMask) -> Option<(u64, u64)>;
+    /// For [`CoarseMask::intersection_bounds`] to recognise its own kind.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 struct MaskInner {
@@ -638,6 +671,33 @@ impl Mask {
     /// `(width, height)` of the image.
     pub fn image_size(&self) -> (u32, u32) {
         (self.0.img_w, self.0.img_h)
+    }
+    /// Whether the pixels have been rendered (always true for a mask made from pixels).
+    pub fn is_rendered(&self) -> bool {
+        self.0.roi.get().is_some()
+    }
+    /// `(lo, hi)` with `lo <= area() <= hi`: from the source's [`CoarseMask`] while the mask is
+    /// not rendered (no rendering), else exact (`lo == hi`).
+    pub fn area_bounds(&self) -> (u64, u64) {
+        if !self.is_rendered()
+            && let Some(c) = self.0.source.as_ref().and_then(|s| s.coarse())
+        {
+            return c.area_bounds();
+        }
+        let a = self.area();
+        (a, a)
+    }
+    /// `(lo, hi)` bounds of the number of set pixels shared with `other`, from the two sources'
+    /// [`CoarseMask`]s, without rendering either; `None` when they have none that compare (then
+    /// count them exactly with [`RowBits::intersection`]) or when both are rendered already
+    /// (the exact count is cheap then).
+    pub fn intersection_bounds(&self, other: &Mask) -> Option<(u64, u64)> {
+        if self.is_rendered() && other.is_rendered() {
+            return None;
+        }
+        let a = self.0.source.as_ref()?.coarse()?;
+        let b = other.0.source.as_ref()?.coarse()?;
+        a.intersection_bounds(b)
     }
     /// The pixels, rendered once and cached.
     pub fn roi(&self) -> &RoiBitmap {

@@ -17,7 +17,9 @@
 use std::sync::Arc;
 
 use super::letterbox::{Letterbox, round_half_even};
-use crate::mask::{MaskSource, PixelRect, RoiBitmap, RowBits};
+use std::sync::OnceLock;
+
+use crate::mask::{CoarseMask, MaskSource, PixelRect, RoiBitmap, RowBits};
 use crate::types::BBox;
 
 /// Prototype tensor `[nm, mh, mw]` (one image), CHW float32, shared with the lazy masks of the
@@ -325,6 +327,180 @@ pub struct FrameGeometry {
     pub f: u32,
     g_x: Vec<Tap>,
     g_y: Vec<Tap>,
+    /// retina=false: how `orig_x` / `orig_y` sample the input-size mask, for [`CoarseMask`].
+    coarse: CoarseAxes,
+}
+
+/// Largest input-mask row, in 64-bit words, that [`CoarseAxes::pair_bounds`] handles (wider
+/// inputs get no bounds, only exact counts).
+const COARSE_MAX_WORDS: usize = 48;
+
+/// The original-size mask of retina=false is `bilinear(input mask) > 0.5`, and the input mask is
+/// binary: an original pixel is surely set when the (up to) 2x2 input pixels its taps read are
+/// all set, and surely clear when none is (the interpolated value is then ≈1, or exactly 0).
+/// Counting such pixels needs only the input mask's bits and how many original columns (rows)
+/// read each input column (row) alone or with its right (lower) neighbour. Both taps count
+/// whatever their weights, which only widens the bounds.
+#[derive(Debug, Default)]
+struct CoarseAxes {
+    /// Bit planes over input columns (words of 64): bit `a` of plane `j` is bit `j` of the number
+    /// of original columns whose taps are `(a, a)` (`x_same`) or `(a, a + 1)` (`x_next`).
+    x_same: Vec<Vec<u64>>,
+    x_next: Vec<Vec<u64>>,
+    /// Per input row `c`: the number of original rows whose taps are `(c, c)` / `(c, c + 1)`.
+    y_same: Vec<u32>,
+    y_next: Vec<u32>,
+}
+
+/// Per source index `a`: how many taps read `(a, a)` and how many `(a, a + 1)`.
+fn pair_counts(taps: &[Tap], n_src: u32) -> (Vec<u32>, Vec<u32>) {
+    let (mut same, mut next) = (vec![0u32; n_src as usize], vec![0u32; n_src as usize]);
+    for t in taps {
+        let a = t.i0.min(t.i1) as usize;
+        if a >= same.len() {
+            continue;
+        }
+        if t.i0 == t.i1 {
+            same[a] += 1;
+        } else {
+            next[a] += 1;
+        }
+    }
+    (same, next)
+}
+
+/// Bit planes of per-column counts (see [`CoarseAxes::x_same`]).
+fn count_planes(counts: &[u32]) -> Vec<Vec<u64>> {
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let nplanes = (32 - max.leading_zeros()) as usize;
+    let words = counts.len().div_ceil(64);
+    (0..nplanes)
+        .map(|j| {
+            let mut plane = vec![0u64; words];
+            for (a, &c) in counts.iter().enumerate() {
+                plane[a / 64] |= (((c >> j) & 1) as u64) << (a % 64);
+            }
+            plane
+        })
+        .collect()
+}
+
+impl CoarseAxes {
+    fn new(orig_x: &[Tap], orig_y: &[Tap], iw: u32, ih: u32) -> Self {
+        let (xs, xn) = pair_counts(orig_x, iw);
+        let (y_same, y_next) = pair_counts(orig_y, ih);
+        CoarseAxes { x_same: count_planes(&xs), x_next: count_planes(&xn), y_same, y_next }
+    }
+
+    /// Bounds `(lo, hi)` of the number of original pixels set in both `bilinear(p) > 0.5` and
+    /// `bilinear(q) > 0.5`, where `p` and `q` are input-size masks (`p == q`: of the pixels
+    /// set). `None` when the rows are too wide for the fixed buffers.
+    fn pair_bounds(&self, p: &RowBits, q: &RowBits) -> Option<(u64, u64)> {
+        let (rp, rq) = (p.rect(), q.rect());
+        if p.area() == 0 || q.area() == 0 {
+            return Some((0, 0));
+        }
+        // Input rows `c` whose row classes `(c, c)` or `(c, c + 1)` can touch both masks, and
+        // the words where both can have bits (one more on the left: a set column `a + 1` makes
+        // the pair `(a, a + 1)` possibly set).
+        let c0 = rp.y.max(rq.y) as i64 - 1;
+        let c1 = rp.bottom().min(rq.bottom()) as i64;
+        let ((pw0, pw1), (qw0, qw1)) = (p.word_span(), q.word_span());
+        let k0 = pw0.max(qw0) as i64 - 1;
+        let k1 = pw1.min(qw1) as i64;
+        if c1 <= c0 || k1 <= k0 {
+            return Some((0, 0));
+        }
+        let n = (k1 - k0) as usize;
+        if n + 1 > COARSE_MAX_WORDS {
+            return None;
+        }
+        let mut rows = [[0u64; COARSE_MAX_WORDS]; 4];
+        let mut v = [0u64; COARSE_MAX_WORDS];
+        let (mut lo, mut hi) = (0u64, 0u64);
+        for c in c0.max(0)..c1 {
+            let ws = self.y_same.get(c as usize).copied().unwrap_or(0) as u64;
+            let wn = self.y_next.get(c as usize).copied().unwrap_or(0) as u64;
+            if ws == 0 && wn == 0 {
+                continue;
+            }
+            let [p0, p1, q0, q1] = &mut rows;
+            for j in 0..=n {
+                let k = k0 + j as i64;
+                p0[j] = p.word(c, k);
+                q0[j] = q.word(c, k);
+                p1[j] = p.word(c + 1, k);
+                q1[j] = q.word(c + 1, k);
+            }
+            let [p0, p1, q0, q1] = &rows;
+            if ws > 0 {
+                for j in 0..=n {
+                    v[j] = p0[j] & q0[j];
+                }
+                lo += ws * self.count_lo(&v[..=n], k0);
+                hi += ws * self.count_hi(&p0[..=n], &q0[..=n], k0);
+            }
+            if wn > 0 {
+                let mut u = [0u64; COARSE_MAX_WORDS];
+                let mut w = [0u64; COARSE_MAX_WORDS];
+                for j in 0..=n {
+                    v[j] = p0[j] & p1[j] & q0[j] & q1[j];
+                    u[j] = p0[j] | p1[j];
+                    w[j] = q0[j] | q1[j];
+                }
+                lo += wn * self.count_lo(&v[..=n], k0);
+                hi += wn * self.count_hi(&u[..=n], &w[..=n], k0);
+            }
+        }
+        Some((lo, hi))
+    }
+
+    /// Original columns surely set in a row class whose input bits (both masks', ANDed) are
+    /// `v` (words `k0..`, the last word only feeds the shift): columns `(a, a)` with `a` set,
+    /// columns `(a, a + 1)` with both set.
+    fn count_lo(&self, v: &[u64], k0: i64) -> u64 {
+        let mut total = 0u64;
+        for j in 0..v.len() - 1 {
+            let k = k0 + j as i64;
+            if k < 0 || v[j] == 0 {
+                continue;
+            }
+            let pair = v[j] & ((v[j] >> 1) | (v[j + 1] << 63));
+            total += weighted(&self.x_same, k as usize, v[j]) + weighted(&self.x_next, k as usize, pair);
+        }
+        total
+    }
+
+    /// Original columns possibly set in both masks of a row class whose input bits are ORed
+    /// over the class's rows as `u` and `w`: columns `(a, a)` with `a` set in both, columns
+    /// `(a, a + 1)` with `a` or `a + 1` set in each.
+    fn count_hi(&self, u: &[u64], w: &[u64], k0: i64) -> u64 {
+        let mut total = 0u64;
+        for j in 0..u.len() - 1 {
+            let k = k0 + j as i64;
+            if k < 0 {
+                continue;
+            }
+            let any_u = u[j] | (u[j] >> 1) | (u[j + 1] << 63);
+            let any_w = w[j] | (w[j] >> 1) | (w[j + 1] << 63);
+            total +=
+                weighted(&self.x_same, k as usize, u[j] & w[j]) + weighted(&self.x_next, k as usize, any_u & any_w);
+        }
+        total
+    }
+}
+
+/// `sum over set bits a of bits: count[a]`, with the counts as bit planes (word `k`).
+#[inline]
+fn weighted(planes: &[Vec<u64>], k: usize, bits: u64) -> u64 {
+    if bits == 0 {
+        return 0;
+    }
+    planes
+        .iter()
+        .enumerate()
+        .map(|(j, plane)| ((plane.get(k).copied().unwrap_or(0) & bits).count_ones() as u64) << j)
+        .sum()
 }
 
 /// The crop `scale_masks` applies (ratio_pad=None): `(top, left, height, width)` of the content in
@@ -372,11 +548,13 @@ impl FrameGeometry {
             f: 1,
             g_x: Vec::new(),
             g_y: Vec::new(),
+            coarse: CoarseAxes::default(),
         };
         if !retina {
             g.in_x = axis_taps(iw, mw, mw as f32 / iw as f32, 0);
             g.in_y = axis_taps(ih, mh, mh as f32 / ih as f32, 0);
             (g.orig_x, g.orig_y) = scale_masks_taps(ih, iw, oh, ow);
+            g.coarse = CoarseAxes::new(&g.orig_x, &g.orig_y, iw, ih);
         } else {
             // process_mask_native: smallest f in {1,2,4} that crops the padding on whole cells
             let gain = (4.0 * mh as f64 / oh as f64).min(4.0 * mw as f64 / ow as f64);
@@ -406,6 +584,10 @@ pub struct ProtoMask {
     win: (u32, u32, u32, u32),
     /// Output rectangle: input pixels (retina=false) or original pixels (retina=true).
     rect: PixelRect,
+    /// retina=false: the input-size mask ([`ProtoMask::native`]), kept once computed for the
+    /// original-size rendering and the [`CoarseMask`] bounds, with those bounds' area.
+    native: OnceLock<(RoiBitmap, RowBits)>,
+    area_bounds: OnceLock<(u64, u64)>,
 }
 
 /// Logits `coeffs · protos` of one prototype row over columns `x0..x0+out.len()`. Channels are
@@ -528,7 +710,14 @@ impl ProtoMask {
                 (xs, ys) = (gx, gy);
             }
         }
-        ProtoMask { geom, coeffs: coeffs.to_vec(), win: (xs.0, xs.1, ys.0, ys.1), rect }
+        ProtoMask {
+            geom,
+            coeffs: coeffs.to_vec(),
+            win: (xs.0, xs.1, ys.0, ys.1),
+            rect,
+            native: OnceLock::new(),
+            area_bounds: OnceLock::new(),
+        }
     }
 
     /// The logits on the whole prototype window, materialised.
@@ -619,6 +808,12 @@ impl ProtoMask {
         (roi, bits.finish())
     }
 
+    /// [`ProtoMask::native`], computed once and kept (retina=false: the original-size mask and
+    /// the [`CoarseMask`] bounds both start from it).
+    fn native_cached(&self) -> &(RoiBitmap, RowBits) {
+        self.native.get_or_init(|| self.native())
+    }
+
     /// Whether the mask Ultralytics returns is empty (such detections are dropped).
     pub fn is_empty(&self) -> bool {
         let mut any = false;
@@ -644,10 +839,10 @@ impl ProtoMask {
     /// [`ProtoMask::orig_mask`] with the same pixels packed as bits (packed while rendering).
     pub fn orig_mask_with_bits(&self) -> (RoiBitmap, RowBits) {
         let g = &*self.geom;
-        let (native, native_bits) = self.native();
         if g.retina {
-            return (native, native_bits);
+            return self.native();
         }
+        let (native, _) = self.native_cached();
         let (ow, oh) = (g.lb.orig_w, g.lb.orig_h);
         let empty = || (RoiBitmap::empty(ow, oh), RowBits::default());
         let Some(tight) = native.tight_rect() else {
@@ -717,10 +912,114 @@ impl MaskSource for LazyProtoMask {
         let (roi, bits) = self.0.orig_mask_with_bits();
         (roi, Some(bits))
     }
+    fn coarse(&self) -> Option<&dyn CoarseMask> {
+        (!self.0.geom.retina).then_some(&*self.0 as &dyn CoarseMask)
+    }
+}
+
+/// retina=false: bounds of the original-size mask from the input-size one (see [`CoarseAxes`]),
+/// without the second resampling.
+impl CoarseMask for ProtoMask {
+    fn area_bounds(&self) -> (u64, u64) {
+        *self.area_bounds.get_or_init(|| {
+            let bits = &self.native_cached().1;
+            self.geom.coarse.pair_bounds(bits, bits).unwrap_or((0, u64::MAX))
+        })
+    }
+    fn intersection_bounds(&self, other: &dyn CoarseMask) -> Option<(u64, u64)> {
+        let other = other.as_any().downcast_ref::<ProtoMask>()?;
+        if self.geom.retina || !Arc::ptr_eq(&self.geom, &other.geom) {
+            return None;
+        }
+        self.geom.coarse.pair_bounds(&self.native_cached().1, &other.native_cached().1)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 #[cfg(test)]
 mod reference;
+
+/// Random frames of FastSAM-like lazy masks for the tests of the mask bounds and of the duplicate
+/// suppression that uses them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::test_rng::Rng;
+    use crate::types::Detection;
+
+    /// A retina=false frame (random original and input sizes, smooth or noisy prototypes) with
+    /// `n` detections: near-copies of a few objects (coefficients and boxes jittered), so that
+    /// their masks overlap as FastSAM's duplicates do, with random scores and original-size boxes.
+    pub(crate) fn busy_frame(rng: &mut Rng, n: usize) -> (Arc<FrameGeometry>, Vec<(Arc<ProtoMask>, BBox, f32)>) {
+        let (iw, ih) = (32 * (2 + rng.below(9)), 32 * (2 + rng.below(9)));
+        let (mw, mh) = ((iw / 4) as usize, (ih / 4) as usize);
+        let nm = 8;
+        let smooth = rng.below(4) != 0;
+        let waves: Vec<[f32; 6]> =
+            (0..nm).map(|_| std::array::from_fn(|i| if i < 4 { rng.unit() * 0.4 } else { rng.unit() * 3.2 })).collect();
+        let mut data = Vec::with_capacity(nm * mh * mw);
+        for w in &waves {
+            for y in 0..mh {
+                for x in 0..mw {
+                    data.push(if smooth {
+                        (w[0] * x as f32 + w[4]).cos()
+                            + (w[1] * y as f32 + w[5]).cos()
+                            + w[2] * (w[3] * (x + y) as f32).sin()
+                    } else {
+                        rng.unit()
+                    });
+                }
+            }
+        }
+        let protos = Protos { nm, mh, mw, data: Arc::new(data) };
+        let (ow, oh) = (16 + rng.below(700), 16 + rng.below(500));
+        let lb = Letterbox::new(ow, oh, iw, ih, false, 32);
+        let geom = Arc::new(FrameGeometry::new(lb, protos, false));
+        let objects: Vec<(Vec<f32>, [f32; 4])> = (0..1 + rng.below(4))
+            .map(|_| {
+                let c = (0..nm).map(|_| rng.unit() * 2.0).collect();
+                let (x, y) = (rng.fraction() * iw as f32, rng.fraction() * ih as f32);
+                let (w, h) = (8.0 + rng.fraction() * iw as f32 * 0.7, 8.0 + rng.fraction() * ih as f32 * 0.7);
+                (c, [x - w / 2.0, y - h / 2.0, x + w / 2.0, y + h / 2.0])
+            })
+            .collect();
+        let to_orig = |v: f32, pad: u32| ((v - pad as f32) as f64 / lb.ratio) as f32;
+        let dets = (0..n)
+            .map(|_| {
+                let (c, b) = &objects[rng.below(objects.len() as u32) as usize];
+                let jitter = [0.0, 0.05, 0.3][rng.below(3) as usize];
+                let coeffs: Vec<f32> = c.iter().map(|&v| v + rng.unit() * jitter).collect();
+                let d = (b[2] - b[0]).min(b[3] - b[1]) * 0.15;
+                let ib = BBox::new(
+                    b[0] + rng.unit() * d,
+                    b[1] + rng.unit() * d,
+                    b[2] + rng.unit() * d,
+                    b[3] + rng.unit() * d,
+                );
+                let (l, t) = (lb.pad_left, lb.pad_top);
+                let obox = BBox::new(to_orig(ib.x1, l), to_orig(ib.y1, t), to_orig(ib.x2, l), to_orig(ib.y2, t));
+                (Arc::new(ProtoMask::new(geom.clone(), &coeffs, &ib, &obox)), obox, rng.fraction())
+            })
+            .collect();
+        (geom, dets)
+    }
+
+    /// [`busy_frame`] as detections with lazily rendered masks.
+    pub(crate) fn busy_detections(rng: &mut Rng, n: usize) -> Vec<Detection> {
+        busy_frame(rng, n)
+            .1
+            .into_iter()
+            .map(|(m, bbox, score)| Detection {
+                bbox,
+                score,
+                class_id: 0,
+                mask: Some(crate::mask::Mask::lazy(Box::new(LazyProtoMask(m)))),
+            })
+            .collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -992,5 +1291,73 @@ mod tests {
         // the cases cover every pre-upsample factor, set pixels and empty masks
         assert!(factors[1] > 0 && factors[2] > 0 && factors[4] > 0, "factors {factors:?}");
         assert!(set_px > 100_000 && empty > 10, "{set_px} set pixels, {empty} empty masks");
+    }
+
+    /// [`CoarseAxes::pair_bounds`] pixel by pixel: original pixels whose (up to) 2x2 input taps
+    /// are all set in both masks, and those with a tap set in each.
+    fn brute_bounds(p: &ProtoMask, q: &ProtoMask) -> (u64, u64) {
+        let g = &*p.geom;
+        let (np, nq) = (p.native_mask(), q.native_mask());
+        let (mut lo, mut hi) = (0, 0);
+        for ty in &g.orig_y {
+            for tx in &g.orig_x {
+                let taps = [(tx.i0, ty.i0), (tx.i1, ty.i0), (tx.i0, ty.i1), (tx.i1, ty.i1)];
+                let all = |m: &RoiBitmap| taps.iter().all(|&(x, y)| m.get(x, y));
+                let any = |m: &RoiBitmap| taps.iter().any(|&(x, y)| m.get(x, y));
+                lo += (all(&np) && all(&nq)) as u64;
+                hi += (any(&np) && any(&nq)) as u64;
+            }
+        }
+        (lo, hi)
+    }
+
+    /// The bounds of the original-size masks' pixel counts (area, pair intersections) that
+    /// duplicate suppression uses before rendering hold against the rendered masks' exact counts,
+    /// on random frames; they are tight enough to matter, and masks of another frame or with
+    /// retina masks get none.
+    #[test]
+    fn coarse_bounds_hold_for_rendered_masks() {
+        let mut rng = Rng(0xb0d5_0f_c0a25e);
+        let (mut inter_lo, mut inter_exact, mut slack, mut total) = (0u64, 0u64, 0u64, 0u64);
+        let mut prev: Option<Arc<ProtoMask>> = None;
+        for case in 0..150 {
+            let (_, dets) = testing::busy_frame(&mut rng, 6);
+            let exact: Vec<RowBits> = dets.iter().map(|(m, _, _)| m.orig_mask_with_bits().1).collect();
+            for (i, (m, _, _)) in dets.iter().enumerate() {
+                let (lo, hi) = m.area_bounds();
+                assert_eq!((lo, hi), brute_bounds(m, m), "case {case}, mask {i}: area bounds");
+                let a = exact[i].area();
+                assert!(lo <= a && a <= hi, "case {case}, mask {i}: area {a} outside [{lo}, {hi}]");
+                slack += hi - lo;
+                total += a;
+                for (j, (n, _, _)) in dets.iter().enumerate() {
+                    let (lo, hi) = m.intersection_bounds(&**n as &dyn CoarseMask).expect("same frame");
+                    let x = exact[i].intersection(&exact[j]);
+                    if j % 2 == 0 {
+                        assert_eq!((lo, hi), brute_bounds(m, n), "case {case}, masks {i} {j}: bounds");
+                    }
+                    assert!(lo <= x && x <= hi, "case {case}, masks {i} {j}: intersection {x} outside [{lo}, {hi}]");
+                    if i != j {
+                        inter_lo += lo;
+                        inter_exact += x;
+                    }
+                }
+                if let Some(p) = &prev {
+                    assert!(m.intersection_bounds(&**p as &dyn CoarseMask).is_none(), "another frame's mask compared");
+                }
+            }
+            prev = dets.first().map(|d| d.0.clone());
+        }
+        // Non-trivial: the lower bounds hold most of the shared pixels, and the area bounds'
+        // width is a small part of the areas.
+        eprintln!("intersections: lower bounds {inter_lo} of {inter_exact}; areas: bounds {slack} wide for {total}");
+        assert!(inter_lo * 3 > inter_exact * 2, "lower bounds {inter_lo} of {inter_exact} shared pixels");
+        assert!(slack * 3 < total, "bounds {slack} wide for {total} set pixels");
+        // retina masks render at the original size directly: no bounds
+        let protos = Protos { nm: 1, mh: 8, mw: 8, data: Arc::new(vec![1.0; 64]) };
+        let geom = Arc::new(FrameGeometry::new(Letterbox::new(40, 40, 32, 32, false, 32), protos, true));
+        let b = BBox::new(2.0, 2.0, 20.0, 20.0);
+        let lazy = LazyProtoMask(Arc::new(ProtoMask::new(geom, &[1.0], &b, &b)));
+        assert!(lazy.coarse().is_none());
     }
 }

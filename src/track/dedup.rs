@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::mask::{Mask, RowBits};
+use crate::mask::Mask;
 use crate::types::{BBox, Detection};
 
 use super::TrackError;
@@ -61,15 +61,31 @@ impl DedupConfig {
 
 /// [`suppress_duplicates`] with reusable scratch buffers (the tracker keeps one). Per-detection
 /// mask data (pixel count, packed bits) is cached on the masks themselves ([`Mask::bits`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Deduper {
     /// Whether each detection's mask is usable (present and non-empty): 0 unknown, 1 yes, 2 no.
     usable: Vec<u8>,
+    /// Settle pairs from pixel-count bounds before rendering (always, except in the test that
+    /// checks this changes nothing).
+    use_bounds: bool,
+}
+
+impl Default for Deduper {
+    fn default() -> Self {
+        Self { usable: Vec::new(), use_bounds: true }
+    }
 }
 
 impl Deduper {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A deduper that counts every mask pair exactly (renders every mask it compares): the
+    /// reference for the bounds.
+    #[cfg(test)]
+    pub(crate) fn exact() -> Self {
+        Self { usable: Vec::new(), use_bounds: false }
     }
 
     /// Write into `keep` the indices (ascending) of the detections that survive. All detections
@@ -120,14 +136,19 @@ impl Deduper {
         keep.sort_unstable();
     }
 
-    /// The packed mask of detection `i`, or `None` when it has no mask or an empty one.
-    fn bits<'d>(&mut self, dets: &'d [Detection], i: usize) -> Option<&'d RowBits> {
+    /// The mask of detection `i` when it has a non-empty one (`None`: no mask, or an empty one),
+    /// decided from the mask's area bounds where they settle it, else by rendering it.
+    fn usable_mask<'d>(&mut self, dets: &'d [Detection], i: usize) -> Option<&'d Mask> {
         let m = dets[i].mask.as_ref();
         if self.usable[i] == 0 {
-            let ok = m.is_some_and(|m| m.bits().area() > 0);
+            let ok = m.is_some_and(|m| match m.area_bounds() {
+                (_, 0) => false,
+                (lo, _) if lo > 0 => true,
+                _ => m.area() > 0,
+            });
             self.usable[i] = if ok { 1 } else { 2 };
         }
-        if self.usable[i] == 1 { m.map(Mask::bits) } else { None }
+        if self.usable[i] == 1 { m } else { None }
     }
 
     /// Whether candidate `i` duplicates the kept detection `k`.
@@ -138,9 +159,18 @@ impl Deduper {
             return false;
         }
         // Boxes decide unless both detections have non-empty masks.
-        let (Some(mk), Some(mi)) = (self.bits(dets, k), self.bits(dets, i)) else {
+        let (Some(mk), Some(mi)) = (self.usable_mask(dets, k), self.usable_mask(dets, i)) else {
             return overlap_is_duplicate(inter_box as f64, bk.area() as f64, bi.area() as f64, cfg);
         };
+        // Bounds of the pixel counts that need no rendering (see `Mask::intersection_bounds`)
+        // settle most pairs; the others are counted exactly.
+        if self.use_bounds
+            && let Some(inter) = mk.intersection_bounds(mi)
+            && let Some(dup) = decide_from_bounds(inter, mk.area_bounds(), mi.area_bounds(), cfg)
+        {
+            return dup;
+        }
+        let (mk, mi) = (mk.bits(), mi.bits());
         let (ak, ai) = (mk.area() as f64, mi.area() as f64);
         // Both tests grow with the intersection (IEEE division and subtraction are monotonic), so
         // when even its upper bound passes neither, the exact count cannot either.
@@ -151,6 +181,31 @@ impl Deduper {
         }
         overlap_is_duplicate(mk.intersection(mi) as f64, ak, ai, cfg)
     }
+}
+
+/// The duplicate test from bounds `(lo, hi)` of the intersection and of the two (non-zero)
+/// areas: `Some(result)` when every count within the bounds gives the same result, else `None`.
+///
+/// Both ratios grow with the intersection and shrink as either area grows, and the exact test
+/// computes them from integers with one correctly rounded division each, so evaluating them at
+/// the most favourable and the least favourable corner of the bounds brackets the exact values.
+fn decide_from_bounds(inter: (u64, u64), a: (u64, u64), b: (u64, u64), cfg: &DedupConfig) -> Option<bool> {
+    let (a_lo, b_lo) = (a.0.max(1), b.0.max(1));
+    let i_hi = inter.1.min(a.1).min(b.1);
+    // Upper bounds: the largest intersection over the smallest areas (a union below the
+    // intersection cannot happen for exact counts; then nothing is settled from above).
+    let union_lo = a_lo + b_lo;
+    let iou_hi = if union_lo > i_hi { i_hi as f64 / (union_lo - i_hi) as f64 } else { f64::INFINITY };
+    let contained_hi = i_hi as f64 / a_lo.min(b_lo) as f64;
+    if !(iou_hi > cfg.mask_iou as f64 || contained_hi > cfg.containment as f64) {
+        return Some(false);
+    }
+    // Lower bounds: the smallest intersection over the largest areas.
+    let i_lo = inter.0;
+    if i_lo > 0 && overlap_is_duplicate(i_lo as f64, a.1 as f64, b.1 as f64, cfg) {
+        return Some(true);
+    }
+    None
 }
 
 /// Area of the intersection of two boxes (0 when they do not overlap).
@@ -472,5 +527,41 @@ mod tests {
         assert!(e.contains("dedup.containment"), "{e}");
         let e = DedupConfig { mask_iou: -0.1, ..on() }.validate().unwrap_err().to_string();
         assert!(e.contains("dedup.mask_iou"), "{e}");
+    }
+
+    /// Issue 9: settling mask pairs from pixel-count bounds before rendering keeps exactly the
+    /// detections that exact counting keeps, on random busy frames of FastSAM-like lazy masks
+    /// (near-duplicates of a few objects) and several thresholds, and renders fewer masks.
+    #[test]
+    fn bounds_keep_the_same_detections_as_exact_counts() {
+        use crate::model::masks::testing::busy_detections;
+        let mut rng = crate::test_rng::Rng(0xdede_9b0d5);
+        let (mut rendered_new, mut rendered_ref, mut kept, mut total) = (0, 0, 0, 0);
+        for case in 0..120 {
+            let cfg = DedupConfig {
+                enabled: true,
+                mask_iou: [0.5, 0.3, 0.7, 0.9, 0.0][case % 5],
+                containment: [0.8, 0.6, 0.95, 1.0][case % 4],
+            };
+            let n = 5 + rng.below(40) as usize;
+            let seed = rng.below(u32::MAX);
+            // The same frame twice, each with its own lazy masks.
+            let dets_new = busy_detections(&mut crate::test_rng::Rng(seed as u64), n);
+            let dets_ref = busy_detections(&mut crate::test_rng::Rng(seed as u64), n);
+            let (mut keep_new, mut keep_ref) = (Vec::new(), Vec::new());
+            Deduper::new().run(&dets_new, &cfg, &mut keep_new);
+            Deduper::exact().run(&dets_ref, &cfg, &mut keep_ref);
+            assert_eq!(keep_new, keep_ref, "case {case} ({n} detections, {cfg:?})");
+            let rendered =
+                |d: &[Detection]| d.iter().filter(|d| d.mask.as_ref().is_some_and(Mask::is_rendered)).count();
+            rendered_new += rendered(&dets_new);
+            rendered_ref += rendered(&dets_ref);
+            kept += keep_ref.len();
+            total += n;
+        }
+        eprintln!("kept {kept} of {total}; rendered {rendered_new} with bounds, {rendered_ref} without");
+        // Suppression happens, and the bounds spare most renders.
+        assert!(kept * 2 < total, "kept {kept} of {total}");
+        assert!(rendered_new * 2 < rendered_ref, "rendered {rendered_new} with bounds, {rendered_ref} without");
     }
 }
