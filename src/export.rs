@@ -131,11 +131,105 @@ impl GapFiller {
     }
 }
 
-#[derive(Serialize)]
-struct JsonFrame<'a> {
-    frame: u64,
-    pts: Option<f64>,
-    objects: &'a [ExportObject],
+/// A frame's JSON line (without the newline), appended to `buf`: the bytes serde_json writes for
+/// `{"frame":..,"pts":..,"objects":[..]}` with the objects' derived [`Serialize`], written by hand
+/// (floats still formatted by serde_json), so that the RLE counts, most of the bytes, are one
+/// tight loop into the buffer instead of serde's writes per element.
+fn json_line(buf: &mut Vec<u8>, frame: u64, pts: Option<f64>, objects: &[ExportObject]) -> serde_json::Result<()> {
+    buf.extend_from_slice(b"{\"frame\":");
+    push_u64(buf, frame);
+    buf.extend_from_slice(b",\"pts\":");
+    serde_json::to_writer(&mut *buf, &pts)?;
+    buf.extend_from_slice(b",\"objects\":[");
+    for (i, o) in objects.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"id\":");
+        push_u64(buf, o.id);
+        buf.extend_from_slice(b",\"bbox\":[");
+        for (k, v) in o.bbox.iter().enumerate() {
+            if k > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut *buf, v)?;
+        }
+        buf.extend_from_slice(b"],\"score\":");
+        serde_json::to_writer(&mut *buf, &o.score)?;
+        buf.extend_from_slice(b",\"class_id\":");
+        push_u64(buf, o.class_id as u64);
+        if let Some(rle) = &o.rle {
+            buf.extend_from_slice(b",\"rle\":{\"size\":[");
+            push_u64(buf, rle.size[0] as u64);
+            buf.push(b',');
+            push_u64(buf, rle.size[1] as u64);
+            buf.extend_from_slice(b"],\"counts\":");
+            push_counts(buf, &rle.counts);
+            buf.push(b'}');
+        }
+        if o.interpolated {
+            buf.extend_from_slice(b",\"interpolated\":true");
+        }
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(())
+}
+
+/// Two decimal digits of each number below 100.
+const DIGITS2: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Write `v` in decimal into `out` at `p` (room for its digits needed); returns the end.
+#[inline]
+fn put_decimal(out: &mut [u8], p: usize, mut v: u64) -> usize {
+    let end = p + v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut q = end;
+    while v >= 100 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        q -= 2;
+        out[q..q + 2].copy_from_slice(&DIGITS2[d..d + 2]);
+    }
+    if v >= 10 {
+        let d = v as usize * 2;
+        out[q - 2..q].copy_from_slice(&DIGITS2[d..d + 2]);
+    } else {
+        out[q - 1] = b'0' + v as u8;
+    }
+    end
+}
+
+fn push_u64(buf: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; 20];
+    let n = put_decimal(&mut tmp, 0, v);
+    buf.extend_from_slice(&tmp[..n]);
+}
+
+/// `[c0,c1,..]` (as serde_json writes a `Vec<u32>`).
+fn push_counts(buf: &mut Vec<u8>, counts: &[u32]) {
+    if counts.is_empty() {
+        buf.extend_from_slice(b"[]");
+        return;
+    }
+    // Room for 10 digits and a comma per count, trimmed after.
+    let start = buf.len();
+    buf.resize(start + 1 + 11 * counts.len(), 0);
+    let out = &mut buf[start..];
+    out[0] = b'[';
+    let mut p = 1;
+    for &c in counts {
+        p = put_decimal(out, p, c as u64);
+        out[p] = b',';
+        p += 1;
+    }
+    // the last comma closes the array
+    out[p - 1] = b']';
+    buf.truncate(start + p);
 }
 
 /// The path that means standard output: JSON Lines (or MOT rows) for another program to follow
@@ -200,6 +294,8 @@ pub struct TrackWriter {
     json: Option<Out>,
     frames: u64,
     line: String,
+    /// The JSON line being written (reused).
+    json_line: Vec<u8>,
 }
 
 impl TrackWriter {
@@ -210,6 +306,7 @@ impl TrackWriter {
             json: json.map(Out::create).transpose()?,
             frames: 0,
             line: String::new(),
+            json_line: Vec::new(),
         })
     }
 
@@ -244,9 +341,11 @@ impl TrackWriter {
             out.w.write_all(self.line.as_bytes()).map_err(|e| out.err(e))?;
         }
         if let Some(out) = &mut self.json {
-            let rec = JsonFrame { frame, pts: pts.map(|d| d.as_secs_f64()), objects };
-            serde_json::to_writer(&mut out.w, &rec).map_err(|e| out.err(e.into()))?;
-            out.w.write_all(b"\n").map_err(|e| out.err(e))?;
+            let buf = &mut self.json_line;
+            buf.clear();
+            json_line(buf, frame, pts.map(|d| d.as_secs_f64()), objects).map_err(|e| out.err(e.into()))?;
+            buf.push(b'\n');
+            out.w.write_all(buf).map_err(|e| out.err(e))?;
         }
         self.frames += 1;
         if self.frames.is_multiple_of(FLUSH_EVERY) {
@@ -283,6 +382,109 @@ impl TrackWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
+
+    /// How the JSON lines were written before [`json_line`]: serde_json on this record (the
+    /// reference the hand-written line must equal byte for byte).
+    #[derive(Serialize)]
+    struct JsonFrame<'a> {
+        frame: u64,
+        pts: Option<f64>,
+        objects: &'a [ExportObject],
+    }
+
+    fn reference_line(frame: u64, pts: Option<Duration>, objects: &[ExportObject]) -> Vec<u8> {
+        let rec = JsonFrame { frame, pts: pts.map(|d| d.as_secs_f64()), objects };
+        let mut v = serde_json::to_vec(&rec).unwrap();
+        v.push(b'\n');
+        v
+    }
+
+    /// An integer with every decimal length, the extremes included.
+    fn random_int(rng: &mut Rng, max: u64) -> u64 {
+        let v = match rng.below(6) {
+            0 => rng.below(10) as u64,
+            1 => rng.next() % 1000,
+            2 => 10u64.saturating_pow(rng.below(20)).saturating_sub(rng.below(2) as u64),
+            3 => max - rng.below(3) as u64,
+            _ => rng.next() >> rng.below(64),
+        };
+        v.min(max)
+    }
+
+    fn random_float(rng: &mut Rng) -> f32 {
+        match rng.below(4) {
+            0 => rng.special(),
+            1 => (rng.below(20000) as f32 - 5000.0) / 4.0,
+            _ => rng.unit() * 2000.0,
+        }
+    }
+
+    fn random_object(rng: &mut Rng) -> ExportObject {
+        let rle = (rng.below(4) != 0).then(|| {
+            let n = match rng.below(5) {
+                0 => rng.below(3),
+                _ => rng.below(400),
+            };
+            let size = [random_int(rng, u32::MAX as u64) as u32, random_int(rng, u32::MAX as u64) as u32];
+            Rle { size, counts: (0..n).map(|_| random_int(rng, u32::MAX as u64) as u32).collect() }
+        });
+        ExportObject {
+            id: random_int(rng, u64::MAX),
+            bbox: std::array::from_fn(|_| random_float(rng)),
+            score: random_float(rng),
+            class_id: random_int(rng, u32::MAX as u64) as u32,
+            rle,
+            interpolated: rng.below(3) == 0,
+        }
+    }
+
+    #[test]
+    fn json_lines_equal_serde_json_on_random_frames() {
+        let mut rng = Rng(0x1150_0b1e_c7a5_0001);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut w = TrackWriter::create(None, Some(&path)).unwrap();
+        let mut want = Vec::new();
+        let mut buf = Vec::new();
+        for case in 0..600u64 {
+            let frame = if case % 7 == 0 { random_int(&mut rng, u64::MAX) } else { case + 1 };
+            let pts = match rng.below(4) {
+                0 => None,
+                1 => Some(Duration::from_nanos(rng.next())),
+                2 => Some(Duration::new(rng.next(), rng.below(1_000_000_000))),
+                _ => Some(Duration::from_millis(40 * case)),
+            };
+            let objects: Vec<ExportObject> = (0..rng.below(6)).map(|_| random_object(&mut rng)).collect();
+            let line = reference_line(frame, pts, &objects);
+            buf.clear();
+            json_line(&mut buf, frame, pts.map(|d| d.as_secs_f64()), &objects).unwrap();
+            buf.push(b'\n');
+            assert_eq!(String::from_utf8_lossy(&buf), String::from_utf8_lossy(&line), "case {case}: {objects:?}");
+            w.write_frame(frame, pts, &objects).unwrap();
+            want.extend_from_slice(&line);
+        }
+        w.finish().unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "the file differs from serde_json's lines");
+    }
+
+    #[test]
+    fn decimal_digits_equal_display() {
+        let mut rng = Rng(99);
+        let mut vals: Vec<u64> = (0..20)
+            .flat_map(|k| {
+                let p = 10u64.saturating_pow(k);
+                [p.saturating_sub(1), p, p.saturating_add(1)]
+            })
+            .collect();
+        vals.extend((0..2000).map(|_| rng.next() >> rng.below(64)));
+        vals.push(u64::MAX);
+        for v in vals {
+            let mut buf = Vec::new();
+            push_u64(&mut buf, v);
+            assert_eq!(String::from_utf8(buf).unwrap(), v.to_string());
+        }
+    }
 
     #[test]
     fn writes_both_formats() {

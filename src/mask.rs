@@ -182,61 +182,10 @@ impl RoiBitmap {
         }
         bm
     }
-    /// COCO uncompressed RLE at the image's own size, in O(img_w + ROI area / 8 + perimeter).
-    ///
-    /// One row-major pass finds where each column changes value (rows compared with the row above,
-    /// 8 pixels at a time); the runs of every column follow from its change rows.
+    /// COCO uncompressed RLE at the image's own size: the rows packed as bits ([`RowBits`]), then
+    /// [`RowBits::to_rle`].
     pub fn to_rle(&self) -> Rle {
-        let r = self.rect;
-        let h = self.img_h;
-        let mut enc = RleEncoder::new();
-        if r.is_empty() {
-            for _ in 0..self.img_w {
-                enc.push(false, h);
-            }
-            return enc.finish(self.img_h, self.img_w);
-        }
-        let w = r.w as usize;
-        // (column, row) of every value change, rows in increasing order; row r.h closes the
-        // columns still set in the last row.
-        let mut changes: Vec<(u32, u32)> = Vec::new();
-        let mut prev: &[u8] = &[];
-        for yy in 0..=r.h as usize {
-            let cur: &[u8] = if yy < r.h as usize { &self.data[yy * w..(yy + 1) * w] } else { &[] };
-            push_changes(prev, cur, w, yy as u32, &mut changes);
-            prev = cur;
-        }
-        // Counting sort by column (stable: rows stay increasing within a column).
-        let mut start = vec![0u32; w + 1];
-        for &(x, _) in &changes {
-            start[x as usize + 1] += 1;
-        }
-        for i in 0..w {
-            start[i + 1] += start[i];
-        }
-        let mut rows = vec![0u32; changes.len()];
-        let mut fill = start.clone();
-        for &(x, y) in &changes {
-            rows[fill[x as usize] as usize] = y;
-            fill[x as usize] += 1;
-        }
-        for x in 0..self.img_w {
-            if x < r.x || x >= r.right() {
-                enc.push(false, h);
-                continue;
-            }
-            let col = (x - r.x) as usize;
-            enc.push(false, r.y);
-            let (mut v, mut pos) = (false, 0u32);
-            for &y in &rows[start[col] as usize..start[col + 1] as usize] {
-                enc.push(v, y - pos);
-                v = !v;
-                pos = y;
-            }
-            enc.push(false, r.h - pos);
-            enc.push(false, h - r.bottom());
-        }
-        enc.finish(self.img_h, self.img_w)
+        RowBits::from_roi(self).to_rle(self.img_w, self.img_h)
     }
 }
 
@@ -288,21 +237,79 @@ fn load8(b: &[u8]) -> u64 {
     }
 }
 
-/// Append `(column, y)` for every column whose non-zero-ness differs between `prev` and `cur`
-/// (rows of `w` bytes; an empty slice is a row of zeros).
-fn push_changes(prev: &[u8], cur: &[u8], w: usize, y: u32, out: &mut Vec<(u32, u32)>) {
-    let mut x = 0;
-    while x < w {
-        let n = (w - x).min(8);
-        let a = if prev.is_empty() { 0 } else { nonzero_bits8(load8(&prev[x..x + n])) };
-        let b = if cur.is_empty() { 0 } else { nonzero_bits8(load8(&cur[x..x + n])) };
-        let mut d = a ^ b;
-        while d != 0 {
-            let i = d.trailing_zeros();
-            out.push((x as u32 + i, y));
-            d &= d - 1;
+impl RowBits {
+    /// COCO uncompressed RLE of this mask in an `img_w x img_h` image (which must contain
+    /// [`RowBits::rect`]), in O(img_w + ROI area / 64 + runs) word operations.
+    ///
+    /// The ROI's rows are cut into blocks of 64 x 64 pixels, each transposed as a 64 x 64 bit
+    /// matrix (all-zero and all-one blocks skipped), so that every column of a block is one word
+    /// per 64 rows; the runs of a column follow from where its bits change (a trailing-zeros scan).
+    pub fn to_rle(&self, img_w: u32, img_h: u32) -> Rle {
+        let mut counts = Vec::new();
+        let mut enc = RunEncoder::new(&mut counts);
+        let r = self.rect;
+        if r.is_empty() || self.nw == 0 {
+            enc.zero_columns(img_w, img_h);
+            enc.end();
+            return Rle { size: [img_h, img_w], counts };
         }
-        x += n;
+        enc.zero_columns(r.x, img_h);
+        let (rh, nw) = (r.h as usize, self.nw as usize);
+        let blocks = rh.div_ceil(64);
+        let below = img_h - r.bottom();
+        // Column words of one word column: block j's 64 words at 64 * j, word i = column i.
+        let mut cols = vec![0u64; blocks * 64];
+        for k in 0..nw {
+            for (j, block) in cols.chunks_exact_mut(64).enumerate() {
+                let rows = (rh - 64 * j).min(64);
+                let (mut any, mut all) = (0u64, u64::MAX);
+                for (i, d) in block.iter_mut().enumerate() {
+                    let v = if i < rows { self.words[(64 * j + i) * nw + k] } else { 0 };
+                    *d = v;
+                    any |= v;
+                    all &= v;
+                }
+                if any == 0 || all == u64::MAX {
+                    // already its own transpose (all zero, or all one over 64 rows)
+                    continue;
+                }
+                if let Ok(b) = <&mut [u64; 64]>::try_from(block) {
+                    transpose64(b);
+                }
+            }
+            let c0 = (self.w0 + k as u32) * 64;
+            let (lo, hi) = (r.x.max(c0) - c0, r.right().min(c0 + 64) - c0);
+            for i in lo as usize..hi as usize {
+                enc.zeros(r.y);
+                for j in 0..blocks {
+                    enc.bits(cols[64 * j + i], (rh - 64 * j).min(64) as u32);
+                }
+                enc.zeros(below);
+            }
+        }
+        enc.zero_columns(img_w - r.right(), img_h);
+        enc.end();
+        Rle { size: [img_h, img_w], counts }
+    }
+}
+
+/// Transpose a 64 x 64 bit matrix in place: bit `c` of word `r` <-> bit `r` of word `c`
+/// (swaps of ever smaller blocks, as in Hacker's Delight 7-3).
+#[inline]
+fn transpose64(a: &mut [u64; 64]) {
+    let mut j = 32usize;
+    let mut m: u64 = 0x0000_0000_ffff_ffff;
+    while j != 0 {
+        let mut k = 0usize;
+        while k < 64 {
+            // the high `j` bits of each 2j-bit group of row k <-> the low ones of row k + j
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
     }
 }
 
@@ -601,6 +608,64 @@ impl RleEncoder {
     }
 }
 
+/// Builds COCO counts from pixels in column-major order, zero runs or up to 64 pixels at a time
+/// (the same counts as [`RleEncoder`]).
+struct RunEncoder<'a> {
+    counts: &'a mut Vec<u32>,
+    cur: bool,
+    run: u32,
+}
+
+impl<'a> RunEncoder<'a> {
+    /// Start at the image's first pixel (`counts` cleared).
+    fn new(counts: &'a mut Vec<u32>) -> Self {
+        counts.clear();
+        Self { counts, cur: false, run: 0 }
+    }
+    /// The next `n` pixels are zeros.
+    #[inline]
+    fn zeros(&mut self, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.cur {
+            self.counts.push(self.run);
+            self.cur = false;
+            self.run = 0;
+        }
+        self.run += n;
+    }
+    /// `n` columns of `h` zeros.
+    fn zero_columns(&mut self, n: u32, h: u32) {
+        for _ in 0..n {
+            self.zeros(h);
+        }
+    }
+    /// The next `n` pixels (1..=64), pixel `i` = bit `i` of `c` (no bit set at `n` or above).
+    #[inline]
+    fn bits(&mut self, c: u64, n: u32) {
+        // bit p set where pixel p differs from the one before (pixel -1: the current value)
+        let mut t = c ^ ((c << 1) | self.cur as u64);
+        if n < 64 {
+            t &= (1u64 << n) - 1;
+        }
+        let mut last = 0u32;
+        while t != 0 {
+            let p = t.trailing_zeros();
+            self.counts.push(self.run + (p - last));
+            self.run = 0;
+            last = p;
+            t &= t - 1;
+        }
+        self.run += n - last;
+        self.cur = (c >> (n - 1)) & 1 != 0;
+    }
+    /// Close the last run.
+    fn end(self) {
+        self.counts.push(self.run);
+    }
+}
+
 /// A deferred mask: renders its pixels (at the original image size) on demand.
 pub trait MaskSource: Send + Sync + fmt::Debug {
     /// `(width, height)` of the image the mask belongs to.
@@ -848,6 +913,79 @@ mod tests {
         enc.finish(roi.img_h, roi.img_w)
     }
 
+    /// The row-major change-list encoder [`RoiBitmap::to_rle`] used before the bit-matrix
+    /// transposition of [`RowBits::to_rle`]: the second reference the fast one must equal.
+    fn to_rle_changes_reference(roi: &RoiBitmap) -> Rle {
+        let r = roi.rect;
+        let h = roi.img_h;
+        let mut enc = RleEncoder::new();
+        if r.is_empty() {
+            for _ in 0..roi.img_w {
+                enc.push(false, h);
+            }
+            return enc.finish(roi.img_h, roi.img_w);
+        }
+        let w = r.w as usize;
+        // (column, row) of every value change, rows in increasing order; row r.h closes the
+        // columns still set in the last row.
+        let mut changes: Vec<(u32, u32)> = Vec::new();
+        let mut prev: &[u8] = &[];
+        for yy in 0..=r.h as usize {
+            let cur: &[u8] = if yy < r.h as usize { &roi.data[yy * w..(yy + 1) * w] } else { &[] };
+            push_changes(prev, cur, w, yy as u32, &mut changes);
+            prev = cur;
+        }
+        // Counting sort by column (stable: rows stay increasing within a column).
+        let mut start = vec![0u32; w + 1];
+        for &(x, _) in &changes {
+            start[x as usize + 1] += 1;
+        }
+        for i in 0..w {
+            start[i + 1] += start[i];
+        }
+        let mut rows = vec![0u32; changes.len()];
+        let mut fill = start.clone();
+        for &(x, y) in &changes {
+            rows[fill[x as usize] as usize] = y;
+            fill[x as usize] += 1;
+        }
+        for x in 0..roi.img_w {
+            if x < r.x || x >= r.right() {
+                enc.push(false, h);
+                continue;
+            }
+            let col = (x - r.x) as usize;
+            enc.push(false, r.y);
+            let (mut v, mut pos) = (false, 0u32);
+            for &y in &rows[start[col] as usize..start[col + 1] as usize] {
+                enc.push(v, y - pos);
+                v = !v;
+                pos = y;
+            }
+            enc.push(false, r.h - pos);
+            enc.push(false, h - r.bottom());
+        }
+        enc.finish(roi.img_h, roi.img_w)
+    }
+
+    /// Append `(column, y)` for every column whose non-zero-ness differs between `prev` and `cur`
+    /// (rows of `w` bytes; an empty slice is a row of zeros).
+    fn push_changes(prev: &[u8], cur: &[u8], w: usize, y: u32, out: &mut Vec<(u32, u32)>) {
+        let mut x = 0;
+        while x < w {
+            let n = (w - x).min(8);
+            let a = if prev.is_empty() { 0 } else { nonzero_bits8(load8(&prev[x..x + n])) };
+            let b = if cur.is_empty() { 0 } else { nonzero_bits8(load8(&cur[x..x + n])) };
+            let mut d = a ^ b;
+            while d != 0 {
+                let i = d.trailing_zeros();
+                out.push((x as u32 + i, y));
+                d &= d - 1;
+            }
+            x += n;
+        }
+    }
+
     use crate::test_rng::Rng;
 
     /// A random ROI mask of a `w x h` image: noise of the given density, or a blob (disc with a
@@ -893,6 +1031,93 @@ mod tests {
             let full = roi.to_full();
             let full01 = Bitmap { data: full.data.iter().map(|&v| (v != 0) as u8).collect(), ..full };
             assert_eq!(full01.to_rle(), want, "case {case}");
+        }
+    }
+
+    /// A ROI mask of a `w x h` image for the RLE equivalence tests: [`random_roi`], or an edge
+    /// case: empty (with or without a ROI), full (the whole image, or a ROI of whole 64 x 64
+    /// blocks), one pixel wide or high, a single pixel, or a ROI touching two image borders.
+    fn rle_case(rng: &mut Rng, w: u32, h: u32) -> RoiBitmap {
+        let filled =
+            |rect: PixelRect, v: u8| RoiBitmap { img_w: w, img_h: h, rect, data: vec![v; rect.area() as usize] };
+        let random_in = |rng: &mut Rng, rect: PixelRect| {
+            let data = (0..rect.area()).map(|_| [0u8, 1, 1, 255][rng.below(4) as usize]).collect();
+            RoiBitmap { img_w: w, img_h: h, rect, data }
+        };
+        match rng.below(12) {
+            0 => RoiBitmap::empty(w, h),
+            1 => filled(PixelRect::new(rng.below(w), rng.below(h), 0, 0), 1),
+            2 => filled(PixelRect::new(0, 0, w, h), 1),
+            3 => {
+                let (bw, bh) = ((w / 64).max(1) * 64, (h / 64).max(1) * 64);
+                let (x, y) = (rng.below(w.saturating_sub(bw) + 1), rng.below(h.saturating_sub(bh) + 1));
+                filled(PixelRect::new(x, y, bw.min(w - x), bh.min(h - y)), 1)
+            }
+            4 => {
+                let x = rng.below(w);
+                random_in(rng, PixelRect::new(x, 0, 1, h))
+            }
+            5 => {
+                let y = rng.below(h);
+                random_in(rng, PixelRect::new(0, y, w, 1))
+            }
+            6 => filled(PixelRect::new(rng.below(w), rng.below(h), 1, 1), 1),
+            7 => {
+                // touching the right and bottom borders (or the left and top ones)
+                let (x, y) = (rng.below(w), rng.below(h));
+                let rect = if rng.below(2) == 0 {
+                    PixelRect::new(x, y, w - x, h - y)
+                } else {
+                    PixelRect::new(0, 0, x + 1, y + 1)
+                };
+                let mut roi = random_in(rng, rect);
+                if rng.below(2) == 0 {
+                    roi.data.fill(1);
+                }
+                roi
+            }
+            _ => random_roi(rng, w, h),
+        }
+    }
+
+    #[test]
+    fn transposed_rle_equals_change_list_reference_on_random_masks() {
+        let mut rng = Rng(0x7a45_05ed_b175_0001);
+        for case in 0..1500 {
+            // sizes across 64-pixel blocks both ways, and tiny ones
+            let (w, h) = if case % 5 == 0 {
+                (1 + rng.below(4), 1 + rng.below(4))
+            } else {
+                (1 + rng.below(300), 1 + rng.below(200))
+            };
+            let roi = rle_case(&mut rng, w, h);
+            let want = to_rle_changes_reference(&roi);
+            assert_eq!(want, to_rle_reference(&roi), "case {case}: the references disagree");
+            let what = format!("case {case}: {w}x{h} rect {:?}", roi.rect);
+            assert_eq!(roi.to_rle(), want, "{what}: RoiBitmap::to_rle");
+            // the cached bits of a mask
+            let m = Mask::from_roi(roi.clone());
+            assert_eq!(m.bits().to_rle(w, h), want, "{what}: RowBits::to_rle");
+            assert_eq!(want.counts.iter().map(|&c| c as u64).sum::<u64>(), w as u64 * h as u64);
+        }
+    }
+
+    #[test]
+    fn transpose64_swaps_rows_and_columns() {
+        let mut rng = Rng(0x0b17_7a45_0000_0042);
+        for _ in 0..50 {
+            let a: [u64; 64] = std::array::from_fn(|_| match rng.below(4) {
+                0 => 0,
+                1 => u64::MAX,
+                _ => rng.next(),
+            });
+            let mut t = a;
+            transpose64(&mut t);
+            for (r, &row) in a.iter().enumerate() {
+                for (c, &col) in t.iter().enumerate() {
+                    assert_eq!((col >> r) & 1, (row >> c) & 1, "row {r} column {c}");
+                }
+            }
         }
     }
 

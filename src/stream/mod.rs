@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use io::{FrameSink, FrameSource, ResultSink};
 
 use crate::export::ExportObject;
-use crate::mask::Mask;
+use crate::mask::{Mask, Rle};
 use crate::model::ModelError;
 use crate::model::prompt::{Prompt, select};
 use crate::overlay::OverlayItem;
@@ -147,13 +147,22 @@ impl FrameResult {
     }
 
     /// What to export, into a reused buffer; mask RLEs only when `with_masks`.
+    ///
+    /// The RLEs are [`Mask::to_rle`]'s, encoded from the masks' cached bits ([`Mask::bits`],
+    /// packed while rendering) rather than from their bytes.
     pub fn export_objects(&self, with_masks: bool, out: &mut Vec<ExportObject>) {
         out.clear();
         out.extend(self.tracks.iter().map(|t| {
-            let rle = if with_masks { self.mask_of(t).map(Mask::to_rle) } else { None };
+            let rle = if with_masks { self.mask_of(t).map(mask_rle) } else { None };
             ExportObject::new(t.track_id, &t.bbox, t.score, t.class_id, rle)
         }));
     }
+}
+
+/// [`Mask::to_rle`] from the mask's packed bits.
+fn mask_rle(m: &Mask) -> Rle {
+    let roi = m.roi();
+    m.bits().to_rle(roi.img_w, roi.img_h)
 }
 
 /// One stream's tracker, prompt and followed IDs (see the module docs).
@@ -400,6 +409,52 @@ mod tests {
         }
         let c = calls.lock().unwrap().clone();
         (followed, c)
+    }
+
+    #[test]
+    fn exported_rles_equal_full_frame_encoding() {
+        use crate::mask::{PixelRect, RoiBitmap};
+        let mut rng = crate::test_rng::Rng(0xe4b0_47f5_0000_0007);
+        let mut out = Vec::new();
+        for frame in 0..40u64 {
+            let (w, h) = (1 + rng.below(200), 1 + rng.below(150));
+            let n = rng.below(6) as usize;
+            let detections: Vec<Detection> = (0..n)
+                .map(|_| {
+                    let (x, y) = (rng.below(w), rng.below(h));
+                    let rect = PixelRect::new(x, y, rng.below(w - x + 1), rng.below(h - y + 1));
+                    let data = (0..rect.area()).map(|_| (rng.below(3) != 0) as u8).collect();
+                    let mask =
+                        (rng.below(5) != 0).then(|| Mask::from_roi(RoiBitmap { img_w: w, img_h: h, rect, data }));
+                    Detection {
+                        bbox: BBox::new(x as f32, y as f32, x as f32 + 3.0, y as f32 + 4.0),
+                        score: 0.5,
+                        class_id: 0,
+                        mask,
+                    }
+                })
+                .collect();
+            // one track per detection, and one whose detection is gone (no mask)
+            let tracks: Vec<TrackedObject> = (0..=n)
+                .map(|i| TrackedObject {
+                    track_id: i as u64 + 1,
+                    bbox: BBox::new(0.0, 0.0, 1.0, 1.0),
+                    score: 0.5,
+                    class_id: 0,
+                    det_index: i,
+                })
+                .collect();
+            let r = FrameResult { meta: FrameMeta { index: frame, pts: None }, detections, tracks };
+            r.export_objects(true, &mut out);
+            assert_eq!(out.len(), n + 1);
+            for (o, t) in out.iter().zip(&r.tracks) {
+                let want = r.mask_of(t).map(|m| m.roi().to_full().to_rle());
+                assert_eq!(o.rle, want, "frame {frame}, track {}", t.track_id);
+            }
+            r.export_objects(false, &mut out);
+            assert!(out.iter().all(|o| o.rle.is_none()));
+            r.export_objects(true, &mut out);
+        }
     }
 
     #[test]
