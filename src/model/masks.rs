@@ -952,7 +952,7 @@ pub(crate) mod testing {
     /// A retina=false frame (random original and input sizes, smooth or noisy prototypes) with
     /// `n` detections: near-copies of a few objects (coefficients and boxes jittered), so that
     /// their masks overlap as FastSAM's duplicates do, with random scores and original-size boxes.
-    pub(crate) fn busy_frame(rng: &mut Rng, n: usize) -> (Arc<FrameGeometry>, Vec<(Arc<ProtoMask>, BBox, f32)>) {
+    pub(crate) fn busy_frame(rng: &mut Rng, n: usize) -> Vec<(Arc<ProtoMask>, BBox, f32)> {
         let (iw, ih) = (32 * (2 + rng.below(9)), 32 * (2 + rng.below(9)));
         let (mw, mh) = ((iw / 4) as usize, (ih / 4) as usize);
         let nm = 8;
@@ -986,7 +986,7 @@ pub(crate) mod testing {
             })
             .collect();
         let to_orig = |v: f32, pad: u32| ((v - pad as f32) as f64 / lb.ratio) as f32;
-        let dets = (0..n)
+        (0..n)
             .map(|_| {
                 let (c, b) = &objects[rng.below(objects.len() as u32) as usize];
                 let jitter = [0.0, 0.05, 0.3][rng.below(3) as usize];
@@ -1002,14 +1002,12 @@ pub(crate) mod testing {
                 let obox = BBox::new(to_orig(ib.x1, l), to_orig(ib.y1, t), to_orig(ib.x2, l), to_orig(ib.y2, t));
                 (Arc::new(ProtoMask::new(geom.clone(), &coeffs, &ib, &obox)), obox, rng.fraction())
             })
-            .collect();
-        (geom, dets)
+            .collect()
     }
 
     /// [`busy_frame`] as detections with lazily rendered masks.
     pub(crate) fn busy_detections(rng: &mut Rng, n: usize) -> Vec<Detection> {
         busy_frame(rng, n)
-            .1
             .into_iter()
             .map(|(m, bbox, score)| Detection {
                 bbox,
@@ -1317,11 +1315,11 @@ mod tests {
     /// retina masks get none.
     #[test]
     fn coarse_bounds_hold_for_rendered_masks() {
-        let mut rng = Rng(0xb0d5_0f_c0a25e);
+        let mut rng = Rng(0xb0d5_0fc0_a25e);
         let (mut inter_lo, mut inter_exact, mut slack, mut total) = (0u64, 0u64, 0u64, 0u64);
         let mut prev: Option<Arc<ProtoMask>> = None;
         for case in 0..150 {
-            let (_, dets) = testing::busy_frame(&mut rng, 6);
+            let dets = testing::busy_frame(&mut rng, 6);
             let exact: Vec<RowBits> = dets.iter().map(|(m, _, _)| m.orig_mask_with_bits().1).collect();
             for (i, (m, _, _)) in dets.iter().enumerate() {
                 let (lo, hi) = m.area_bounds();
