@@ -33,8 +33,8 @@ pub(super) fn supported(thickness: i32) -> bool {
     thickness == 1 || thickness == 2
 }
 
-/// Margin of the scratch canvas around the contour points' bounds: every drawn pixel lies
-/// within one pixel (Chebyshev distance) of a chain pixel.
+/// Margin around the contour points' bounds: every drawn pixel lies within one pixel (Chebyshev
+/// distance) of a chain pixel.
 const PAD: i32 = 1;
 
 /// Closed contours, stored one after another.
@@ -63,12 +63,9 @@ impl Contours {
     }
 }
 
-/// Paints outlines, straight into the frame or, near the image border, through a scratch canvas
-/// that it keeps between calls.
+/// Paints outlines straight into the frame (clipped to the image near its border).
 #[derive(Debug, Default)]
-pub(super) struct ContourPainter {
-    canvas: Vec<u8>,
-}
+pub(super) struct ContourPainter {}
 
 impl ContourPainter {
     /// Draw the closed `contours` (points in image coordinates, all inside `bounds`, every step
@@ -76,6 +73,7 @@ impl ContourPainter {
     /// [`supported`]) onto the packed 3-byte pixels of `img` (`width` x `height`, rows `stride`
     /// bytes apart), clipped to the image.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(super) fn paint(
         &mut self,
         img: &mut [u8],
@@ -96,56 +94,19 @@ impl ContourPainter {
         let ch = bounds.h as i32 + 2 * PAD;
         debug_assert!(valid(contours, bounds), "contours outside their bounds or off the chain directions");
         let (w, h) = (width as i32, height as i32);
+        let row = stride as isize;
         if x0 >= 0 && y0 >= 0 && x0 + cw <= w && y0 + ch <= h {
-            // Everything drawn lies inside the image: write the colour straight into it (the
-            // same colour over and over where stamps overlap).
-            walk(contours, thickness, 0, stride as isize, 3, |i| img[i..i + 3].copy_from_slice(&color));
+            // Everything drawn lies inside the image: no clipping (the same colour over and over
+            // where stamps overlap).
+            walk(contours, thickness, row, |i, _, _| img[i as usize..i as usize + 3].copy_from_slice(&color));
             return;
         }
-        // Near the image border: mark a canvas, then copy what lies inside the image.
-        self.canvas.clear();
-        self.canvas.resize((cw * ch) as usize, 0);
-        let canvas = &mut self.canvas;
-        walk(contours, thickness, -((y0 * cw + x0) as isize), cw as isize, 1, |i| canvas[i] = 1);
-        // Copy the canvas onto the image, clipped to it.
-        let cx0 = (-x0).max(0);
-        let cy0 = (-y0).max(0);
-        let cx1 = cw.min(width as i32 - x0);
-        let cy1 = ch.min(height as i32 - y0);
-        if cx0 >= cx1 {
-            return;
-        }
-        // 16 pixels' worth of the colour, to select from.
-        let pattern: [u8; 48] = std::array::from_fn(|i| color[i % 3]);
-        for cy in cy0..cy1 {
-            let src = &canvas[(cy * cw + cx0) as usize..(cy * cw + cx1) as usize];
-            let off = (y0 + cy) as usize * stride + (x0 + cx0) as usize * 3;
-            let dst = &mut img[off..off + src.len() * 3];
-            let mut s16 = src.chunks_exact(16);
-            let mut d16 = dst.chunks_exact_mut(48);
-            for (m, px) in (&mut s16).zip(&mut d16) {
-                let mut lo = [0u8; 8];
-                let mut hi = [0u8; 8];
-                lo.copy_from_slice(&m[..8]);
-                hi.copy_from_slice(&m[8..]);
-                if u64::from_ne_bytes(lo) | u64::from_ne_bytes(hi) == 0 {
-                    continue;
-                }
-                // Branch-free: outlines cover runs only partly.
-                let mut sel = [0u8; 48];
-                for (j, &mv) in m.iter().enumerate() {
-                    sel[3 * j..3 * j + 3].fill(0u8.wrapping_sub(mv));
-                }
-                for ((v, &c), &t) in px.iter_mut().zip(&pattern).zip(&sel) {
-                    *v = (c & t) | (*v & !t);
-                }
+        // Near the image border: skip the pixels outside the image.
+        walk(contours, thickness, row, |i, x, y| {
+            if (x as u32) < width && (y as u32) < height {
+                img[i as usize..i as usize + 3].copy_from_slice(&color);
             }
-            for (&mv, px) in s16.remainder().iter().zip(d16.into_remainder().chunks_exact_mut(3)) {
-                if mv != 0 {
-                    px.copy_from_slice(&color);
-                }
-            }
-        }
+        });
     }
 }
 
@@ -166,50 +127,84 @@ fn valid(contours: &Contours, bounds: PixelRect) -> bool {
     })
 }
 
-/// Call `put` with the index of every pixel drawn for `contours` with `thickness` (pixels
-/// drawn twice may come twice), where pixel `(x, y)` has index `origin + y * row + x * col`.
-fn walk(contours: &Contours, thickness: i32, origin: isize, row: isize, col: isize, mut put: impl FnMut(usize)) {
-    let at = |p: Point| (origin + p.y as isize * row + p.x as isize * col) as usize;
+/// Call `put(i, x, y)` for every pixel `(x, y)` drawn for `contours` with `thickness` (pixels
+/// drawn twice may come twice), where `i = y * row + 3 * x` (the byte offset of the pixel in a
+/// frame with rows `row` bytes apart; negative or past the frame for pixels outside it).
+///
+/// The same pixel set as stamping both ends of every unit step, with fewer puts: the first point
+/// of a contour gets the whole stamp, and every unit step from `p` to `q` (whose stamp at `p` is
+/// drawn by then, going round the chain in order) puts only what `q`'s stamp adds: `q` itself
+/// for thickness 1; for thickness 2 the three pixels of `q`'s plus that are not in `p`'s (a
+/// straight step: `q + d` and `q` plus and minus the perpendicular; a diagonal step: `q`, and `q`
+/// moved on along x and along y), and across a diagonal step the corners at both ends.
+#[inline(never)]
+fn walk(contours: &Contours, thickness: i32, row: isize, mut put: impl FnMut(isize, i32, i32)) {
+    const COL: isize = 3;
+    let at = |x: i32, y: i32| y as isize * row + x as isize * COL;
     // The vertex itself and, for thickness 2, its 4-neighbours.
     #[inline(always)]
-    fn stamp(i: usize, thickness: i32, row: isize, col: isize, put: &mut impl FnMut(usize)) {
-        put(i);
+    fn stamp(i: isize, x: i32, y: i32, thickness: i32, row: isize, put: &mut impl FnMut(isize, i32, i32)) {
+        put(i, x, y);
         if thickness == 2 {
-            put(i - col as usize);
-            put(i + col as usize);
-            put(i - row as usize);
-            put(i + row as usize);
+            put(i - COL, x - 1, y);
+            put(i + COL, x + 1, y);
+            put(i - row, x, y - 1);
+            put(i + row, x, y + 1);
         }
     }
+    let off = |dx: i32, dy: i32| dy as isize * row + dx as isize * COL;
     for c in contours.iter() {
         let Some(&last) = c.last() else { continue };
+        // The whole stamp at the first point (a one-point contour is a zero-length segment,
+        // drawn as the vertex alone).
+        stamp(at(last.x, last.y), last.x, last.y, thickness, row, &mut put);
         if c.len() == 1 {
-            // A one-point contour: a zero-length segment, drawn as the vertex alone.
-            stamp(at(last), thickness, row, col, &mut put);
             continue;
         }
         let mut prev = last;
         for &p in c {
             let (dx, dy) = (p.x - prev.x, p.y - prev.y);
-            let (sx, sy) = (dx.signum() as isize, dy.signum() as isize);
+            let (sx, sy) = (dx.signum(), dy.signum());
             let n = dx.abs().max(dy.abs());
-            // Corners across a diagonal step: (1,-1) and (-1,1) for steps along x = y,
-            // (1,1) and (-1,-1) for steps along x = -y.
-            let corners = thickness == 2 && sx != 0 && sy != 0;
-            let corner = if sx == sy { row - col } else { row + col };
-            let step = sy * row + sx * col;
-            let mut i = at(prev) as isize;
-            stamp(i as usize, thickness, row, col, &mut put);
-            for _ in 0..n {
-                if corners {
-                    put((i - corner) as usize);
-                    put((i + corner) as usize);
+            let (mut x, mut y) = (prev.x, prev.y);
+            let mut i = at(x, y);
+            let step = off(sx, sy);
+            if thickness == 1 {
+                for _ in 0..n {
+                    i += step;
+                    x += sx;
+                    y += sy;
+                    put(i, x, y);
                 }
-                i += step;
-                stamp(i as usize, thickness, row, col, &mut put);
-                if corners {
-                    put((i - corner) as usize);
-                    put((i + corner) as usize);
+            } else if sx == 0 || sy == 0 {
+                // Straight: the pixel ahead and the two beside `q`.
+                let (px, py) = (sy.abs(), sx.abs());
+                let (ahead, side) = (step, off(px, py));
+                for _ in 0..n {
+                    i += step;
+                    x += sx;
+                    y += sy;
+                    put(i + ahead, x + sx, y + sy);
+                    put(i + side, x + px, y + py);
+                    put(i - side, x - px, y - py);
+                }
+            } else {
+                // Diagonal: (1,-1) and (-1,1) corners for steps along x = y, (1,1) and (-1,-1)
+                // for steps along x = -y, at both ends of every step.
+                let (kx, ky) = (-(sx * sy), 1);
+                let corner = off(kx, ky);
+                let (along_x, along_y) = (off(sx, 0), off(0, sy));
+                for _ in 0..n {
+                    put(i - corner, x - kx, y - ky);
+                    put(i + corner, x + kx, y + ky);
+                    i += step;
+                    x += sx;
+                    y += sy;
+                    put(i, x, y);
+                    put(i + along_x, x + sx, y);
+                    put(i + along_y, x, y + sy);
+                    put(i - corner, x - kx, y - ky);
+                    put(i + corner, x + kx, y + ky);
                 }
             }
             prev = p;
@@ -239,6 +234,7 @@ impl Tracer {
     /// Append to `out` the outer contours of the non-zero pixels of `data` (`w` x `h`, row
     /// major), every border pixel of each, in image coordinates (pixel `(x, y)` of `data` is
     /// `(ox + x, oy + y)`).
+    #[inline(never)]
     pub(super) fn trace_external(&mut self, data: &[u8], w: usize, h: usize, ox: i32, oy: i32, out: &mut Contours) {
         if w == 0 || h == 0 {
             return;
@@ -315,6 +311,7 @@ fn skip_equal(row: &[u8], mut x: usize, v: u8) -> usize {
 }
 
 /// Follow the outer border that starts at `i0`, marking its pixels, and append it to `out`.
+#[inline(never)]
 fn trace(img: &mut [u8], deltas: &[isize; 16], i0: usize, out: &mut Contours, point: impl Fn(usize) -> (i32, i32)) {
     let at = |i: usize, s: usize| (i as isize + deltas[s]) as usize;
     let start = out.points.len();
